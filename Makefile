@@ -1,0 +1,117 @@
+# asyncgate: build, run the embedded default, test, install.
+# `make run` and `make check` first install missing Debian packages (scripts/deps.sh).
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/lib/asyncgate
+SYSCONFDIR ?= $(PREFIX)/etc
+DATADIR    ?= $(PREFIX)/share/asyncgate
+
+CC ?= cc
+PKGS := libpq libcurl json-c libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi
+
+# Project flags live here, so a user's CFLAGS= adds to them rather than replacing them.
+AG_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+	-Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition -O2 -g -MMD -MP \
+	$(PKG_CFLAGS)
+ifeq ($(SANITIZE),1)
+AG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+AG_LDFLAGS += -fsanitize=address,undefined
+B := build/san
+else
+AG_CFLAGS += -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+B := build
+endif
+
+LIB_SRC  := $(sort $(wildcard lib/*.c))
+API_SRC  := $(sort $(wildcard cgi-bin/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+IT_SRC   := $(sort $(wildcard tests/integration/test_*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+API_OBJ := $(API_SRC:%.c=$(B)/%.o)
+LIBAG   := $(B)/libag.a
+API_BIN := $(B)/asyncgate.fcgi
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+IT_BIN  := $(IT_SRC:tests/integration/%.c=$(B)/it/%)
+
+.PHONY: all deps run check unit unit-san integration conf-check bench install uninstall \
+	clean format lint
+
+all: $(API_BIN)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(AG_CFLAGS) $(CFLAGS) -I lib -c -o $@ $<
+
+$(LIBAG): $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(API_BIN): $(API_OBJ) $(LIBAG)
+	$(CC) $(AG_LDFLAGS) $(LDFLAGS) -o $@ $(API_OBJ) $(LIBAG) $(PKG_LIBS)
+
+# Unit tests may #include the .c under test to reach its statics; they link libag for the rest.
+$(B)/unit/%: tests/unit/%.c $(LIBAG)
+	@mkdir -p $(dir $@)
+	$(CC) $(AG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -I lib -I cgi-bin -o $@ $< $(LIBAG) \
+		$(AG_LDFLAGS) $(LDFLAGS) $(PKG_LIBS) -lcmocka
+
+$(B)/it/%: tests/integration/%.c $(LIBAG)
+	@mkdir -p $(dir $@)
+	$(CC) $(AG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -I lib -o $@ $< $(LIBAG) \
+		$(AG_LDFLAGS) $(LDFLAGS) $(PKG_LIBS)
+
+deps:
+	@bash scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/run.sh
+
+unit: $(UNIT_BIN)
+	@bash tests/unit/run.sh $(UNIT_BIN)
+
+# The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+unit-san:
+	@$(MAKE) --no-print-directory SANITIZE=1 unit
+
+integration: $(API_BIN) $(IT_BIN)
+	@bash tests/integration/run.sh
+
+# Every configuration key must be in the sample file and the README (PgBouncer optscan.sh).
+conf-check: $(API_BIN)
+	@bash tests/conf-check.sh $(API_BIN)
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/check.sh
+
+bench:
+	@echo "bench: not yet (issue 6)"; exit 1
+
+install: $(API_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
+		$(DESTDIR)$(DATADIR)/sql
+	install -m 0755 $(API_BIN) $(DESTDIR)$(LIBEXECDIR)/asyncgate.fcgi
+	install -m 0755 sql/migrate.sh $(DESTDIR)$(BINDIR)/asyncgate-migrate
+	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 conf/asyncgate.conf $(DESTDIR)$(SYSCONFDIR)/asyncgate.conf.sample
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBEXECDIR)/asyncgate.fcgi $(DESTDIR)$(BINDIR)/asyncgate-migrate \
+		$(DESTDIR)$(SYSCONFDIR)/asyncgate.conf.sample
+	rm -rf $(DESTDIR)$(DATADIR)/sql
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i lib/*.c lib/*.h cgi-bin/*.c cgi-bin/*.h tests/unit/*.c tests/integration/*.c
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+		--suppress=missingIncludeSystem -I lib lib cgi-bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

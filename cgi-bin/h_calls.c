@@ -1,0 +1,627 @@
+/* h_calls: POST/GET /v1/calls, GET/DELETE /v1/calls/{id}, POST /v1/calls/{id}/retry. */
+#define _GNU_SOURCE /* strcasestr */
+#include "handlers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+
+#include "call.h"
+#include "log.h"
+#include "uuid.h"
+
+#define JSON_MAX_DEPTH 32
+#define IDEM_KEY_MAX 255
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+
+void h_db_error(struct resp *rs, const struct app *app)
+{
+	if (app->db.error == DB_UNAVAILABLE) {
+		resp_problem(rs, 503, NULL, "the database is unreachable; nothing was written");
+		resp_header(rs, "Retry-After", "%lld", (long long)app->cf.retry_after_s);
+	} else {
+		resp_problem(rs, 500, NULL, "a database statement failed (sqlstate %s)",
+			     app->db.sqlstate);
+	}
+}
+
+static const char *client_of(const struct req *rq)
+{
+	const char *u = req_param(rq, "REMOTE_USER");
+
+	return u != NULL ? u : "";
+}
+
+/* Fills url with where a call's status lives: public_url, or the mount point, + /v1/calls/id. */
+static void status_url(const struct req *rq, const struct app *app, const char *id,
+		       struct buf *url)
+{
+	const char *base = app->cf.public_url[0] != '\0' ? app->cf.public_url : rq->mount;
+	size_t n = strlen(base);
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	buf_printf(url, "%.*s/v1/calls/%s", (int)n, base, id);
+}
+
+static struct json_object *accepted_json(const struct req *rq, const struct app *app,
+					 const char *id, const char *not_before, bool scheduled)
+{
+	struct json_object *o = json_object_new_object();
+	struct buf url;
+
+	buf_init(&url);
+	status_url(rq, app, id, &url);
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "state", json_object_new_string(scheduled ? "scheduled" : "queued"));
+	json_object_object_add(o, "not_before", json_object_new_string(not_before));
+	json_object_object_add(o, "status_url", json_object_new_string(url.data));
+	buf_cleanup(&url);
+	return o;
+}
+
+/* Answers 202 from rows of (id, not_before, scheduled) at columns c0..c0+2, in request order. */
+static void answer_accepted(const struct req *rq, struct resp *rs, const struct app *app,
+			    PGresult *res, int c0, const char *const *ids, size_t n, bool batch)
+{
+	struct json_object *arr = json_object_new_array();
+	int rows = PQntuples(res);
+
+	for (size_t i = 0; i < n; i++) {
+		/* RETURNING order is not promised to be VALUES order: match by id. */
+		int r = (int)i < rows && strcmp(PQgetvalue(res, (int)i, c0), ids[i]) == 0 ? (int)i : -1;
+
+		for (int j = 0; r < 0 && j < rows; j++)
+			if (strcmp(PQgetvalue(res, j, c0), ids[i]) == 0)
+				r = j;
+		if (r < 0) {
+			/* The call is gone (purged); its id is still the answer. */
+			json_object_array_add(arr, accepted_json(rq, app, ids[i], "", false));
+			continue;
+		}
+		json_object_array_add(arr, accepted_json(rq, app, ids[i],
+							 PQgetvalue(res, r, c0 + 1),
+							 PQgetvalue(res, r, c0 + 2)[0] == 't'));
+	}
+	if (batch) {
+		resp_json(rs, 202, arr);
+	} else {
+		struct json_object *one = json_object_array_get_idx(arr, 0);
+		struct buf url;
+
+		buf_init(&url);
+		status_url(rq, app, ids[0], &url);
+		resp_header(rs, "Location", "%s", url.data);
+		buf_cleanup(&url);
+		resp_json(rs, 202, one);
+	}
+	json_object_put(arr);
+}
+
+/* Looks up the functions the calls name: unknown ones are a 400, known ones lend their limits. */
+static int resolve_functions(struct resp *rs, struct app *app, struct call *calls, size_t n,
+			     bool batch)
+{
+	const struct call_env env = { &app->cf, &app->np };
+	struct json_object *names = json_object_new_array();
+	PGresult *res = NULL;
+	const char *params[1];
+	struct problem p;
+	char prefix[32] = "";
+	int rc = -1;
+
+	for (size_t i = 0; i < n; i++)
+		if (calls[i].function != NULL)
+			json_object_array_add(names, json_object_new_string(calls[i].function));
+	if (json_object_array_length(names) > 0) {
+		params[0] = json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN);
+		res = db_exec(&app->db, Q_FUNCTIONS_GET, params);
+		if (res == NULL) {
+			h_db_error(rs, app);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct call *c = &calls[i];
+		int64_t lim[4] = { -1, -1, -1, -1 };
+
+		if (batch)
+			snprintf(prefix, sizeof(prefix), "[%zu].", i);
+		if (c->function != NULL) {
+			int r;
+
+			for (r = 0; r < PQntuples(res); r++)
+				if (strcmp(PQgetvalue(res, r, 0), c->function) == 0)
+					break;
+			if (r == PQntuples(res)) {
+				snprintf(p.field, sizeof(p.field), "%sfunction", prefix);
+				resp_problem(rs, 400, p.field, "%s: no function named %s is registered",
+					     p.field, c->function);
+				goto out;
+			}
+			for (int k = 0; k < 4; k++)
+				if (!PQgetisnull(res, r, k + 1))
+					lim[k] = strtoll(PQgetvalue(res, r, k + 1), NULL, 10);
+		}
+		if (call_resolve(c, &env, lim[0], lim[1], lim[2], lim[3], prefix, &p) != 0) {
+			resp_problem(rs, p.status, p.field, "%s", p.detail);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	PQclear(res);
+	json_object_put(names);
+	return rc;
+}
+
+int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls,
+	    size_t n, bool batch)
+{
+	const char *key = req_param(rq, "HTTP_IDEMPOTENCY_KEY");
+	struct json_object *rows = json_object_new_array();
+	char (*ids)[UUID_LEN] = xcalloc(n, UUID_LEN);
+	const char **idp = xcalloc(n, sizeof(*idp));
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	char hash[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned int dlen = 0;
+	EVP_MD_CTX *md = NULL;
+	PGresult *res = NULL;
+	const char *params[5];
+
+	if (key != NULL && (*key == '\0' || strlen(key) > IDEM_KEY_MAX)) {
+		resp_problem(rs, 400, "Idempotency-Key", "Idempotency-Key: must be 1 to %d bytes",
+			     IDEM_KEY_MAX);
+		goto out;
+	}
+	if (resolve_functions(rs, app, calls, n, batch) != 0)
+		goto out;
+	/* The idempotency hash covers each instruction as stored, without its fresh id. */
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		resp_problem(rs, 500, NULL, "hashing failed");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *row = call_row_json(&calls[i], NULL);
+		size_t len;
+		const char *s = json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN, &len);
+
+		EVP_DigestUpdate(md, s, len + 1); /* with the NUL, as a separator */
+		if (uuid_v7(ids[i]) != 0) {
+			json_object_put(row);
+			resp_problem(rs, 500, NULL, "could not make an id");
+			goto out;
+		}
+		idp[i] = ids[i];
+		json_object_object_add(row, "id", json_object_new_string(ids[i]));
+		json_object_array_add(rows, row);
+	}
+	EVP_DigestUpdate(md, batch ? "b" : "o", 1);
+	EVP_DigestFinal_ex(md, digest, &dlen);
+	for (unsigned int i = 0; i < dlen; i++)
+		snprintf(hash + 2 * i, 3, "%02x", digest[i]);
+
+	params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
+	params[1] = client_of(rq);
+	params[2] = key;
+	params[3] = hash;
+	params[4] = batch ? "t" : "f";
+	res = db_exec(&app->db, Q_CALLS_INSERT, params);
+	if (res == NULL) {
+		h_db_error(rs, app);
+		goto out;
+	}
+	if (PQntuples(res) == 0 && key != NULL) {
+		/* The key was taken: replay its answer if this is the same request, else 409. */
+		const char *iparams[2] = { client_of(rq), key };
+		int nr;
+
+		PQclear(res);
+		res = db_exec(&app->db, Q_IDEM_GET, iparams);
+		if (res == NULL) {
+			h_db_error(rs, app);
+			goto out;
+		}
+		nr = PQntuples(res);
+		if (nr == 0) {
+			resp_problem(rs, 409, "Idempotency-Key",
+				     "Idempotency-Key: in use by a request that did not finish; retry");
+			goto out;
+		}
+		if (strcmp(PQgetvalue(res, 0, 0), hash) != 0 ||
+		    (PQgetvalue(res, 0, 1)[0] == 't') != batch) {
+			resp_problem(rs, 409, "Idempotency-Key",
+				     "Idempotency-Key: already used for a different request");
+			goto out;
+		}
+		if ((size_t)nr != n) {
+			resp_problem(rs, 409, "Idempotency-Key",
+				     "Idempotency-Key: already used for a different request");
+			goto out;
+		}
+		for (int r = 0; r < nr; r++)
+			snprintf(ids[r], UUID_LEN, "%s", PQgetvalue(res, r, 2));
+		resp_header(rs, "Idempotent-Replayed", "true");
+		answer_accepted(rq, rs, app, res, 2, idp, n, batch);
+		goto out;
+	}
+	log_info("enqueue calls=%zu first=%s batch=%d", n, ids[0], batch);
+	answer_accepted(rq, rs, app, res, 0, idp, n, batch);
+out:
+	EVP_MD_CTX_free(md);
+	PQclear(res);
+	json_object_put(rows);
+	free(idp);
+	free(ids);
+	return 0;
+}
+
+/* application/json, optionally with parameters; a charset, if given, must be UTF-8. */
+static bool json_content_type(const char *ct)
+{
+	const char *cs;
+
+	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
+		return false;
+	cs = strcasestr(ct, "charset=");
+	if (cs != NULL) {
+		cs += 8;
+		if (*cs == '"')
+			cs++;
+		return strncasecmp(cs, "utf-8", 5) == 0 || strncasecmp(cs, "utf8", 4) == 0;
+	}
+	return true;
+}
+
+int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
+{
+	const struct call_env env = { &app->cf, &app->np };
+	struct json_tokener *tok = NULL;
+	struct json_object *doc = NULL;
+	struct call *calls = NULL;
+	size_t n = 0;
+	size_t end;
+	bool batch;
+	struct problem p;
+	enum json_tokener_error jerr;
+
+	if (!json_content_type(req_param(rq, "CONTENT_TYPE"))) {
+		resp_problem(rs, 415, "Content-Type",
+			     "Content-Type: send the instruction as application/json");
+		goto out;
+	}
+	if (rq->body_len == 0) {
+		resp_problem(rs, 400, "body",
+			     "body: a call instruction (a JSON object) or an array of them is "
+			     "required");
+		goto out;
+	}
+	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	doc = json_tokener_parse_ex(tok, rq->body, (int)rq->body_len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	if (doc == NULL || jerr != json_tokener_success) {
+		resp_problem(rs, 400, "body", "body: malformed JSON near byte %zu: %s", end,
+			     jerr == json_tokener_continue ? "unexpected end of input"
+							   : json_tokener_error_desc(jerr));
+		goto out;
+	}
+	while (end < rq->body_len && strchr(" \t\r\n", rq->body[end]) != NULL)
+		end++;
+	if (end != rq->body_len) {
+		resp_problem(rs, 400, "body", "body: unexpected bytes after the JSON document at byte %zu",
+			     end);
+		goto out;
+	}
+	batch = json_object_is_type(doc, json_type_array);
+	n = batch ? json_object_array_length(doc) : 1;
+	if (batch && n == 0) {
+		resp_problem(rs, 400, "body", "body: the array holds no call instructions");
+		goto out;
+	}
+	if ((int64_t)n > app->cf.max_batch) {
+		resp_problem(rs, 400, "body", "body: %zu instructions; at most %lld per request", n,
+			     (long long)app->cf.max_batch);
+		goto out;
+	}
+	calls = xcalloc(n, sizeof(*calls));
+	for (size_t i = 0; i < n; i++)
+		call_init(&calls[i]);
+	for (size_t i = 0; i < n; i++) {
+		char prefix[32] = "";
+
+		if (batch)
+			snprintf(prefix, sizeof(prefix), "[%zu].", i);
+		if (call_from_json(&calls[i], batch ? json_object_array_get_idx(doc, i) : doc, &env,
+				   prefix, &p) != 0) {
+			/* "[3]." alone names the element itself */
+			if (batch && p.field[strlen(p.field) - 1] == '.')
+				p.field[strlen(p.field) - 1] = '\0';
+			resp_problem(rs, p.status, p.field, "%s", p.detail);
+			goto out;
+		}
+	}
+	enqueue(rq, rs, app, calls, n, batch);
+out:
+	for (size_t i = 0; calls != NULL && i < n; i++)
+		call_cleanup(&calls[i]);
+	free(calls);
+	json_object_put(doc);
+	if (tok != NULL)
+		json_tokener_free(tok);
+	return 0;
+}
+
+int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *rest)
+{
+	const struct call_env env = { &app->cf, &app->np };
+	struct call c;
+	struct problem p;
+
+	call_init(&c);
+	if (call_from_request(&c, rq, rest, &env, &p) != 0)
+		resp_problem(rs, p.status, p.field, "%s", p.detail);
+	else
+		enqueue(rq, rs, app, &c, 1, false);
+	call_cleanup(&c);
+	return 0;
+}
+
+/* Header values that are credentials are shown as "[redacted]" in status output. */
+static void redact_headers(struct json_object *headers)
+{
+	static const char *const secret[] = { "Authorization", "Proxy-Authorization", "Cookie",
+					      "X-Api-Key" };
+
+	if (headers == NULL || !json_object_is_type(headers, json_type_object))
+		return;
+	json_object_object_foreach(headers, k, v)
+	{
+		(void)v;
+		for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+			if (strcasecmp(k, secret[i]) == 0)
+				json_object_object_add(headers, k, json_object_new_string("[redacted]"));
+	}
+}
+
+int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+{
+	PGresult *res = NULL;
+	PGresult *att = NULL;
+	struct json_object *o = NULL;
+	struct json_object *arr;
+	struct json_object *cb;
+	const char *params[1] = { id };
+
+	(void)rq;
+	if (!uuid_valid(id)) {
+		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
+		goto out;
+	}
+	res = db_exec(&app->db, Q_CALL_GET, params);
+	if (res == NULL) {
+		h_db_error(rs, app);
+		goto out;
+	}
+	if (PQntuples(res) == 0) {
+		resp_problem(rs, 404, "id", "id: no call with this id");
+		goto out;
+	}
+	att = db_exec(&app->db, Q_CALL_ATTEMPTS, params);
+	if (att == NULL) {
+		h_db_error(rs, app);
+		goto out;
+	}
+	o = db_row_json(res, 0);
+	redact_headers(json_object_object_get(o, "headers"));
+	if (json_object_object_get_ex(o, "callback", &cb))
+		redact_headers(json_object_object_get(cb, "headers"));
+	if (json_object_object_get_ex(o, "failure_callback", &cb))
+		redact_headers(json_object_object_get(cb, "headers"));
+	arr = json_object_new_array();
+	for (int r = 0; r < PQntuples(att); r++)
+		json_object_array_add(arr, db_row_json(att, r));
+	json_object_object_add(o, "attempts", arr);
+	resp_json(rs, 200, o);
+out:
+	json_object_put(o);
+	PQclear(att);
+	PQclear(res);
+	return 0;
+}
+
+static bool state_known(const char *s)
+{
+	static const char *const states[] = { "scheduled", "queued",  "in_flight", "retrying",
+					      "succeeded", "dead",    "expired",   "cancelled" };
+
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(s, states[i]) == 0)
+			return true;
+	return false;
+}
+
+int h_calls_list(const struct req *rq, struct resp *rs, struct app *app)
+{
+	char *state = NULL, *function = NULL, *corr = NULL, *after = NULL;
+	char limit_text[16];
+	long limit = LIST_DEFAULT;
+	char *copy = xstrdup(rq->query);
+	char *save = NULL;
+	PGresult *res = NULL;
+	struct json_object *o = NULL;
+	struct json_object *arr;
+	const char *params[5];
+
+	for (char *kv = strtok_r(copy, "&", &save); kv != NULL; kv = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(kv, '=');
+		char *val;
+		char **dst = NULL;
+
+		for (char *t = kv; *t != '\0'; t++)
+			if (*t == '+')
+				*t = ' ';
+		if (eq == NULL)
+			eq = kv + strlen(kv);
+		val = http_pct_decode(*eq == '=' ? eq + 1 : eq, strlen(*eq == '=' ? eq + 1 : eq));
+		*eq = '\0';
+		if (val == NULL) {
+			resp_problem(rs, 400, kv, "%s: malformed percent-encoding", kv);
+			goto out;
+		}
+		if (strcmp(kv, "state") == 0)
+			dst = &state;
+		else if (strcmp(kv, "function") == 0)
+			dst = &function;
+		else if (strcmp(kv, "correlation_id") == 0)
+			dst = &corr;
+		else if (strcmp(kv, "after") == 0)
+			dst = &after;
+		else if (strcmp(kv, "limit") == 0) {
+			char *end;
+
+			limit = strtol(val, &end, 10);
+			if (end == val || *end != '\0' || limit < 1 || limit > LIST_MAX) {
+				free(val);
+				resp_problem(rs, 400, "limit", "limit: must be a whole number from 1 to %d",
+					     LIST_MAX);
+				goto out;
+			}
+			free(val);
+			continue;
+		} else {
+			free(val);
+			resp_problem(rs, 400, kv,
+				     "%.100s: unknown parameter (state, function, correlation_id, "
+				     "limit, after)",
+				     kv);
+			goto out;
+		}
+		free(*dst);
+		*dst = val;
+	}
+	if (state != NULL && !state_known(state)) {
+		resp_problem(rs, 400, "state",
+			     "state: must be one of scheduled, queued, in_flight, retrying, "
+			     "succeeded, dead, expired, cancelled");
+		goto out;
+	}
+	if (after != NULL && !uuid_valid(after)) {
+		resp_problem(rs, 400, "after", "after: must be a call id from a previous page");
+		goto out;
+	}
+	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
+	params[0] = state;
+	params[1] = function;
+	params[2] = corr;
+	params[3] = after;
+	params[4] = limit_text;
+	res = db_exec(&app->db, Q_CALLS_LIST, params);
+	if (res == NULL) {
+		h_db_error(rs, app);
+		goto out;
+	}
+	o = json_object_new_object();
+	arr = json_object_new_array();
+	for (int r = 0; r < PQntuples(res); r++)
+		json_object_array_add(arr, db_row_json(res, r));
+	json_object_object_add(o, "calls", arr);
+	if (PQntuples(res) == limit)
+		json_object_object_add(o, "next_after",
+				       json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	resp_json(rs, 200, o);
+out:
+	json_object_put(o);
+	PQclear(res);
+	free(state);
+	free(function);
+	free(corr);
+	free(after);
+	free(copy);
+	return 0;
+}
+
+/* After a state change found no row: 404 if there is no such call, else 409 with its state. */
+static void explain_state(struct resp *rs, struct app *app, const char *id, const char *what)
+{
+	const char *params[1] = { id };
+	PGresult *res = db_exec(&app->db, Q_CALL_STATE, params);
+
+	if (res == NULL)
+		h_db_error(rs, app);
+	else if (PQntuples(res) == 0)
+		resp_problem(rs, 404, "id", "id: no call with this id");
+	else
+		resp_problem(rs, 409, "state", "state: the call is %s; %s", PQgetvalue(res, 0, 0),
+			     what);
+	PQclear(res);
+}
+
+int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+{
+	const char *params[1] = { id };
+	PGresult *res = NULL;
+	struct json_object *o;
+
+	(void)rq;
+	if (!uuid_valid(id)) {
+		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
+		return 0;
+	}
+	res = db_exec(&app->db, Q_CALL_CANCEL, params);
+	if (res == NULL && db_sqlstate_is(&app->db, "40001"))
+		/* A drainer moved the row to another partition meanwhile: look again. */
+		res = db_exec(&app->db, Q_CALL_CANCEL, params);
+	if (res == NULL) {
+		h_db_error(rs, app);
+		return 0;
+	}
+	if (PQntuples(res) == 0) {
+		explain_state(rs, app, id,
+			      "only scheduled, queued and retrying calls can be cancelled");
+	} else {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(id));
+		json_object_object_add(o, "state", json_object_new_string("cancelled"));
+		resp_json(rs, 200, o);
+		json_object_put(o);
+		log_info("cancel call=%s", id);
+	}
+	PQclear(res);
+	return 0;
+}
+
+int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+{
+	const char *params[1] = { id };
+	PGresult *res = NULL;
+	struct json_object *o;
+
+	if (!uuid_valid(id)) {
+		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
+		return 0;
+	}
+	res = db_exec(&app->db, Q_CALL_RETRY, params);
+	if (res == NULL) {
+		h_db_error(rs, app);
+		return 0;
+	}
+	if (PQntuples(res) == 0) {
+		explain_state(rs, app, id, "only dead, expired and cancelled calls can be retried");
+	} else {
+		o = accepted_json(rq, app, id, PQgetvalue(res, 0, 1), false);
+		resp_json(rs, 202, o);
+		json_object_put(o);
+		log_info("retry call=%s", id);
+	}
+	PQclear(res);
+	return 0;
+}

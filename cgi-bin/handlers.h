@@ -1,0 +1,38 @@
+/* handlers: one function per route; each reads a struct req and fills a struct resp. */
+#ifndef AG_HANDLERS_H
+#define AG_HANDLERS_H
+
+#include "conf.h"
+#include "db.h"
+#include "http.h"
+#include "netpolicy.h"
+
+/* What every handler may use, for the life of the process. */
+struct app {
+	struct conf cf;
+	struct netpolicy np;
+	struct db db;
+};
+
+/* Each returns 0 when rs is filled (an error answer is still 0); -1 only for a bug. */
+int h_calls_post(const struct req *rq, struct resp *rs, struct app *app);
+int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *rest);
+int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const char *id);
+int h_calls_list(const struct req *rq, struct resp *rs, struct app *app);
+int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id);
+int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const char *id);
+int h_health(const struct req *rq, struct resp *rs, struct app *app);
+
+/* Routes a request to its handler (405 / 404 problems for the rest). */
+void route(const struct req *rq, struct resp *rs, struct app *app);
+
+struct call;
+/* Enqueues n checked calls in one statement (all or nothing), with the request's
+ * Idempotency-Key, and answers 202 (an object, or an array when batch). Frees nothing. */
+int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls,
+	    size_t n, bool batch);
+
+/* Answers 503 with Retry-After (database unreachable), or 500 for a failed statement. */
+void h_db_error(struct resp *rs, const struct app *app);
+
+#endif

@@ -1,0 +1,309 @@
+/* main_fcgi: the accept loop. Runs as plain CGI (one request, then exit), as a FastCGI app
+ * spawned by the web server (listening socket on fd 0), or as a standalone FastCGI server on
+ * its own socket (--socket, for nginx or spawn-fcgi). The only file that touches FCGX_*. */
+#include "handlers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <fcgiapp.h>
+
+#include "log.h"
+
+extern char **environ;
+
+static void usage(FILE *f)
+{
+	fputs("usage: asyncgate.fcgi [--conf FILE] [--socket PATH|HOST:PORT] [--backlog N]\n"
+	      "       asyncgate.fcgi --check-conf [--conf FILE] | --conf-keys\n"
+	      "Without --socket it serves FastCGI on fd 0 when a web server spawned it, and\n"
+	      "plain CGI otherwise. The configuration file defaults to $ASYNCGATE_CONF.\n",
+	      f);
+}
+
+/* Copies the parameters (envp) so that they outlive FCGX_Finish_r. */
+static char **copy_params(char **envp)
+{
+	size_t n = 0;
+	char **out;
+
+	while (envp != NULL && envp[n] != NULL)
+		n++;
+	out = xcalloc(n + 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(envp[i]);
+	return out;
+}
+
+/* Strict CONTENT_LENGTH: digits only, no sign, no overflow. -1 when malformed. */
+static long long parse_length(const char *s)
+{
+	long long v = 0;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || v > (1LL << 40))
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return v;
+}
+
+/* Fills path and mount from REQUEST_URI (raw, so percent-encoded URLs in transparent mode
+ * survive) and SCRIPT_NAME (the mount point, when the web server put us under a prefix). */
+static void set_path(struct req *rq)
+{
+	const char *uri = req_param(rq, "REQUEST_URI");
+	const char *script = req_param(rq, "SCRIPT_NAME");
+	const char *q;
+	char *raw;
+
+	if (uri == NULL || *uri == '\0') {
+		const char *pi = req_param(rq, "PATH_INFO");
+
+		rq->path = xasprintf("%s%s", script != NULL ? script : "", pi != NULL ? pi : "");
+		rq->mount = xstrdup("");
+		return;
+	}
+	q = strchr(uri, '?');
+	raw = q != NULL ? xstrndup(uri, (size_t)(q - uri)) : xstrdup(uri);
+	if (strncmp(raw, "/v1/", 4) != 0 && script != NULL && *script != '\0' &&
+	    strcmp(script, "/") != 0 && strncmp(raw, script, strlen(script)) == 0 &&
+	    strncmp(raw + strlen(script), "/v1/", 4) == 0) {
+		rq->mount = xstrdup(script);
+		rq->path = xstrdup(raw + strlen(script));
+		free(raw);
+		return;
+	}
+	rq->mount = xstrdup("");
+	rq->path = raw;
+}
+
+/* Reads the request body when its length is within the limit. Returns 0, or -1 with rs set. */
+typedef int (*read_fn)(void *src, char *dst, int n);
+
+static int read_body(struct req *rq, struct resp *rs, const struct app *app, read_fn rd,
+		     void *src)
+{
+	long long len = parse_length(req_param(rq, "CONTENT_LENGTH"));
+	size_t got = 0;
+
+	if (len < 0) {
+		resp_problem(rs, 400, "Content-Length", "Content-Length: malformed");
+		return -1;
+	}
+	if (len > app->cf.max_request_bytes) {
+		/* Answer without reading it all (the web server discards the rest). */
+		resp_problem(rs, 413, "body", "body: %lld bytes; the limit is %lld", len,
+			     (long long)app->cf.max_request_bytes);
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	rq->body = xmalloc((size_t)len + 1);
+	while (got < (size_t)len) {
+		int n = rd(src, rq->body + got, (int)((size_t)len - got));
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	rq->body[got] = '\0';
+	rq->body_len = got;
+	if (got != (size_t)len) {
+		resp_problem(rs, 400, "body", "body: %zu of %lld bytes arrived", got, len);
+		return -1;
+	}
+	return 0;
+}
+
+static int read_fcgi(void *src, char *dst, int n)
+{
+	return FCGX_GetStr(dst, n, (FCGX_Stream *)src);
+}
+
+static int read_stdin(void *src, char *dst, int n)
+{
+	(void)src;
+	return (int)fread(dst, 1, (size_t)n, stdin);
+}
+
+/* Everything for one request but I/O: parse, route, and log problems. */
+static void serve(struct req *rq, struct resp *rs, struct app *app, read_fn rd, void *src)
+{
+	const char *m = req_param(rq, "REQUEST_METHOD");
+	char esc[256];
+
+	rq->method = m != NULL ? m : "GET";
+	rq->query = req_param(rq, "QUERY_STRING") != NULL ? req_param(rq, "QUERY_STRING") : "";
+	set_path(rq);
+	if (read_body(rq, rs, app, rd, src) == 0)
+		route(rq, rs, app);
+	if (rs->status == 0)
+		resp_problem(rs, 500, NULL, "the handler gave no answer");
+	if (rs->status >= 400)
+		log_info("request method=%s path=%s status=%d",
+			 log_esc(esc, 80, rq->method, strlen(rq->method)), rq->path, rs->status);
+}
+
+/* The CGI/FastCGI response: Status line, headers, blank line, body (none for HEAD). */
+static char *render(const struct req *rq, const struct resp *rs, size_t *len)
+{
+	struct buf out;
+	bool head = strcmp(rq->method, "HEAD") == 0;
+
+	buf_init(&out);
+	buf_printf(&out, "Status: %d %s\r\n", rs->status, http_reason(rs->status));
+	if (rs->content_type != NULL)
+		buf_printf(&out, "Content-Type: %s\r\n", rs->content_type);
+	buf_printf(&out, "Content-Length: %zu\r\nCache-Control: no-store\r\n", rs->body_len);
+	if (rs->headers.len > 0)
+		buf_append(&out, rs->headers.data, rs->headers.len);
+	buf_puts(&out, "\r\n");
+	if (!head && rs->body_len > 0)
+		buf_append(&out, rs->body, rs->body_len);
+	return buf_take(&out, len);
+}
+
+static int run_cgi(struct app *app)
+{
+	struct req rq;
+	struct resp rs;
+	char *out;
+	size_t len;
+
+	req_init(&rq);
+	resp_init(&rs);
+	rq.params = copy_params(environ);
+	serve(&rq, &rs, app, read_stdin, NULL);
+	out = render(&rq, &rs, &len);
+	fwrite(out, 1, len, stdout);
+	fflush(stdout);
+	free(out);
+	resp_reset(&rs);
+	req_reset(&rq);
+	return 0;
+}
+
+static int run_fcgi(struct app *app, int listen_fd)
+{
+	FCGX_Request fr;
+	struct req rq;
+	struct resp rs;
+
+	if (FCGX_InitRequest(&fr, listen_fd, 0) != 0) {
+		log_err("fcgi init failed");
+		return 1;
+	}
+	req_init(&rq);
+	resp_init(&rs);
+	while (FCGX_Accept_r(&fr) >= 0) {
+		char *out;
+		size_t len;
+
+		rq.params = copy_params(fr.envp);
+		serve(&rq, &rs, app, read_fcgi, fr.in);
+		out = render(&rq, &rs, &len);
+		FCGX_PutStr(out, (int)len, fr.out);
+		free(out);
+		FCGX_Finish_r(&fr);
+		resp_reset(&rs);
+		req_reset(&rq); /* the one release point per request */
+	}
+	FCGX_Free(&fr, 1);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf_path = NULL;
+	const char *sock = NULL;
+	int backlog = 128;
+	bool check_only = false;
+	enum log_level lvl = LOGL_INFO;
+	struct app app;
+	int rc = 1;
+
+	log_init(argv[0], LOGL_INFO);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--conf") == 0 && i + 1 < argc) {
+			conf_path = argv[++i];
+		} else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+			sock = argv[++i];
+		} else if (strcmp(argv[i], "--backlog") == 0 && i + 1 < argc) {
+			backlog = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--check-conf") == 0) {
+			check_only = true;
+		} else if (strcmp(argv[i], "--conf-keys") == 0) {
+			for (size_t k = 0; conf_key_name(k) != NULL; k++)
+				puts(conf_key_name(k));
+			return 0;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	conf_defaults(&app.cf);
+	if (conf_load(&app.cf, conf_path) != 0 ||
+	    netpolicy_init(&app.np, app.cf.allow_targets) != 0) {
+		log_err("configuration rejected; not serving");
+		conf_cleanup(&app.cf);
+		return 1;
+	}
+	if (log_level_parse(app.cf.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (check_only) {
+		puts("configuration ok");
+		rc = 0;
+		goto out_conf;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	/* httpoxy: libcurl must never take a proxy from a client-controlled variable. */
+	unsetenv("HTTP_PROXY");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		log_err("curl_global_init failed");
+		goto out_conf;
+	}
+	db_init(&app.db, app.cf.database);
+	if (sock == NULL && FCGX_IsCGI()) {
+		rc = run_cgi(&app);
+	} else {
+		int fd = 0;
+
+		if (FCGX_Init() != 0) {
+			log_err("FCGX_Init failed");
+			goto out_db;
+		}
+		if (sock != NULL) {
+			/* Owner-only socket: the web server runs as the same user or a group member
+			 * given access by the operator. */
+			mode_t old = umask(0077);
+
+			fd = FCGX_OpenSocket(sock, backlog);
+			umask(old);
+			if (fd < 0) {
+				log_err("cannot listen on %s: %s", sock, strerror(errno));
+				goto out_db;
+			}
+			log_info("listening socket=%s", sock);
+		}
+		rc = run_fcgi(&app, fd);
+	}
+out_db:
+	db_cleanup(&app.db);
+	curl_global_cleanup();
+out_conf:
+	netpolicy_cleanup(&app.np);
+	conf_cleanup(&app.cf);
+	return rc;
+}

@@ -1,0 +1,86 @@
+/* call: one call instruction, parsed and checked field by field, from JSON or from a
+ * transparent-mode request; and its row for the insert statement. */
+#ifndef AG_CALL_H
+#define AG_CALL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xalloc.h"
+
+struct json_object;
+struct conf;
+struct netpolicy;
+struct req;
+
+/* What a bad input was: the HTTP status, the field (JSON path such as "[3].headers.X-A" or a
+ * header name such as "Async-Delay"), and a sentence for the problem+json detail. */
+struct problem {
+	int status;
+	char field[192];
+	char detail[640];
+};
+
+/* Everything the checks need to know about the gateway. Borrowed. */
+struct call_env {
+	const struct conf *cf;
+	const struct netpolicy *np;
+};
+
+/* One instruction. Strings and JSON objects are owned (call_cleanup frees them). Numbers
+ * are -1 when not given, until call_resolve fills them from the function or the defaults. */
+struct call {
+	char *function;               /* registered name, or NULL */
+	char *target;                 /* absolute http(s) URL, or NULL */
+	char *path;                   /* with function only; starts with '/' */
+	char *method;                 /* upper case */
+	char *query;                  /* encoded, without '?'; never NULL after parsing */
+	struct json_object *headers;  /* {"Name": "value"} */
+	unsigned char *body;          /* NULL when there is no body */
+	size_t body_len;
+	const char *body_type;        /* "json", "text", "binary" (static) or NULL */
+	bool has_not_before;
+	int64_t not_before_us;        /* absolute, when has_not_before */
+	bool has_delay;
+	int64_t delay_ms;             /* relative to the commit; 0 = due now */
+	int64_t expires_in_ms;        /* 0 = never */
+	char *correlation_id;
+	char *callback_url;
+	struct json_object *callback_headers;
+	char *failure_callback_url;
+	struct json_object *failure_callback_headers;
+	int64_t max_attempts;
+	int64_t retry_initial_ms;
+	int64_t retry_max_ms;
+	int64_t timeout_ms;
+};
+
+void call_init(struct call *c);
+void call_cleanup(struct call *c);
+
+/* Fills c from one JSON instruction. prefix ("" or "[3].") starts every field name in p.
+ * Returns 0, or -1 with p filled; c is then partly filled and must still be cleaned up. */
+int call_from_json(struct call *c, struct json_object *o, const struct call_env *env,
+		   const char *prefix, struct problem *p) MUSTCHECK;
+
+/* Fills c from a transparent-mode request: rest is the route path after "/v1/async/" (still
+ * percent-encoded), the method, query, body and end-to-end headers come from rq, and the
+ * Async-* control headers set the options. Returns 0, or -1 with p filled. */
+int call_from_request(struct call *c, const struct req *rq, const char *rest,
+		      const struct call_env *env, struct problem *p) MUSTCHECK;
+
+/* Fills the limits not given from the function's (fn_* < 0 when the function has none, or
+ * for a raw URL) and then from the gateway defaults, and checks the combination. */
+int call_resolve(struct call *c, const struct call_env *env, int64_t fn_timeout_ms,
+		 int64_t fn_max_attempts, int64_t fn_retry_initial_ms, int64_t fn_retry_max_ms,
+		 const char *prefix, struct problem *p) MUSTCHECK;
+
+/* The call as a JSON object for Q_CALLS_INSERT's rows (new; caller puts). id may be NULL
+ * (used to compute the idempotency hash, which must not depend on the fresh id). */
+struct json_object *call_row_json(const struct call *c, const char *id) MUSTCHECK;
+
+/* Duration fields accept a string ("90s") or a whole number of seconds. */
+int call_parse_duration(struct json_object *v, int64_t *ms);
+
+#endif

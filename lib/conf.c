@@ -1,0 +1,209 @@
+/* conf: one table of keys with type, default and bounds (PgBouncer's key table). */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "timeparse.h"
+#include "xalloc.h"
+
+enum conf_type { CONF_STR, CONF_INT, CONF_BYTES, CONF_DURATION, CONF_LOGLEVEL };
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t offset;
+	const char *def;
+	int64_t min, max; /* for numbers, after unit conversion */
+};
+
+#define KEY(n, f, t, d, lo, hi) { n, t, offsetof(struct conf, f), d, lo, hi }
+#define DAY_MS (86400000LL)
+
+static const struct conf_key keys[] = {
+	KEY("database", database, CONF_STR, "", 0, 0),
+	KEY("log_level", log_level, CONF_LOGLEVEL, "info", 0, 0),
+	KEY("allow_targets", allow_targets, CONF_STR, "", 0, 0),
+	KEY("public_url", public_url, CONF_STR, "", 0, 0),
+	KEY("max_request_bytes", max_request_bytes, CONF_BYTES, "16M", 1024, 1LL << 30),
+	KEY("max_body_bytes", max_body_bytes, CONF_BYTES, "1M", 1, 256LL << 20),
+	KEY("max_batch", max_batch, CONF_INT, "1000", 1, 100000),
+	KEY("max_headers", max_headers, CONF_INT, "64", 0, 1000),
+	KEY("max_delay", max_delay_ms, CONF_DURATION, "365d", 0, 3650 * DAY_MS),
+	KEY("max_timeout", max_timeout_ms, CONF_DURATION, "30m", 1000, DAY_MS),
+	KEY("max_expires_in", max_expires_in_ms, CONF_DURATION, "400d", 1000, 3650 * DAY_MS),
+	KEY("default_timeout", default_timeout_ms, CONF_DURATION, "30s", 1000, DAY_MS),
+	KEY("default_max_attempts", default_max_attempts, CONF_INT, "10", 1, 100),
+	KEY("default_retry_initial", default_retry_initial_ms, CONF_DURATION, "1s", 0, 30 * DAY_MS),
+	KEY("default_retry_max", default_retry_max_ms, CONF_DURATION, "1h", 0, 30 * DAY_MS),
+	KEY("retry_after_s", retry_after_s, CONF_INT, "5", 1, 3600),
+};
+
+const char *conf_key_name(size_t i)
+{
+	return i < sizeof(keys) / sizeof(keys[0]) ? keys[i].name : NULL;
+}
+
+/* "1048576", "64K", "1M", "1G" (powers of 1024). */
+static int parse_bytes(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+	int shift = 0;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || v < 0)
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift != 0)
+		end++;
+	if (*end != '\0' || v > (INT64_MAX >> shift))
+		return -1;
+	*out = (int64_t)v << shift;
+	return 0;
+}
+
+static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
+{
+	char *base = (char *)cf + k->offset;
+	int64_t v = 0;
+	enum log_level lvl;
+
+	switch (k->type) {
+	case CONF_STR:
+	case CONF_LOGLEVEL:
+		if (k->type == CONF_LOGLEVEL && log_level_parse(value, &lvl) != 0) {
+			log_err("conf %s: expected error, warn, info or debug", k->name);
+			return -1;
+		}
+		free(*(char **)base);
+		*(char **)base = xstrdup(value);
+		return 0;
+	case CONF_INT: {
+		char *end;
+
+		errno = 0;
+		v = strtoll(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0') {
+			log_err("conf %s: expected a whole number", k->name);
+			return -1;
+		}
+		break;
+	}
+	case CONF_BYTES:
+		if (parse_bytes(value, &v) != 0) {
+			log_err("conf %s: expected a size such as 65536, 64K or 1M", k->name);
+			return -1;
+		}
+		break;
+	case CONF_DURATION:
+		if (timeparse_duration(value, &v) != 0) {
+			log_err("conf %s: expected a duration such as 30s, 15m, 2h or 1d", k->name);
+			return -1;
+		}
+		break;
+	}
+	if (v < k->min || v > k->max) {
+		log_err("conf %s: %s is out of range", k->name, value);
+		return -1;
+	}
+	*(int64_t *)base = v;
+	return 0;
+}
+
+int conf_set(struct conf *cf, const char *key, const char *value)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(keys[i].name, key) == 0)
+			return set_key(cf, &keys[i], value);
+	}
+	log_err("conf: unknown key %s", key);
+	return -1;
+}
+
+void conf_defaults(struct conf *cf)
+{
+	memset(cf, 0, sizeof(*cf));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (set_key(cf, &keys[i], keys[i].def) != 0)
+			abort(); /* a default that fails its own check is a bug */
+	}
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int conf_load(struct conf *cf, const char *path)
+{
+	char line[4096];
+	FILE *f;
+	int lineno = 0;
+	int rc = 0;
+
+	if (path == NULL)
+		path = getenv("ASYNCGATE_CONF");
+	if (path == NULL || *path == '\0')
+		return 0;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		log_err("conf %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *s = trim(line);
+		char *eq;
+
+		lineno++;
+		if (*s == '\0' || *s == '#' || *s == ';')
+			continue;
+		eq = strchr(s, '=');
+		if (eq == NULL) {
+			log_err("conf %s:%d: expected key = value", path, lineno);
+			rc = -1;
+			continue;
+		}
+		*eq = '\0';
+		if (conf_set(cf, trim(s), trim(eq + 1)) != 0) {
+			log_err("conf %s:%d: line rejected", path, lineno);
+			rc = -1;
+		}
+	}
+	fclose(f);
+	if (cf->default_retry_initial_ms > cf->default_retry_max_ms) {
+		log_err("conf %s: default_retry_initial exceeds default_retry_max", path);
+		rc = -1;
+	}
+	return rc;
+}
+
+void conf_cleanup(struct conf *cf)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (keys[i].type == CONF_STR || keys[i].type == CONF_LOGLEVEL) {
+			char **p = (char **)((char *)cf + keys[i].offset);
+
+			free(*p);
+			*p = NULL;
+		}
+	}
+}

@@ -1,0 +1,49 @@
+/* db: one persistent libpq connection per process, every query prepared, reconnect on loss. */
+#ifndef AG_DB_H
+#define AG_DB_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "queries.h"
+#include "xalloc.h"
+
+struct json_object;
+
+enum db_error {
+	DB_OK,
+	DB_UNAVAILABLE, /* could not connect, or the connection broke: answer 503 */
+	DB_QUERY,       /* the statement failed: see db->sqlstate */
+};
+
+struct db {
+	PGconn *conn;        /* owned; NULL while disconnected */
+	char *conninfo;      /* owned */
+	enum db_error error; /* of the last db_exec */
+	char sqlstate[6];    /* of the last DB_QUERY error */
+};
+
+/* Stores the conninfo ("" = libpq's environment); does not connect yet. */
+void db_init(struct db *db, const char *conninfo);
+void db_cleanup(struct db *db);
+
+/* Connects (if not connected) and prepares every statement in queries.c.
+ * Returns 0, or -1 (logged once) when the server is unreachable or a statement fails to
+ * prepare (schema missing or drifted). */
+int db_connect(struct db *db) MUSTCHECK;
+
+/* Runs a prepared statement with text parameters (NULL entries are SQL NULL). When the
+ * connection turns out to be broken, it reconnects and runs the statement once more.
+ * Returns a result the caller PQclear()s, or NULL with db->error set (logged once). */
+PGresult *db_exec(struct db *db, enum query_id q, const char *const *params) MUSTCHECK;
+
+/* True when the last error was a unique violation, etc.: compares db->sqlstate. */
+bool db_sqlstate_is(const struct db *db, const char *state);
+
+/* Row `row` of res as a new JSON object (caller puts): one member per non-NULL column, named
+ * by the column; a dotted name ("retry.max_attempts") nests. bool, integer and float columns
+ * become JSON numbers/booleans, json/jsonb columns are parsed, all else is a string. */
+struct json_object *db_row_json(const PGresult *res, int row) MUSTCHECK;
+
+#endif

@@ -1,0 +1,239 @@
+/* http: request/response structs for handlers, problem+json, and RFC 9110 syntax checks. */
+#include "http.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+void req_init(struct req *rq)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->query = "";
+	rq->method = "";
+}
+
+void req_reset(struct req *rq)
+{
+	if (rq->params != NULL) {
+		for (char **p = rq->params; *p != NULL; p++)
+			free(*p);
+		free(rq->params);
+	}
+	free(rq->path);
+	free(rq->mount);
+	free(rq->body);
+	req_init(rq);
+}
+
+const char *req_param(const struct req *rq, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (rq->params == NULL)
+		return NULL;
+	for (char **p = rq->params; *p != NULL; p++)
+		if (strncmp(*p, name, n) == 0 && (*p)[n] == '=')
+			return *p + n + 1;
+	return NULL;
+}
+
+void resp_init(struct resp *rs)
+{
+	rs->status = 0;
+	buf_init(&rs->headers);
+	rs->body = NULL;
+	rs->body_len = 0;
+	rs->content_type = NULL;
+}
+
+void resp_reset(struct resp *rs)
+{
+	buf_cleanup(&rs->headers);
+	free(rs->body);
+	resp_init(rs);
+}
+
+void resp_header(struct resp *rs, const char *name, const char *fmt, ...)
+{
+	char value[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(value, sizeof(value), fmt, ap);
+	va_end(ap);
+	/* Values come from our own code, but never let a CR/LF split the header block. */
+	for (char *p = value; *p != '\0'; p++)
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	buf_printf(&rs->headers, "%s: %s\r\n", name, value);
+}
+
+static void set_body(struct resp *rs, const char *s, size_t len)
+{
+	free(rs->body);
+	rs->body = xstrndup(s, len);
+	rs->body_len = len;
+}
+
+void resp_json(struct resp *rs, int status, struct json_object *o)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+	rs->status = status;
+	rs->content_type = "application/json";
+	set_body(rs, s, len);
+}
+
+void resp_problem(struct resp *rs, int status, const char *field, const char *fmt, ...)
+{
+	char detail[1024];
+	struct json_object *o = json_object_new_object();
+	va_list ap;
+	size_t len;
+	const char *s;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "type", json_object_new_string("about:blank"));
+	json_object_object_add(o, "title", json_object_new_string(http_reason(status)));
+	json_object_object_add(o, "status", json_object_new_int(status));
+	json_object_object_add(o, "detail", json_object_new_string(detail));
+	if (field != NULL)
+		json_object_object_add(o, "field", json_object_new_string(field));
+	s = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	rs->status = status;
+	rs->content_type = "application/problem+json";
+	set_body(rs, s, len);
+	json_object_put(o);
+}
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 303: return "See Other";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+	}
+}
+
+bool http_token_valid(const char *s)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)s[n];
+
+		if (!(isalnum(c) && c < 0x80) && strchr(extra, c) == NULL)
+			return false;
+	}
+	return n > 0 && n <= 256;
+}
+
+bool http_value_valid(const char *s, size_t len)
+{
+	if (len > 8192)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+bool http_header_reserved(const char *name)
+{
+	static const char *const reserved[] = {
+		"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+		"Proxy-Authorization", "TE", "Trailer", "Trailers", "Transfer-Encoding", "Upgrade",
+		"Host", "Content-Length", "Expect",
+	};
+
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcasecmp(name, reserved[i]) == 0)
+			return true;
+	return strncasecmp(name, "Async-", 6) == 0 || strncasecmp(name, "webhook-", 8) == 0;
+}
+
+void http_pct_encode(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((isalnum(c) && c < 0x80) || c == '-' || c == '.' || c == '_' || c == '~') {
+			buf_append(b, &s[i], 1);
+		} else {
+			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+			buf_append(b, e, 3);
+		}
+	}
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+char *http_pct_decode(const char *s, size_t len)
+{
+	char *out = xmalloc(len + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int h, l;
+
+		if (s[i] == '\0')
+			goto bad;
+		if (s[i] != '%') {
+			out[o++] = s[i];
+			continue;
+		}
+		if (len - i < 3)
+			goto bad;
+		h = hexval((unsigned char)s[i + 1]);
+		l = hexval((unsigned char)s[i + 2]);
+		if (h < 0 || l < 0 || (h == 0 && l == 0))
+			goto bad;
+		out[o++] = (char)(h * 16 + l);
+		i += 2;
+	}
+	out[o] = '\0';
+	return out;
+bad:
+	free(out);
+	return NULL;
+}

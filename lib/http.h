@@ -1,0 +1,64 @@
+/* http: the request a handler reads, the response it fills, and HTTP syntax checks (RFC 9110). */
+#ifndef AG_HTTP_H
+#define AG_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "xalloc.h"
+
+struct json_object;
+
+/* One request, as the accept loop filled it. Everything is owned by the struct and released
+ * by req_reset (the one release point per request). */
+struct req {
+	char **params;       /* CGI/FastCGI parameters, "NAME=value" strings, NULL-terminated */
+	const char *method;  /* REQUEST_METHOD; points into params */
+	char *path;          /* route path, still percent-encoded ("/v1/calls/...") */
+	char *mount;         /* prefix the web server mounted us under ("" at the root) */
+	const char *query;   /* QUERY_STRING, raw; points into params ("" when absent) */
+	char *body;          /* request body, NUL-terminated; NULL when empty */
+	size_t body_len;
+};
+
+/* The response a handler builds; the accept loop writes it out and calls resp_reset. */
+struct resp {
+	int status;          /* 0 until set */
+	struct buf headers;  /* "Name: value\r\n" lines */
+	char *body;          /* owned */
+	size_t body_len;
+	const char *content_type; /* static string */
+};
+
+void req_init(struct req *rq);
+void req_reset(struct req *rq);
+/* Returns the parameter's value (borrowed from rq), or NULL when absent. */
+const char *req_param(const struct req *rq, const char *name);
+
+void resp_init(struct resp *rs);
+void resp_reset(struct resp *rs);
+void resp_header(struct resp *rs, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Sets status and a JSON body (the object is only read; the caller still owns it). */
+void resp_json(struct resp *rs, int status, struct json_object *o);
+/* Sets an RFC 9457 application/problem+json answer. field (may be NULL) names the offending
+ * input and is also the "field" member; detail is printf-formatted. */
+void resp_problem(struct resp *rs, int status, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The reason phrase for a status code ("Accepted"). */
+const char *http_reason(int status);
+
+/* RFC 9110 5.6.2 token characters only, 1..256 bytes. */
+bool http_token_valid(const char *s);
+/* A field value: no CR, LF, NUL or other control characters except HTAB; at most 8 KiB. */
+bool http_value_valid(const char *s, size_t len);
+/* Headers a client may not set on a call: hop-by-hop (RFC 9110 7.6.1), Host, Content-Length,
+ * and the Async-* headers the gateway itself sends. Case-insensitive. */
+bool http_header_reserved(const char *name);
+/* Appends s percent-encoded for a query component (RFC 3986 unreserved characters kept). */
+void http_pct_encode(struct buf *b, const char *s, size_t len);
+/* Decodes %XX in s[0..len) into a new string (caller frees); NULL when a %XX is malformed or
+ * decodes to NUL. '+' is kept as is. */
+char *http_pct_decode(const char *s, size_t len) MUSTCHECK;
+
+#endif

@@ -1,0 +1,27 @@
+/* queries: every SQL statement asyncgate runs, by name; each process prepares them all. */
+#ifndef AG_QUERIES_H
+#define AG_QUERIES_H
+
+enum query_id {
+	Q_CALLS_INSERT,
+	Q_IDEM_GET,
+	Q_FUNCTIONS_GET,
+	Q_CALL_GET,
+	Q_CALL_ATTEMPTS,
+	Q_CALLS_LIST,
+	Q_CALL_CANCEL,
+	Q_CALL_RETRY,
+	Q_CALL_STATE,
+	Q_HEALTH,
+	Q__COUNT
+};
+
+struct query {
+	const char *name; /* prepared statement name */
+	const char *sql;  /* $n parameters only */
+	int nparams;
+};
+
+extern const struct query queries[Q__COUNT];
+
+#endif
