@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* strcasestr */
 #include "handlers.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,31 @@ out:
 	return 0;
 }
 
+/* json-c reads NaN and Infinity, which JSON (RFC 8259) does not have: find one, if any. */
+static bool has_nonfinite(struct json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_double:
+		return !isfinite(json_object_get_double(o));
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if (has_nonfinite(json_object_array_get_idx(o, i)))
+				return true;
+		return false;
+	case json_type_object: {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			if (has_nonfinite(v))
+				return true;
+		}
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
 /* application/json, optionally with parameters; a charset, if given, must be UTF-8. */
 static bool json_content_type(const char *ct)
 {
@@ -319,6 +345,10 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 	if (end != rq->body_len) {
 		resp_problem(rs, 400, "body", "body: unexpected bytes after the JSON document at byte %zu",
 			     end);
+		goto out;
+	}
+	if (has_nonfinite(doc)) {
+		resp_problem(rs, 400, "body", "body: NaN and Infinity are not JSON numbers");
 		goto out;
 	}
 	batch = json_object_is_type(doc, json_type_array);

@@ -56,8 +56,9 @@ static long long parse_length(const char *s)
 	return v;
 }
 
-/* Fills path and mount from REQUEST_URI (raw, so percent-encoded URLs in transparent mode
- * survive) and SCRIPT_NAME (the mount point, when the web server put us under a prefix). */
+/* Fills path, query and mount from REQUEST_URI (raw, so percent-encoded URLs and queries in
+ * transparent mode survive as sent; web servers normalise PATH_INFO and QUERY_STRING) and
+ * SCRIPT_NAME (the mount point, when the web server put us under a prefix). */
 static void set_path(struct req *rq)
 {
 	const char *uri = req_param(rq, "REQUEST_URI");
@@ -67,13 +68,16 @@ static void set_path(struct req *rq)
 
 	if (uri == NULL || *uri == '\0') {
 		const char *pi = req_param(rq, "PATH_INFO");
+		const char *qs = req_param(rq, "QUERY_STRING");
 
+		rq->query = xstrdup(qs != NULL ? qs : "");
 		rq->path = xasprintf("%s%s", script != NULL ? script : "", pi != NULL ? pi : "");
 		rq->mount = xstrdup("");
 		return;
 	}
 	q = strchr(uri, '?');
 	raw = q != NULL ? xstrndup(uri, (size_t)(q - uri)) : xstrdup(uri);
+	rq->query = xstrdup(q != NULL ? q + 1 : "");
 	if (strncmp(raw, "/v1/", 4) != 0 && script != NULL && *script != '\0' &&
 	    strcmp(script, "/") != 0 && strncmp(raw, script, strlen(script)) == 0 &&
 	    strncmp(raw + strlen(script), "/v1/", 4) == 0) {
@@ -142,7 +146,6 @@ static void serve(struct req *rq, struct resp *rs, struct app *app, read_fn rd, 
 	char esc[256];
 
 	rq->method = m != NULL ? m : "GET";
-	rq->query = req_param(rq, "QUERY_STRING") != NULL ? req_param(rq, "QUERY_STRING") : "";
 	set_path(rq);
 	if (read_body(rq, rs, app, rd, src) == 0)
 		route(rq, rs, app);

@@ -698,6 +698,13 @@ static int parse_async_path(struct call *c, const char *rest, const struct call_
 	} else {
 		slash = strchr(rest, '/');
 		seg = http_pct_decode(rest, slash != NULL ? (size_t)(slash - rest) : strlen(rest));
+		if (seg != NULL && strstr(seg, "://") != NULL) {
+			/* a URL, but not http(s): let the URL check say so */
+			c->target = seg;
+			seg = NULL;
+			rc = check_url(c->target, env, "", "target", p);
+			goto out;
+		}
 		if (seg == NULL || *seg == '\0') {
 			free(seg);
 			return fail(p, 400, "", "path",

@@ -13,7 +13,6 @@
 void req_init(struct req *rq)
 {
 	memset(rq, 0, sizeof(*rq));
-	rq->query = "";
 	rq->method = "";
 }
 
@@ -26,6 +25,7 @@ void req_reset(struct req *rq)
 	}
 	free(rq->path);
 	free(rq->mount);
+	free(rq->query);
 	free(rq->body);
 	req_init(rq);
 }

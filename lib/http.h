@@ -16,7 +16,8 @@ struct req {
 	const char *method;  /* REQUEST_METHOD; points into params */
 	char *path;          /* route path, still percent-encoded ("/v1/calls/...") */
 	char *mount;         /* prefix the web server mounted us under ("" at the root) */
-	const char *query;   /* QUERY_STRING, raw; points into params ("" when absent) */
+	char *query;         /* the query as sent (from REQUEST_URI, not the web server's
+	                      * normalised QUERY_STRING); "" when absent */
 	char *body;          /* request body, NUL-terminated; NULL when empty */
 	size_t body_len;
 };

@@ -1,0 +1,44 @@
+/* itest: a small harness for the integration tests: HTTP through libcurl, assertions on rows
+ * through libpq, and "ok - name" / "not ok - name" lines for tests/check.sh to count. */
+#ifndef AG_ITEST_H
+#define AG_ITEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+struct json_object;
+
+struct hresp {
+	long status;
+	char *body;    /* NUL-terminated; owned */
+	size_t len;
+	char *headers; /* raw header block; owned */
+};
+
+/* Sends a request to base+path. hdrs is a NULL-terminated list of "Name: value" or NULL. */
+void it_http(const char *method, const char *base, const char *path, const char *ctype,
+	     const void *body, size_t len, const char *const *hdrs, struct hresp *out);
+void it_hresp_free(struct hresp *r);
+/* The value of a response header (new string; caller frees), or NULL. */
+char *it_header(const struct hresp *r, const char *name);
+/* The body parsed as JSON (caller puts), or NULL. */
+struct json_object *it_json(const struct hresp *r);
+/* A string member of the JSON body ("" when absent). Static buffer, valid until the next call. */
+const char *it_jstr(const struct hresp *r, const char *key);
+
+/* The test database connection (PG* environment). */
+PGconn *it_db(void);
+/* The first column of the first row of a query with text params, as a new string, or NULL. */
+char *it_sql(const char *sql, int nparams, const char *const *params);
+long it_sql_long(const char *sql, int nparams, const char *const *params);
+
+/* Test bookkeeping. it_check records a failure (printing the message) and returns cond. */
+bool it_check(bool cond, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#define CHECK(cond, ...) it_check((cond), __FILE__, __LINE__, __VA_ARGS__)
+void it_run(const char *name, void (*fn)(void));
+int it_finish(void);
+
+#endif
