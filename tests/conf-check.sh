@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 fail=0
 keys=$("$bin" --conf-keys) || { echo "not ok - conf-check: $bin --conf-keys failed"; exit 1; }
 for k in $keys; do
-	if ! grep -Eq "^# $k = " conf/asyncgate.conf; then
+	if ! grep -Eq "^# $k =( |$)" conf/asyncgate.conf; then
 		echo "not ok - conf-check: key $k is missing from conf/asyncgate.conf"
 		fail=1
 	fi
@@ -18,7 +18,7 @@ for k in $keys; do
 done
 # The sample must also load as it is, and with every default uncommented.
 if ASYNCGATE_CONF=conf/asyncgate.conf "$bin" --check-conf >/dev/null 2>&1 &&
-	sed -E 's/^# ([a-z_]+ = .*)$/\1/' conf/asyncgate.conf >"${TMPDIR:-/tmp}/ag-conf-$$" &&
+	sed -E 's/^# ([a-z_]+ =.*)$/\1/' conf/asyncgate.conf >"${TMPDIR:-/tmp}/ag-conf-$$" &&
 	"$bin" --check-conf --conf "${TMPDIR:-/tmp}/ag-conf-$$" >/dev/null 2>&1; then
 	:
 else
