@@ -120,10 +120,12 @@ bool netpolicy_addr_allowed(const struct netpolicy *np, const struct sockaddr *s
 	return false;
 }
 
-static bool host_rule_allows(const struct netpolicy *np, const char *host)
+/* host is n bytes long (trailing root dots already dropped). */
+static bool host_rule_allows(const struct netpolicy *np, const char *host, size_t n)
 {
 	for (size_t i = 0; i < np->nallow; i++)
-		if (np->allow[i].family == 0 && strcasecmp(np->allow[i].host, host) == 0)
+		if (np->allow[i].family == 0 && strlen(np->allow[i].host) == n &&
+		    strncasecmp(np->allow[i].host, host, n) == 0)
 			return true;
 	return false;
 }
@@ -157,11 +159,12 @@ bool netpolicy_host_allowed(const struct netpolicy *np, const char *host, const 
 		memcpy(&s4.sin_addr, a, 4);
 		return netpolicy_addr_allowed(np, (const struct sockaddr *)&s4, why);
 	}
-	if (host_rule_allows(np, host))
-		return true;
-	/* RFC 6761: localhost and its subdomains resolve to loopback. Allowed if 127.0.0.1 is. */
+	/* "example.com." is "example.com" (the root label). */
 	while (n > 0 && host[n - 1] == '.')
 		n--;
+	if (host_rule_allows(np, host, n))
+		return true;
+	/* RFC 6761: localhost and its subdomains resolve to loopback. Allowed if 127.0.0.1 is. */
 	if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
 	    (n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0)) {
 		static const unsigned char lo4[4] = { 127, 0, 0, 1 };
@@ -200,9 +203,11 @@ static int parse_rule(const char *s, struct np_rule *r)
 	} else {
 		if (slash != NULL || alen == 0)
 			return -1;
-		for (size_t i = 0; i < alen; i++)
+		for (size_t i = 0; i < alen; i++) {
 			if (!isalnum((unsigned char)tmp[i]) && tmp[i] != '-' && tmp[i] != '.')
 				return -1;
+			tmp[i] = (char)tolower((unsigned char)tmp[i]);
+		}
 		r->host = xstrdup(tmp);
 		return 0;
 	}
