@@ -4,7 +4,7 @@
 # the drainer once it is built. Ctrl-C stops everything; a later run reuses var/.
 #
 # Environment: AG_PORT (8080), AG_PROCS (handler processes, 2), AG_BIN (handler binary,
-# build/asyncgate.fcgi).
+# build/asyncgate.fcgi), AG_RUN_VAR (state directory instead of var/; the make-run test uses it).
 # var/: pg/ (cluster), run/ (sockets, pids), log/ (pg.log, error.log, access.log, NAME.log),
 # tmp/ (request bodies), www/ (empty document root), asyncgate.conf (conf/ plus overrides).
 set -euo pipefail
@@ -17,7 +17,7 @@ source scripts/pg.sh
 port=${AG_PORT:-8080}
 procs=${AG_PROCS:-2}
 bin=${AG_BIN:-$repo/build/asyncgate.fcgi}
-var=$repo/var
+var=${AG_RUN_VAR:-$repo/var}
 conf=$var/asyncgate.conf
 pgport=5432
 url=http://127.0.0.1:$port
