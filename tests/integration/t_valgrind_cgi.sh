@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# t_valgrind_cgi: the handler under valgrind, as plain CGI against the test database, on each
+# kind of request (valid, batch, idempotent replay, bad input, transparent mode, status, list,
+# cancel, retry, health): no invalid memory access and no definite or indirect leak.
+set -uo pipefail
+bin=${AG_BIN:?run me from tests/integration/run.sh}
+if ! command -v valgrind >/dev/null; then
+	echo "ok - valgrind: skipped, valgrind is not installed # SKIP"
+	exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+vg() { # name method uri content-type body [VAR=value...]
+	local name=$1 m=$2 u=$3 ct=$4 b=$5
+	shift 5
+	printf '%s' "$b" | env -i ASYNCGATE_CONF="$ASYNCGATE_CONF" PGHOST="$PGHOST" PGPORT="$PGPORT" \
+		PGDATABASE="$PGDATABASE" PGUSER="$PGUSER" REQUEST_METHOD="$m" REQUEST_URI="$u" \
+		CONTENT_TYPE="$ct" CONTENT_LENGTH="${#b}" "$@" \
+		valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+		--errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$bin" \
+		>"$tmp/out" 2>"$tmp/err"
+	local rc=$?
+	if [ "$rc" = 0 ] && head -n 1 "$tmp/out" | grep -q '^Status: '; then
+		echo "ok - valgrind: $name"
+	else
+		echo "not ok - valgrind: $name (exit $rc)"
+		grep '==' "$tmp/err" | head -n 20 | sed 's/^/#   /'
+		fail=1
+	fi
+}
+
+T=http://127.0.0.1:9
+J=application/json
+vg "enqueue one call" POST /v1/calls $J \
+	"{\"target\":\"$T/x\",\"headers\":{\"A\":\"b\"},\"query\":{\"a\":[1,2]},\"body\":{\"k\":1},\"callback\":{\"url\":\"$T/c\",\"headers\":{\"X\":\"y\"}}}"
+id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$tmp/out")
+vg "batch, first idempotent request" POST /v1/calls $J \
+	"[{\"target\":\"$T/x\"},{\"target\":\"$T/y\",\"body_base64\":\"AAEC\"}]" HTTP_IDEMPOTENCY_KEY=vg-1
+vg "batch, idempotent replay" POST /v1/calls $J \
+	"[{\"target\":\"$T/x\"},{\"target\":\"$T/y\",\"body_base64\":\"AAEC\"}]" HTTP_IDEMPOTENCY_KEY=vg-1
+vg "batch with an unknown function" POST /v1/calls $J "[{\"target\":\"$T/x\"},{\"function\":\"nope\"}]"
+vg "unknown field" POST /v1/calls $J "{\"target\":\"$T/x\",\"bogus\":1}"
+vg "malformed JSON" POST /v1/calls $J "{\"target\": NaN"
+vg "transparent mode" POST "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fz/p?q=1" text/plain raw \
+	HTTP_X_A=1 HTTP_ASYNC_DELAY=1s
+vg "transparent mode, bad control header" POST /v1/async/fn/p text/plain raw HTTP_ASYNC_BOGUS=1
+vg "GET a call" GET "/v1/calls/$id" "" ""
+vg "list calls" GET "/v1/calls?limit=2&state=queued" "" ""
+vg "cancel" DELETE "/v1/calls/$id" "" ""
+vg "retry" POST "/v1/calls/$id/retry" "" ""
+vg "health" GET /v1/health "" ""
+vg "malformed id" GET /v1/calls/zz "" ""
+exit "$fail"
