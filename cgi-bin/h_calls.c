@@ -372,9 +372,6 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 			snprintf(prefix, sizeof(prefix), "[%zu].", i);
 		if (call_from_json(&calls[i], batch ? json_object_array_get_idx(doc, i) : doc, &env,
 				   prefix, &p) != 0) {
-			/* "[3]." alone names the element itself */
-			if (batch && p.field[strlen(p.field) - 1] == '.')
-				p.field[strlen(p.field) - 1] = '\0';
 			resp_problem(rs, p.status, p.field, "%s", p.detail);
 			goto out;
 		}

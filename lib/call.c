@@ -58,7 +58,10 @@ static int fail(struct problem *p, int status, const char *prefix, const char *n
 	int n;
 
 	p->status = status;
-	snprintf(p->field, sizeof(p->field), "%s%s", prefix, name);
+	if (*name == '\0' && *prefix != '\0') /* the element itself: "[3]", not "[3]." */
+		snprintf(p->field, sizeof(p->field), "%.*s", (int)strlen(prefix) - 1, prefix);
+	else
+		snprintf(p->field, sizeof(p->field), "%s%s", prefix, name);
 	n = snprintf(p->detail, sizeof(p->detail), "%s: ", p->field);
 	va_start(ap, fmt);
 	vsnprintf(p->detail + n, sizeof(p->detail) - (size_t)n, fmt, ap);
@@ -143,7 +146,7 @@ static int add_header(struct json_object **obj, const char *name, const char *va
 {
 	char fname[320];
 
-	snprintf(fname, sizeof(fname), "%s.%s", field, name);
+	snprintf(fname, sizeof(fname), *name != '\0' ? "%s.%s" : "%s", field, name);
 	if (!http_token_valid(name))
 		return fail(p, 400, prefix, fname,
 			    "header name must be an RFC 9110 token (letters, digits, !#$%%&'*+-.^_`|~)");
@@ -603,8 +606,9 @@ static int field_json(struct call *c, const char *k, struct json_object *v,
 	return 0;
 }
 
-/* Checks that hold between fields, and fills the simple defaults. */
-static int finish(struct call *c, const char *prefix, struct problem *p)
+/* Checks that hold between fields, and fills the simple defaults. Transparent mode names the
+ * control headers (hdrs), JSON mode the fields. */
+static int finish(struct call *c, const char *prefix, bool hdrs, struct problem *p)
 {
 	if (c->target == NULL && c->function == NULL)
 		return fail(p, 400, prefix, "target",
@@ -615,7 +619,9 @@ static int finish(struct call *c, const char *prefix, struct problem *p)
 		return fail(p, 400, prefix, "path",
 			    "path goes with function; put it in the target URL instead");
 	if (c->has_not_before && c->has_delay)
-		return fail(p, 400, prefix, "delay", "give at most one of delay and not_before");
+		return fail(p, 400, prefix, hdrs ? "Async-Delay" : "delay",
+			    hdrs ? "give at most one of Async-Delay and Async-Not-Before"
+				 : "give at most one of delay and not_before");
 	if (c->method == NULL)
 		c->method = xstrdup("POST");
 	if (c->body_type != NULL &&
@@ -638,7 +644,7 @@ int call_from_json(struct call *c, struct json_object *o, const struct call_env 
 		if (field_json(c, k, v, env, prefix, p) != 0)
 			return -1;
 	}
-	return finish(c, prefix, p);
+	return finish(c, prefix, false, p);
 }
 
 int call_resolve(struct call *c, const struct call_env *env, int64_t fn_timeout_ms,
@@ -724,6 +730,25 @@ out:
 	return rc;
 }
 
+/* "HTTP_X_REQUEST_ID" -> "X-Request-Id" (CGI folds names to upper case, '-' to '_'). */
+static void header_name_from_cgi(const char *cgi, char *out, size_t outsz)
+{
+	size_t i = 0;
+	bool start = true;
+
+	for (const char *s = cgi + 5; *s != '\0' && i + 1 < outsz; s++) {
+		if (*s == '_') {
+			out[i++] = '-';
+			start = true;
+		} else {
+			out[i++] = start ? (char)toupper((unsigned char)*s)
+					 : (char)tolower((unsigned char)*s);
+			start = false;
+		}
+	}
+	out[i] = '\0';
+}
+
 /* Control headers of transparent mode, as CGI spells them (HTTP_ASYNC_...). */
 static int control_header(struct call *c, const char *cgi, const char *value,
 			  const struct call_env *env, struct problem *p)
@@ -777,7 +802,10 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 		rc = set_duration(&c->retry_max_ms, v, 0, 30 * 86400000LL, "", "Async-Retry-Max",
 				  p);
 	} else {
-		rc = fail(p, 400, "", cgi + 5,
+		char name[288];
+
+		header_name_from_cgi(cgi, name, sizeof(name));
+		rc = fail(p, 400, "", name,
 			  "unknown control header (Async-Delay, Async-Not-Before, Async-Callback, "
 			  "Async-Failure-Callback, Async-Correlation-Id, Async-Max-Attempts, "
 			  "Async-Retry-Initial, Async-Retry-Max, Async-Timeout, Async-Expires-In)");
@@ -804,38 +832,21 @@ static bool hop_header(const char *cgi)
 	return false;
 }
 
-/* "HTTP_X_REQUEST_ID" -> "X-Request-Id" (CGI folds names to upper case, '-' to '_'). */
-static void header_name_from_cgi(const char *cgi, char *out, size_t outsz)
-{
-	size_t i = 0;
-	bool start = true;
-
-	for (const char *s = cgi + 5; *s != '\0' && i + 1 < outsz; s++) {
-		if (*s == '_') {
-			out[i++] = '-';
-			start = true;
-		} else {
-			out[i++] = start ? (char)toupper((unsigned char)*s)
-					 : (char)tolower((unsigned char)*s);
-			start = false;
-		}
-	}
-	out[i] = '\0';
-}
-
 int call_from_request(struct call *c, const struct req *rq, const char *rest,
 		      const struct call_env *env, struct problem *p)
 {
 	const char *ct;
+	const char *query;
 
 	if (parse_async_path(c, rest, env, p) != 0)
 		return -1;
 	if (set_method(c, rq->method, "", "method", p) != 0)
 		return -1;
-	for (const char *t = rq->query; *t != '\0'; t++)
+	query = rq->query != NULL ? rq->query : "";
+	for (const char *t = query; *t != '\0'; t++)
 		if ((unsigned char)*t <= 0x20 || *t == '#' || *t == 0x7f)
 			return fail(p, 400, "", "query", "malformed query string");
-	c->query = xstrdup(rq->query);
+	c->query = xstrdup(query);
 	for (char **pp = rq->params; pp != NULL && *pp != NULL; pp++) {
 		const char *eq = strchr(*pp, '=');
 		char cgi[288];
@@ -868,7 +879,7 @@ int call_from_request(struct call *c, const struct req *rq, const char *rest,
 	if (rq->body_len > 0 && set_body(c, (const unsigned char *)rq->body, rq->body_len,
 					 "binary", env, "", "body", p) != 0)
 		return -1;
-	return finish(c, "", p);
+	return finish(c, "", true, p);
 }
 
 static void add_str(struct json_object *o, const char *k, const char *v)

@@ -17,7 +17,8 @@ struct req {
 	char *path;          /* route path, still percent-encoded ("/v1/calls/...") */
 	char *mount;         /* prefix the web server mounted us under ("" at the root) */
 	char *query;         /* the query as sent (from REQUEST_URI, not the web server's
-	                      * normalised QUERY_STRING); "" when absent */
+	                      * normalised QUERY_STRING); "" when absent, NULL before the
+	                      * accept loop fills it */
 	char *body;          /* request body, NUL-terminated; NULL when empty */
 	size_t body_len;
 };

@@ -3,6 +3,7 @@
 #include "timeparse.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -111,9 +112,11 @@ int timeparse_time(const char *s, int64_t *us)
 	/* strptime accepts day 31 of any month and normalises it away in timegm: reject that. */
 	{
 		struct tm check = tm;
-		time_t t = timegm(&check);
+		time_t t;
 
-		if (t == (time_t)-1 || check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon)
+		errno = 0; /* -1 is also 1969-12-31T23:59:59Z; only errno tells an error */
+		t = timegm(&check);
+		if (errno != 0 || check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon)
 			return -1;
 		if (tm.tm_sec > 59) /* leap seconds are not representable; refuse rather than shift */
 			return -1;

@@ -133,6 +133,7 @@ char *buf_take(struct buf *b, size_t *len)
 	char *d;
 
 	buf_reserve(b, 0);
+	b->data[b->len] = '\0'; /* a buffer never appended to was never terminated */
 	d = b->data;
 	if (len != NULL)
 		*len = b->len;

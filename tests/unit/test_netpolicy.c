@@ -1,0 +1,419 @@
+/* test_netpolicy: address classification, the allow list, and the accept-time host check. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include "netpolicy.h"
+
+/* Classifies a textual address; "-" when it does not parse (a test bug). */
+static const char *classify_text(const char *s)
+{
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET, s, a) == 1)
+		return netpolicy_classify(AF_INET, a);
+	if (inet_pton(AF_INET6, s, a) == 1)
+		return netpolicy_classify(AF_INET6, a);
+	return "-";
+}
+
+static void check_classify(const char *addr, const char *want)
+{
+	const char *got = classify_text(addr);
+
+	if (got != NULL && strcmp(got, "-") == 0)
+		fail_msg("test bug: %s is not an address", addr);
+	if (want == NULL && got != NULL)
+		fail_msg("%s: classified \"%s\", want public (NULL)", addr, got);
+	if (want != NULL && (got == NULL || strcmp(got, want) != 0))
+		fail_msg("%s: classified \"%s\", want \"%s\"", addr, got ? got : "(public)", want);
+}
+
+static void test_classify_v4(void **state)
+{
+	static const struct {
+		const char *addr;
+		const char *why; /* NULL = public */
+	} cases[] = {
+		{ "0.0.0.0", "unspecified" },
+		{ "0.1.2.3", "unspecified" },
+		{ "10.0.0.1", "private" },
+		{ "10.255.255.255", "private" },
+		{ "100.64.0.1", "shared (CGNAT)" },
+		{ "100.127.255.254", "shared (CGNAT)" },
+		{ "100.63.255.255", NULL },
+		{ "100.128.0.0", NULL },
+		{ "127.0.0.1", "loopback" },
+		{ "127.255.255.254", "loopback" },
+		{ "169.254.169.254", "link-local" },
+		{ "169.254.0.1", "link-local" },
+		{ "172.15.255.255", NULL },
+		{ "172.16.0.1", "private" },
+		{ "172.20.1.1", "private" },
+		{ "172.31.255.255", "private" },
+		{ "172.32.0.0", NULL },
+		{ "192.0.0.8", "reserved" },
+		{ "192.0.2.1", "documentation" },
+		{ "192.88.99.1", "reserved" },
+		{ "192.167.255.255", NULL },
+		{ "192.168.0.1", "private" },
+		{ "192.168.255.255", "private" },
+		{ "192.169.0.0", NULL },
+		{ "198.18.0.1", "benchmarking" },
+		{ "198.19.255.255", "benchmarking" },
+		{ "198.20.0.0", NULL },
+		{ "198.51.100.7", "documentation" },
+		{ "203.0.113.9", "documentation" },
+		{ "224.0.0.1", "multicast" },
+		{ "239.255.255.250", "multicast" },
+		{ "240.0.0.1", "reserved or broadcast" },
+		{ "255.255.255.255", "reserved or broadcast" },
+		{ "8.8.8.8", NULL },
+		{ "1.1.1.1", NULL },
+		{ "93.184.216.34", NULL },
+		{ "223.255.255.255", NULL },
+		{ "11.0.0.1", NULL },
+		{ "126.255.255.255", NULL },
+		{ "128.0.0.1", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_classify(cases[i].addr, cases[i].why);
+}
+
+static void test_classify_v6(void **state)
+{
+	static const struct {
+		const char *addr;
+		const char *why;
+	} cases[] = {
+		{ "::", "unspecified" },
+		{ "::1", "loopback" },
+		{ "::ffff:127.0.0.1", "loopback" },       /* IPv4-mapped */
+		{ "::ffff:10.1.2.3", "private" },
+		{ "::ffff:169.254.169.254", "link-local" },
+		{ "::ffff:0.0.0.0", "unspecified" },
+		{ "::ffff:8.8.8.8", NULL },
+		{ "::127.0.0.1", "loopback" },            /* IPv4-compatible */
+		{ "::8.8.8.8", "IPv4-compatible (deprecated)" },
+		{ "64:ff9b::a00:1", "private" },          /* NAT64 of 10.0.0.1 */
+		{ "64:ff9b::7f00:1", "loopback" },
+		{ "64:ff9b::808:808", NULL },             /* NAT64 of 8.8.8.8 */
+		{ "2002:7f00:1::", "loopback" },          /* 6to4 of 127.0.0.1 */
+		{ "2002:a9fe:a9fe::1", "link-local" },    /* 6to4 of 169.254.169.254 */
+		{ "2002:808:808::1", NULL },              /* 6to4 of 8.8.8.8 */
+		{ "fc00::1", "unique local (private)" },
+		{ "fd12:3456::1", "unique local (private)" },
+		{ "fe80::1", "link-local" },
+		{ "febf:ffff::1", "link-local" },
+		{ "fec0::1", "site-local" },
+		{ "ff02::1", "multicast" },
+		{ "ff05::2", "multicast" },
+		{ "2001:db8::1", "documentation" },
+		{ "2001::1", "Teredo" },
+		{ "2001:10::1", "reserved" },
+		{ "100::1", "discard" },
+		{ "2606:4700::1", NULL },
+		{ "2a00:1450:4001:81c::200e", NULL },
+		{ "2001:4860:4860::8888", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_classify(cases[i].addr, cases[i].why);
+}
+
+static void test_init_parses(void **state)
+{
+	struct netpolicy np;
+	unsigned char a[16];
+
+	(void)state;
+	assert_int_equal(netpolicy_init(&np, "127.0.0.0/8, ::1/128, 10.1.2.3, internal.example"), 0);
+	assert_int_equal(np.nallow, 4);
+	assert_int_equal(np.allow[0].family, AF_INET);
+	assert_int_equal(np.allow[0].prefix, 8);
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.0", a), 1);
+	assert_memory_equal(np.allow[0].addr, a, 4);
+	assert_null(np.allow[0].host);
+	assert_int_equal(np.allow[1].family, AF_INET6);
+	assert_int_equal(np.allow[1].prefix, 128);
+	assert_int_equal(inet_pton(AF_INET6, "::1", a), 1);
+	assert_memory_equal(np.allow[1].addr, a, 16);
+	assert_int_equal(np.allow[2].family, AF_INET);
+	assert_int_equal(np.allow[2].prefix, 32); /* a single address */
+	assert_int_equal(np.allow[3].family, 0);
+	assert_string_equal(np.allow[3].host, "internal.example");
+	netpolicy_cleanup(&np);
+	assert_int_equal(np.nallow, 0);
+	assert_null(np.allow);
+
+	/* Separators: commas, spaces, tabs, runs of them. */
+	assert_int_equal(netpolicy_init(&np, " 10.0.0.0/8 ,,\t192.168.0.0/16  fd00::/8 "), 0);
+	assert_int_equal(np.nallow, 3);
+	assert_int_equal(np.allow[2].family, AF_INET6);
+	assert_int_equal(np.allow[2].prefix, 8);
+	netpolicy_cleanup(&np);
+
+	assert_int_equal(netpolicy_init(&np, ""), 0);
+	assert_int_equal(np.nallow, 0);
+	netpolicy_cleanup(&np);
+	assert_int_equal(netpolicy_init(&np, NULL), 0);
+	assert_int_equal(np.nallow, 0);
+	netpolicy_cleanup(&np);
+	assert_int_equal(netpolicy_init(&np, "0.0.0.0/0, ::/0"), 0);
+	assert_int_equal(np.allow[0].prefix, 0);
+	assert_int_equal(np.allow[1].prefix, 0);
+	netpolicy_cleanup(&np);
+}
+
+/* np_rule documents host names as stored in lower case. */
+static void test_init_host_lower_case(void **state)
+{
+	struct netpolicy np;
+
+	(void)state;
+	assert_int_equal(netpolicy_init(&np, "Internal.Example"), 0);
+	assert_int_equal(np.nallow, 1);
+	assert_int_equal(np.allow[0].family, 0);
+	assert_string_equal(np.allow[0].host, "internal.example");
+	netpolicy_cleanup(&np);
+}
+
+static void test_init_rejects(void **state)
+{
+	static const char *const cases[] = {
+		"10.0.0.0/33",
+		"::/129",
+		"10.0.0.0/",
+		"10.0.0.0/abc",
+		"10.0.0.0/8x",
+		"10.0.0.0/-1",
+		"10.0.0.0/8/8",
+		"bad_host",
+		"host.example/24",
+		"10.0.0.0/8, bad!entry",
+		"ok.example, 1.2.3.4/40",
+		"/8",
+		"http://example.com",
+		"[::1]",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct netpolicy np;
+
+		if (netpolicy_init(&np, cases[i]) != -1)
+			fail_msg("allow list \"%s\" accepted", cases[i]);
+		if (np.nallow != 0 || np.allow != NULL)
+			fail_msg("allow list \"%s\": policy not left empty", cases[i]);
+		netpolicy_cleanup(&np); /* empty but valid */
+	}
+}
+
+static bool allowed4(const struct netpolicy *np, const char *s, const char **why)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (inet_pton(AF_INET, s, &sin.sin_addr) != 1)
+		fail_msg("test bug: %s", s);
+	return netpolicy_addr_allowed(np, (const struct sockaddr *)&sin, why);
+}
+
+static bool allowed6(const struct netpolicy *np, const char *s, const char **why)
+{
+	struct sockaddr_in6 sin6;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	if (inet_pton(AF_INET6, s, &sin6.sin6_addr) != 1)
+		fail_msg("test bug: %s", s);
+	return netpolicy_addr_allowed(np, (const struct sockaddr *)&sin6, why);
+}
+
+static void test_addr_allowed_default(void **state)
+{
+	struct netpolicy np;
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(netpolicy_init(&np, ""), 0);
+	assert_false(allowed4(&np, "127.0.0.1", &why));
+	assert_string_equal(why, "loopback");
+	why = NULL;
+	assert_false(allowed4(&np, "169.254.169.254", &why));
+	assert_string_equal(why, "link-local");
+	why = "untouched";
+	assert_true(allowed4(&np, "8.8.8.8", &why));
+	assert_true(allowed6(&np, "2606:4700::1", NULL));
+	assert_false(allowed6(&np, "::1", &why));
+	assert_string_equal(why, "loopback");
+	assert_false(allowed6(&np, "::ffff:127.0.0.1", &why));
+	assert_string_equal(why, "loopback");
+	assert_false(allowed6(&np, "::ffff:10.0.0.1", NULL)); /* why may be NULL */
+	netpolicy_cleanup(&np);
+}
+
+static void test_addr_allowed_with_list(void **state)
+{
+	struct netpolicy np;
+	const char *why = NULL;
+	struct sockaddr_un sun;
+
+	(void)state;
+	assert_int_equal(netpolicy_init(&np, "127.0.0.1/32, 10.1.0.0/16, fd00::/8"), 0);
+	assert_true(allowed4(&np, "127.0.0.1", &why));
+	assert_false(allowed4(&np, "127.0.0.2", &why));
+	assert_string_equal(why, "loopback");
+	assert_true(allowed6(&np, "::ffff:127.0.0.1", NULL)); /* mapped form of an allowed v4 */
+	assert_false(allowed6(&np, "::ffff:127.0.0.2", &why));
+	assert_false(allowed6(&np, "::1", &why)); /* v4 rules do not cover v6 loopback */
+	assert_string_equal(why, "loopback");
+	assert_true(allowed4(&np, "10.1.255.255", NULL));
+	assert_false(allowed4(&np, "10.2.0.0", NULL));
+	assert_true(allowed6(&np, "fd12::1", NULL));
+	assert_false(allowed6(&np, "fc00::1", NULL));
+	assert_true(allowed4(&np, "8.8.8.8", NULL));
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	why = NULL;
+	assert_false(netpolicy_addr_allowed(&np, (const struct sockaddr *)&sun, &why));
+	assert_string_equal(why, "not an IP address");
+	netpolicy_cleanup(&np);
+
+	assert_int_equal(netpolicy_init(&np, "::1"), 0);
+	assert_true(allowed6(&np, "::1", NULL));
+	assert_false(allowed4(&np, "127.0.0.1", NULL));
+	netpolicy_cleanup(&np);
+}
+
+struct host_case {
+	const char *host;
+	bool ok;
+	const char *why; /* when !ok */
+};
+
+static void check_hosts(const struct netpolicy *np, const struct host_case *cases, size_t n,
+			const char *label)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *why = NULL;
+		bool ok = netpolicy_host_allowed(np, cases[i].host, &why);
+
+		if (ok != cases[i].ok)
+			fail_msg("%s: host \"%s\" %s (why %s)", label, cases[i].host,
+				 ok ? "allowed" : "refused", why ? why : "NULL");
+		if (!ok && (why == NULL || strcmp(why, cases[i].why) != 0))
+			fail_msg("%s: host \"%s\": why \"%s\", want \"%s\"", label, cases[i].host,
+				 why ? why : "NULL", cases[i].why);
+	}
+}
+
+static void test_host_allowed_default(void **state)
+{
+	static const struct host_case cases[] = {
+		{ "127.0.0.1", false, "loopback" },
+		{ "10.0.0.1", false, "private" },
+		{ "169.254.169.254", false, "link-local" },
+		{ "0.0.0.0", false, "unspecified" },
+		{ "[::1]", false, "loopback" },
+		{ "[::]", false, "unspecified" },
+		{ "[::ffff:127.0.0.1]", false, "loopback" },
+		{ "[::ffff:7f00:1]", false, "loopback" },
+		{ "[fe80::1]", false, "link-local" },
+		{ "[fe80::1%25eth0]", false, "link-local" },
+		{ "[fe80::1%eth0]", false, "link-local" },
+		{ "[fd00::1]", false, "unique local (private)" },
+		{ "[2606:4700::1]", true, NULL },
+		{ "8.8.8.8", true, NULL },
+		{ "localhost", false, "loopback" },
+		{ "LOCALHOST", false, "loopback" },
+		{ "localhost.", false, "loopback" },
+		{ "LOCALHOST.", false, "loopback" },
+		{ "a.localhost", false, "loopback" },
+		{ "a.b.LocalHost.", false, "loopback" },
+		{ "example.com", true, NULL },
+		{ "api.example.com", true, NULL },
+		{ "localhost.example.com", true, NULL },
+		{ "notlocalhost", true, NULL },
+		{ "[not-an-address]", false, "malformed address" },
+		{ "[]", false, "malformed address" },
+		{ "[1.2.3.4]", false, "malformed address" },
+	};
+	struct netpolicy np;
+
+	(void)state;
+	assert_int_equal(netpolicy_init(&np, ""), 0);
+	check_hosts(&np, cases, sizeof(cases) / sizeof(cases[0]), "default policy");
+	netpolicy_cleanup(&np);
+}
+
+static void test_host_allowed_with_list(void **state)
+{
+	static const struct host_case cases[] = {
+		{ "127.0.0.1", true, NULL },
+		{ "127.0.0.2", false, "loopback" },
+		{ "[::ffff:127.0.0.1]", true, NULL },
+		{ "[::1]", false, "loopback" },
+		{ "localhost", true, NULL }, /* localhost is allowed when 127.0.0.1 is */
+		{ "LOCALHOST.", true, NULL },
+		{ "a.localhost", true, NULL },
+		{ "example.com", true, NULL },
+	};
+	struct netpolicy np;
+
+	(void)state;
+	assert_int_equal(netpolicy_init(&np, "127.0.0.1/32"), 0);
+	check_hosts(&np, cases, sizeof(cases) / sizeof(cases[0]), "allow 127.0.0.1/32");
+	netpolicy_cleanup(&np);
+}
+
+/* A host-name rule allows that name however libcurl spells it (case, trailing root dot). */
+static void test_host_rule(void **state)
+{
+	static const struct host_case cases[] = {
+		{ "localhost", true, NULL },
+		{ "LOCALHOST", true, NULL },
+		{ "a.localhost", false, "loopback" }, /* the rule names localhost only */
+		{ "127.0.0.1", false, "loopback" },   /* a name rule does not allow addresses */
+		{ "localhost.", true, NULL },
+		{ "LOCALHOST.", true, NULL },
+	};
+	struct netpolicy np;
+
+	(void)state;
+	assert_int_equal(netpolicy_init(&np, "localhost"), 0);
+	check_hosts(&np, cases, sizeof(cases) / sizeof(cases[0]), "allow localhost");
+	netpolicy_cleanup(&np);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_classify_v4),
+		cmocka_unit_test(test_classify_v6),
+		cmocka_unit_test(test_init_parses),
+		cmocka_unit_test(test_init_host_lower_case),
+		cmocka_unit_test(test_init_rejects),
+		cmocka_unit_test(test_addr_allowed_default),
+		cmocka_unit_test(test_addr_allowed_with_list),
+		cmocka_unit_test(test_host_allowed_default),
+		cmocka_unit_test(test_host_allowed_with_list),
+		cmocka_unit_test(test_host_rule),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
