@@ -39,8 +39,7 @@ static const char *client_of(const struct req *rq)
 }
 
 /* Fills url with where a call's status lives: public_url, or the mount point, + /v1/calls/id. */
-static void status_url(const struct req *rq, const struct app *app, const char *id,
-		       struct buf *url)
+static void status_url(const struct req *rq, const struct app *app, const char *id, struct buf *url)
 {
 	const char *base = app->cf.public_url[0] != '\0' ? app->cf.public_url : rq->mount;
 	size_t n = strlen(base);
@@ -59,7 +58,8 @@ static struct json_object *accepted_json(const struct req *rq, const struct app 
 	buf_init(&url);
 	status_url(rq, app, id, &url);
 	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "state", json_object_new_string(scheduled ? "scheduled" : "queued"));
+	json_object_object_add(o, "state",
+			       json_object_new_string(scheduled ? "scheduled" : "queued"));
 	json_object_object_add(o, "not_before", json_object_new_string(not_before));
 	json_object_object_add(o, "status_url", json_object_new_string(url.data));
 	buf_cleanup(&url);
@@ -75,7 +75,8 @@ static void answer_accepted(const struct req *rq, struct resp *rs, const struct 
 
 	for (size_t i = 0; i < n; i++) {
 		/* RETURNING order is not promised to be VALUES order: match by id. */
-		int r = (int)i < rows && strcmp(PQgetvalue(res, (int)i, c0), ids[i]) == 0 ? (int)i : -1;
+		int r = (int)i < rows && strcmp(PQgetvalue(res, (int)i, c0), ids[i]) == 0 ? (int)i
+											  : -1;
 
 		for (int j = 0; r < 0 && j < rows; j++)
 			if (strcmp(PQgetvalue(res, j, c0), ids[i]) == 0)
@@ -85,9 +86,9 @@ static void answer_accepted(const struct req *rq, struct resp *rs, const struct 
 			json_object_array_add(arr, accepted_json(rq, app, ids[i], "", false));
 			continue;
 		}
-		json_object_array_add(arr, accepted_json(rq, app, ids[i],
-							 PQgetvalue(res, r, c0 + 1),
-							 PQgetvalue(res, r, c0 + 2)[0] == 't'));
+		json_object_array_add(arr,
+				      accepted_json(rq, app, ids[i], PQgetvalue(res, r, c0 + 1),
+						    PQgetvalue(res, r, c0 + 2)[0] == 't'));
 	}
 	if (batch) {
 		resp_json(rs, 202, arr);
@@ -108,7 +109,7 @@ static void answer_accepted(const struct req *rq, struct resp *rs, const struct 
 static int resolve_functions(struct resp *rs, struct app *app, struct call *calls, size_t n,
 			     bool batch)
 {
-	const struct call_env env = { &app->cf, &app->np };
+	const struct call_env env = {&app->cf, &app->np};
 	struct json_object *names = json_object_new_array();
 	PGresult *res = NULL;
 	const char *params[1];
@@ -129,7 +130,7 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct call *c = &calls[i];
-		int64_t lim[4] = { -1, -1, -1, -1 };
+		int64_t lim[4] = {-1, -1, -1, -1};
 
 		if (batch)
 			snprintf(prefix, sizeof(prefix), "[%zu].", i);
@@ -141,8 +142,9 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 					break;
 			if (r == PQntuples(res)) {
 				snprintf(p.field, sizeof(p.field), "%sfunction", prefix);
-				resp_problem(rs, 400, p.field, "%s: no function named %s is registered",
-					     p.field, c->function);
+				resp_problem(rs, 400, p.field,
+					     "%s: no function named %s is registered", p.field,
+					     c->function);
 				goto out;
 			}
 			for (int k = 0; k < 4; k++)
@@ -161,12 +163,12 @@ out:
 	return rc;
 }
 
-int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls,
-	    size_t n, bool batch)
+int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls, size_t n,
+	    bool batch)
 {
 	const char *key = req_param(rq, "HTTP_IDEMPOTENCY_KEY");
 	struct json_object *rows = json_object_new_array();
-	char (*ids)[UUID_LEN] = xcalloc(n, UUID_LEN);
+	char(*ids)[UUID_LEN] = xcalloc(n, UUID_LEN);
 	const char **idp = xcalloc(n, sizeof(*idp));
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	char hash[2 * EVP_MAX_MD_SIZE + 1];
@@ -191,7 +193,8 @@ int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *row = call_row_json(&calls[i], NULL);
 		size_t len;
-		const char *s = json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN, &len);
+		const char *s =
+			json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN, &len);
 
 		EVP_DigestUpdate(md, s, len + 1); /* with the NUL, as a separator */
 		if (uuid_v7(ids[i]) != 0) {
@@ -220,7 +223,7 @@ int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call 
 	}
 	if (PQntuples(res) == 0 && key != NULL) {
 		/* The key was taken: replay its answer if this is the same request, else 409. */
-		const char *iparams[2] = { client_of(rq), key };
+		const char *iparams[2] = {client_of(rq), key};
 		int nr;
 
 		PQclear(res);
@@ -231,8 +234,9 @@ int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call 
 		}
 		nr = PQntuples(res);
 		if (nr == 0) {
-			resp_problem(rs, 409, "Idempotency-Key",
-				     "Idempotency-Key: in use by a request that did not finish; retry");
+			resp_problem(
+				rs, 409, "Idempotency-Key",
+				"Idempotency-Key: in use by a request that did not finish; retry");
 			goto out;
 		}
 		if (strcmp(PQgetvalue(res, 0, 0), hash) != 0 ||
@@ -267,24 +271,21 @@ out:
 static bool has_nonfinite(struct json_object *o)
 {
 	switch (json_object_get_type(o)) {
-	case json_type_double:
-		return !isfinite(json_object_get_double(o));
+	case json_type_double: return !isfinite(json_object_get_double(o));
 	case json_type_array:
 		for (size_t i = 0; i < json_object_array_length(o); i++)
 			if (has_nonfinite(json_object_array_get_idx(o, i)))
 				return true;
 		return false;
 	case json_type_object: {
-		json_object_object_foreach(o, k, v)
-		{
+		json_object_object_foreach (o, k, v) {
 			(void)k;
 			if (has_nonfinite(v))
 				return true;
 		}
 		return false;
 	}
-	default:
-		return false;
+	default: return false;
 	}
 }
 
@@ -308,7 +309,7 @@ static bool json_content_type(const char *ct)
 
 int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 {
-	const struct call_env env = { &app->cf, &app->np };
+	const struct call_env env = {&app->cf, &app->np};
 	struct json_tokener *tok = NULL;
 	struct json_object *doc = NULL;
 	struct call *calls = NULL;
@@ -343,8 +344,8 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 	while (end < rq->body_len && strchr(" \t\r\n", rq->body[end]) != NULL)
 		end++;
 	if (end != rq->body_len) {
-		resp_problem(rs, 400, "body", "body: unexpected bytes after the JSON document at byte %zu",
-			     end);
+		resp_problem(rs, 400, "body",
+			     "body: unexpected bytes after the JSON document at byte %zu", end);
 		goto out;
 	}
 	if (has_nonfinite(doc)) {
@@ -389,7 +390,7 @@ out:
 
 int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *rest)
 {
-	const struct call_env env = { &app->cf, &app->np };
+	const struct call_env env = {&app->cf, &app->np};
 	struct call c;
 	struct problem p;
 
@@ -405,17 +406,17 @@ int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *
 /* Header values that are credentials are shown as "[redacted]" in status output. */
 static void redact_headers(struct json_object *headers)
 {
-	static const char *const secret[] = { "Authorization", "Proxy-Authorization", "Cookie",
-					      "X-Api-Key" };
+	static const char *const secret[] = {"Authorization", "Proxy-Authorization", "Cookie",
+					     "X-Api-Key"};
 
 	if (headers == NULL || !json_object_is_type(headers, json_type_object))
 		return;
-	json_object_object_foreach(headers, k, v)
-	{
+	json_object_object_foreach (headers, k, v) {
 		(void)v;
 		for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
 			if (strcasecmp(k, secret[i]) == 0)
-				json_object_object_add(headers, k, json_object_new_string("[redacted]"));
+				json_object_object_add(headers, k,
+						       json_object_new_string("[redacted]"));
 	}
 }
 
@@ -426,7 +427,7 @@ int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const cha
 	struct json_object *o = NULL;
 	struct json_object *arr;
 	struct json_object *cb;
-	const char *params[1] = { id };
+	const char *params[1] = {id};
 
 	(void)rq;
 	if (!uuid_valid(id)) {
@@ -467,8 +468,8 @@ out:
 
 static bool state_known(const char *s)
 {
-	static const char *const states[] = { "scheduled", "queued",  "in_flight", "retrying",
-					      "succeeded", "dead",    "expired",   "cancelled" };
+	static const char *const states[] = {"scheduled", "queued", "in_flight", "retrying",
+					     "succeeded", "dead",   "expired",	 "cancelled"};
 
 	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
 		if (strcmp(s, states[i]) == 0)
@@ -518,7 +519,8 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app)
 			limit = strtol(val, &end, 10);
 			if (end == val || *end != '\0' || limit < 1 || limit > LIST_MAX) {
 				free(val);
-				resp_problem(rs, 400, "limit", "limit: must be a whole number from 1 to %d",
+				resp_problem(rs, 400, "limit",
+					     "limit: must be a whole number from 1 to %d",
 					     LIST_MAX);
 				goto out;
 			}
@@ -562,8 +564,9 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app)
 		json_object_array_add(arr, db_row_json(res, r));
 	json_object_object_add(o, "calls", arr);
 	if (PQntuples(res) == limit)
-		json_object_object_add(o, "next_after",
-				       json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+		json_object_object_add(
+			o, "next_after",
+			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
 	resp_json(rs, 200, o);
 out:
 	json_object_put(o);
@@ -579,7 +582,7 @@ out:
 /* After a state change found no row: 404 if there is no such call, else 409 with its state. */
 static void explain_state(struct resp *rs, struct app *app, const char *id, const char *what)
 {
-	const char *params[1] = { id };
+	const char *params[1] = {id};
 	PGresult *res = db_exec(&app->db, Q_CALL_STATE, params);
 
 	if (res == NULL)
@@ -594,7 +597,7 @@ static void explain_state(struct resp *rs, struct app *app, const char *id, cons
 
 int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id)
 {
-	const char *params[1] = { id };
+	const char *params[1] = {id};
 	PGresult *res = NULL;
 	struct json_object *o;
 
@@ -628,7 +631,7 @@ int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const 
 
 int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const char *id)
 {
-	const char *params[1] = { id };
+	const char *params[1] = {id};
 	PGresult *res = NULL;
 	struct json_object *o;
 

@@ -93,8 +93,7 @@ static void set_path(struct req *rq)
 /* Reads the request body when its length is within the limit. Returns 0, or -1 with rs set. */
 typedef int (*read_fn)(void *src, char *dst, int n);
 
-static int read_body(struct req *rq, struct resp *rs, const struct app *app, read_fn rd,
-		     void *src)
+static int read_body(struct req *rq, struct resp *rs, const struct app *app, read_fn rd, void *src)
 {
 	long long len = parse_length(req_param(rq, "CONTENT_LENGTH"));
 	size_t got = 0;

@@ -108,7 +108,8 @@ static int check_url(const char *url, const struct call_env *env, const char *pr
 	}
 	if (!netpolicy_host_allowed(env->np, host, &why)) {
 		fail(p, 400, prefix, name,
-		     "host %s is a %s address, which calls may not reach (the operator can allow it "
+		     "host %s is a %s address, which calls may not reach (the operator can allow "
+		     "it "
 		     "with allow_targets)",
 		     host, why);
 		goto out;
@@ -140,27 +141,28 @@ static bool printable(const char *s)
 }
 
 /* Adds one header to *obj (created on first use), with every check of a call header. */
-static int add_header(struct json_object **obj, const char *name, const char *value,
-		      size_t vlen, const struct call_env *env, const char *prefix,
-		      const char *field, struct problem *p)
+static int add_header(struct json_object **obj, const char *name, const char *value, size_t vlen,
+		      const struct call_env *env, const char *prefix, const char *field,
+		      struct problem *p)
 {
 	char fname[320];
 
 	snprintf(fname, sizeof(fname), *name != '\0' ? "%s.%s" : "%s", field, name);
 	if (!http_token_valid(name))
 		return fail(p, 400, prefix, fname,
-			    "header name must be an RFC 9110 token (letters, digits, !#$%%&'*+-.^_`|~)");
+			    "header name must be an RFC 9110 token (letters, digits, "
+			    "!#$%%&'*+-.^_`|~)");
 	if (!http_value_valid(value, vlen) || strlen(value) != vlen)
 		return fail(p, 400, prefix, fname,
 			    "header value must be at most 8192 bytes without CR, LF, NUL or other "
 			    "control characters");
 	if (http_header_reserved(name))
 		return fail(p, 400, prefix, fname,
-			    "%s is a hop-by-hop or gateway header and cannot be set on a call", name);
+			    "%s is a hop-by-hop or gateway header and cannot be set on a call",
+			    name);
 	if (*obj == NULL)
 		*obj = json_object_new_object();
-	json_object_object_foreach(*obj, k, ignored)
-	{
+	json_object_object_foreach (*obj, k, ignored) {
 		(void)ignored;
 		if (strcasecmp(k, name) == 0)
 			return fail(p, 400, prefix, fname, "header given twice");
@@ -178,8 +180,7 @@ static int set_headers_obj(struct json_object **dst, struct json_object *v,
 {
 	if (!json_object_is_type(v, json_type_object))
 		return fail(p, 400, prefix, field, "must be an object of header names to strings");
-	json_object_object_foreach(v, name, val)
-	{
+	json_object_object_foreach (v, name, val) {
 		char fname[320];
 
 		if (!json_object_is_type(val, json_type_string)) {
@@ -197,8 +198,8 @@ static int set_headers_obj(struct json_object **dst, struct json_object *v,
 
 static bool method_known(const char *m)
 {
-	static const char *const methods[] = { "GET",	"HEAD",	   "POST", "PUT",
-					       "PATCH", "DELETE", "OPTIONS" };
+	static const char *const methods[] = {"GET",   "HEAD",	 "POST",   "PUT",
+					      "PATCH", "DELETE", "OPTIONS"};
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		if (strcmp(m, methods[i]) == 0)
@@ -248,9 +249,10 @@ static int set_duration(int64_t *dst, struct json_object *v, int64_t min_ms, int
 	int64_t ms;
 
 	if (call_parse_duration(v, &ms) != 0)
-		return fail(p, 400, prefix, name,
-			    "must be a duration such as \"90s\", \"15m\", \"2h\", \"1d\" or a whole "
-			    "number of seconds, not negative");
+		return fail(
+			p, 400, prefix, name,
+			"must be a duration such as \"90s\", \"15m\", \"2h\", \"1d\" or a whole "
+			"number of seconds, not negative");
 	if (ms < min_ms || ms > max_ms)
 		return fail(p, 400, prefix, name, "must be between %lld ms and %lld ms",
 			    (long long)min_ms, (long long)max_ms);
@@ -284,8 +286,7 @@ static int set_callback(char **url, struct json_object **headers, struct json_ob
 	if (json_object_is_type(v, json_type_string)) {
 		u = v;
 	} else if (json_object_is_type(v, json_type_object)) {
-		json_object_object_foreach(v, k, val)
-		{
+		json_object_object_foreach (v, k, val) {
 			snprintf(field, sizeof(field), "%s.%s", name, k);
 			if (strcmp(k, "headers") == 0) {
 				if (set_headers_obj(headers, val, env, prefix, field, p) != 0)
@@ -378,8 +379,8 @@ static bool query_scalar(struct json_object *v)
 	       json_object_is_type(v, json_type_boolean);
 }
 
-static int set_query(struct call *c, struct json_object *v, const char *prefix,
-		     const char *name, struct problem *p)
+static int set_query(struct call *c, struct json_object *v, const char *prefix, const char *name,
+		     struct problem *p)
 {
 	struct buf q;
 
@@ -401,8 +402,7 @@ static int set_query(struct call *c, struct json_object *v, const char *prefix,
 		return fail(p, 400, prefix, name,
 			    "must be an object of names to strings, numbers or arrays of them");
 	buf_init(&q);
-	json_object_object_foreach(v, k, val)
-	{
+	json_object_object_foreach (v, k, val) {
 		char field[256];
 
 		snprintf(field, sizeof(field), "%s.%s", name, k);
@@ -434,14 +434,12 @@ static int set_query(struct call *c, struct json_object *v, const char *prefix,
 	return 0;
 }
 
-static int set_retry(struct call *c, struct json_object *v, const char *prefix,
-		     struct problem *p)
+static int set_retry(struct call *c, struct json_object *v, const char *prefix, struct problem *p)
 {
 	if (!json_object_is_type(v, json_type_object))
 		return fail(p, 400, prefix, "retry",
 			    "must be an object {\"max_attempts\", \"initial\", \"max\"}");
-	json_object_object_foreach(v, k, val)
-	{
+	json_object_object_foreach (v, k, val) {
 		char field[256];
 
 		snprintf(field, sizeof(field), "retry.%s", k);
@@ -502,12 +500,13 @@ static int set_path(struct call *c, const char *path, const char *prefix, const 
 	return 0;
 }
 
-static int set_correlation(struct call *c, const char *s, const char *prefix,
-			   const char *field, struct problem *p)
+static int set_correlation(struct call *c, const char *s, const char *prefix, const char *field,
+			   struct problem *p)
 {
 	if (*s == '\0' || strlen(s) > MAX_CORRELATION_LEN || !printable(s))
 		return fail(p, 400, prefix, field,
-			    "must be 1 to %d bytes without control characters", MAX_CORRELATION_LEN);
+			    "must be 1 to %d bytes without control characters",
+			    MAX_CORRELATION_LEN);
 	free(c->correlation_id);
 	c->correlation_id = xstrdup(s);
 	return 0;
@@ -639,8 +638,7 @@ int call_from_json(struct call *c, struct json_object *o, const struct call_env 
 {
 	if (!json_object_is_type(o, json_type_object))
 		return fail(p, 400, prefix, "", "a call instruction must be a JSON object");
-	json_object_object_foreach(o, k, v)
-	{
+	json_object_object_foreach (o, k, v) {
 		if (field_json(c, k, v, env, prefix, p) != 0)
 			return -1;
 	}
@@ -682,11 +680,13 @@ static int parse_async_path(struct call *c, const char *rest, const struct call_
 		slash = strchr(rest, '/');
 		seg = http_pct_decode(rest, slash != NULL ? (size_t)(slash - rest) : strlen(rest));
 		if (seg == NULL)
-			return fail(p, 400, "", "path", "malformed percent-encoding in the target URL");
+			return fail(p, 400, "", "path",
+				    "malformed percent-encoding in the target URL");
 		if (slash != NULL && strchr(seg, '?') != NULL) {
 			free(seg);
-			return fail(p, 400, "", "path",
-				    "an encoded target URL with a query cannot have a path after it");
+			return fail(
+				p, 400, "", "path",
+				"an encoded target URL with a query cannot have a path after it");
 		}
 		buf_init(&url);
 		buf_puts(&url, seg);
@@ -818,11 +818,21 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 static bool hop_header(const char *cgi)
 {
 	static const char *const drop[] = {
-		"HTTP_HOST",	      "HTTP_AUTHORIZATION", "HTTP_CONNECTION",
-		"HTTP_KEEP_ALIVE",    "HTTP_PROXY",	    "HTTP_PROXY_CONNECTION",
-		"HTTP_PROXY_AUTHORIZATION", "HTTP_TE",	    "HTTP_TRAILER",
-		"HTTP_TRANSFER_ENCODING", "HTTP_UPGRADE",    "HTTP_CONTENT_LENGTH",
-		"HTTP_CONTENT_TYPE",  "HTTP_EXPECT",	    "HTTP_IDEMPOTENCY_KEY",
+		"HTTP_HOST",
+		"HTTP_AUTHORIZATION",
+		"HTTP_CONNECTION",
+		"HTTP_KEEP_ALIVE",
+		"HTTP_PROXY",
+		"HTTP_PROXY_CONNECTION",
+		"HTTP_PROXY_AUTHORIZATION",
+		"HTTP_TE",
+		"HTTP_TRAILER",
+		"HTTP_TRANSFER_ENCODING",
+		"HTTP_UPGRADE",
+		"HTTP_CONTENT_LENGTH",
+		"HTTP_CONTENT_TYPE",
+		"HTTP_EXPECT",
+		"HTTP_IDEMPOTENCY_KEY",
 		"HTTP_PREFER",
 	};
 
@@ -876,8 +886,8 @@ int call_from_request(struct call *c, const struct req *rq, const char *rest,
 	if (ct != NULL && *ct != '\0' &&
 	    add_header(&c->headers, "Content-Type", ct, strlen(ct), env, "", "headers", p) != 0)
 		return -1;
-	if (rq->body_len > 0 && set_body(c, (const unsigned char *)rq->body, rq->body_len,
-					 "binary", env, "", "body", p) != 0)
+	if (rq->body_len > 0 && set_body(c, (const unsigned char *)rq->body, rq->body_len, "binary",
+					 env, "", "body", p) != 0)
 		return -1;
 	return finish(c, "", true, p);
 }

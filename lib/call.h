@@ -31,20 +31,20 @@ struct call_env {
 /* One instruction. Strings and JSON objects are owned (call_cleanup frees them). Numbers
  * are -1 when not given, until call_resolve fills them from the function or the defaults. */
 struct call {
-	char *function;               /* registered name, or NULL */
-	char *target;                 /* absolute http(s) URL, or NULL */
-	char *path;                   /* with function only; starts with '/' */
-	char *method;                 /* upper case */
-	char *query;                  /* encoded, without '?'; never NULL after parsing */
-	struct json_object *headers;  /* {"Name": "value"} */
-	unsigned char *body;          /* NULL when there is no body */
+	char *function;		     /* registered name, or NULL */
+	char *target;		     /* absolute http(s) URL, or NULL */
+	char *path;		     /* with function only; starts with '/' */
+	char *method;		     /* upper case */
+	char *query;		     /* encoded, without '?'; never NULL after parsing */
+	struct json_object *headers; /* {"Name": "value"} */
+	unsigned char *body;	     /* NULL when there is no body */
 	size_t body_len;
-	const char *body_type;        /* "json", "text", "binary" (static) or NULL */
+	const char *body_type; /* "json", "text", "binary" (static) or NULL */
 	bool has_not_before;
-	int64_t not_before_us;        /* absolute, when has_not_before */
+	int64_t not_before_us; /* absolute, when has_not_before */
 	bool has_delay;
-	int64_t delay_ms;             /* relative to the commit; 0 = due now */
-	int64_t expires_in_ms;        /* 0 = never */
+	int64_t delay_ms;      /* relative to the commit; 0 = due now */
+	int64_t expires_in_ms; /* 0 = never */
 	char *correlation_id;
 	char *callback_url;
 	struct json_object *callback_headers;

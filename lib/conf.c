@@ -22,7 +22,10 @@ struct conf_key {
 	int64_t min, max; /* for numbers, after unit conversion */
 };
 
-#define KEY(n, f, t, d, lo, hi) { n, t, offsetof(struct conf, f), d, lo, hi }
+#define KEY(n, f, t, d, lo, hi)                                                                    \
+	{                                                                                          \
+		n, t, offsetof(struct conf, f), d, lo, hi                                          \
+	}
 #define DAY_MS (86400000LL)
 
 static const struct conf_key keys[] = {

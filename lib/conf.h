@@ -7,22 +7,22 @@
 
 /* The whole configuration. Strings are owned (conf_cleanup frees them). Durations are in ms. */
 struct conf {
-	char *database;              /* libpq conninfo; "" = libpq's PG* variables and service file */
-	char *log_level;             /* error | warn | info | debug */
-	char *allow_targets;         /* CIDRs and host names raw targets may reach despite policy */
-	char *public_url;            /* absolute URL prefix for status_url; "" = relative */
-	int64_t max_request_bytes;   /* request body limit (a whole batch) */
-	int64_t max_body_bytes;      /* decoded body of one call */
-	int64_t max_batch;           /* instructions in one POST */
-	int64_t max_headers;         /* headers in one call */
-	int64_t max_delay_ms;        /* how far ahead not_before / delay may reach */
-	int64_t max_timeout_ms;      /* upper bound of a call's timeout */
-	int64_t max_expires_in_ms;   /* upper bound of expires_in */
+	char *database;		   /* libpq conninfo; "" = libpq's PG* variables and service file */
+	char *log_level;	   /* error | warn | info | debug */
+	char *allow_targets;	   /* CIDRs and host names raw targets may reach despite policy */
+	char *public_url;	   /* absolute URL prefix for status_url; "" = relative */
+	int64_t max_request_bytes; /* request body limit (a whole batch) */
+	int64_t max_body_bytes;	   /* decoded body of one call */
+	int64_t max_batch;	   /* instructions in one POST */
+	int64_t max_headers;	   /* headers in one call */
+	int64_t max_delay_ms;	   /* how far ahead not_before / delay may reach */
+	int64_t max_timeout_ms;	   /* upper bound of a call's timeout */
+	int64_t max_expires_in_ms; /* upper bound of expires_in */
 	int64_t default_timeout_ms;
 	int64_t default_max_attempts;
 	int64_t default_retry_initial_ms;
 	int64_t default_retry_max_ms;
-	int64_t retry_after_s;       /* Retry-After sent with 503 */
+	int64_t retry_after_s; /* Retry-After sent with 503 */
 };
 
 /* Sets every key to its default (strings are new; call conf_cleanup). */

@@ -44,9 +44,8 @@ static void db_drop(struct db *db)
 int db_connect(struct db *db)
 {
 	/* The conninfo comes last and is expanded, so its own settings win over these. */
-	const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname",
-				     NULL };
-	const char *const vals[] = { "5", "asyncgate", db->conninfo, NULL };
+	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+	const char *const vals[] = {"5", "asyncgate", db->conninfo, NULL};
 
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return 0;
@@ -92,8 +91,8 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 			return res;
 		}
 		if (PQstatus(db->conn) == CONNECTION_BAD) {
-			/* The server went away (restart, failover, idle kill). A statement sent on a
-			 * dead socket did not run; reconnect and send it once more. */
+			/* The server went away (restart, failover, idle kill). A statement sent on
+			 * a dead socket did not run; reconnect and send it once more. */
 			log_warn("db %s: connection lost, reconnecting: %s", queries[q].name,
 				 PQerrorMessage(db->conn));
 			PQclear(res);
@@ -122,23 +121,19 @@ static struct json_object *column_value(const PGresult *res, int row, int col)
 	const char *v = PQgetvalue(res, row, col);
 
 	switch (PQftype(res, col)) {
-	case OID_BOOL:
-		return json_object_new_boolean(v[0] == 't');
+	case OID_BOOL: return json_object_new_boolean(v[0] == 't');
 	case OID_INT2:
 	case OID_INT4:
-	case OID_INT8:
-		return json_object_new_int64(strtoll(v, NULL, 10));
+	case OID_INT8: return json_object_new_int64(strtoll(v, NULL, 10));
 	case OID_FLOAT4:
-	case OID_FLOAT8:
-		return json_object_new_double(strtod(v, NULL));
+	case OID_FLOAT8: return json_object_new_double(strtod(v, NULL));
 	case OID_JSON:
 	case OID_JSONB: {
 		struct json_object *o = json_tokener_parse(v);
 
 		return o != NULL ? o : json_object_new_string(v);
 	}
-	default:
-		return json_object_new_string(v);
+	default: return json_object_new_string(v);
 	}
 }
 

@@ -14,12 +14,12 @@ struct json_object;
 enum db_error {
 	DB_OK,
 	DB_UNAVAILABLE, /* could not connect, or the connection broke: answer 503 */
-	DB_QUERY,       /* the statement failed: see db->sqlstate */
+	DB_QUERY,	/* the statement failed: see db->sqlstate */
 };
 
 struct db {
-	PGconn *conn;        /* owned; NULL while disconnected */
-	char *conninfo;      /* owned */
+	PGconn *conn;	     /* owned; NULL while disconnected */
+	char *conninfo;	     /* owned */
 	enum db_error error; /* of the last db_exec */
 	char sqlstate[6];    /* of the last DB_QUERY error */
 };

@@ -136,7 +136,8 @@ const char *http_reason(int status)
 	case 422: return "Unprocessable Content";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
-	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+	default:
+		return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
 	}
 }
 
@@ -170,9 +171,19 @@ bool http_value_valid(const char *s, size_t len)
 bool http_header_reserved(const char *name)
 {
 	static const char *const reserved[] = {
-		"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-		"Proxy-Authorization", "TE", "Trailer", "Trailers", "Transfer-Encoding", "Upgrade",
-		"Host", "Content-Length", "Expect",
+		"Connection",
+		"Keep-Alive",
+		"Proxy-Connection",
+		"Proxy-Authenticate",
+		"Proxy-Authorization",
+		"TE",
+		"Trailer",
+		"Trailers",
+		"Transfer-Encoding",
+		"Upgrade",
+		"Host",
+		"Content-Length",
+		"Expect",
 	};
 
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
@@ -191,7 +202,7 @@ void http_pct_encode(struct buf *b, const char *s, size_t len)
 		if ((isalnum(c) && c < 0x80) || c == '-' || c == '.' || c == '_' || c == '~') {
 			buf_append(b, &s[i], 1);
 		} else {
-			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
 
 			buf_append(b, e, 3);
 		}

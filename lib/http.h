@@ -12,22 +12,22 @@ struct json_object;
 /* One request, as the accept loop filled it. Everything is owned by the struct and released
  * by req_reset (the one release point per request). */
 struct req {
-	char **params;       /* CGI/FastCGI parameters, "NAME=value" strings, NULL-terminated */
-	const char *method;  /* REQUEST_METHOD; points into params */
-	char *path;          /* route path, still percent-encoded ("/v1/calls/...") */
-	char *mount;         /* prefix the web server mounted us under ("" at the root) */
-	char *query;         /* the query as sent (from REQUEST_URI, not the web server's
-	                      * normalised QUERY_STRING); "" when absent, NULL before the
-	                      * accept loop fills it */
-	char *body;          /* request body, NUL-terminated; NULL when empty */
+	char **params;	    /* CGI/FastCGI parameters, "NAME=value" strings, NULL-terminated */
+	const char *method; /* REQUEST_METHOD; points into params */
+	char *path;	    /* route path, still percent-encoded ("/v1/calls/...") */
+	char *mount;	    /* prefix the web server mounted us under ("" at the root) */
+	char *query;	    /* the query as sent (from REQUEST_URI, not the web server's
+			     * normalised QUERY_STRING); "" when absent, NULL before the
+			     * accept loop fills it */
+	char *body;	    /* request body, NUL-terminated; NULL when empty */
 	size_t body_len;
 };
 
 /* The response a handler builds; the accept loop writes it out and calls resp_reset. */
 struct resp {
-	int status;          /* 0 until set */
-	struct buf headers;  /* "Name: value\r\n" lines */
-	char *body;          /* owned */
+	int status;	    /* 0 until set */
+	struct buf headers; /* "Name: value\r\n" lines */
+	char *body;	    /* owned */
 	size_t body_len;
 	const char *content_type; /* static string */
 };

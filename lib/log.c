@@ -24,7 +24,7 @@ void log_set_level(enum log_level level)
 
 int log_level_parse(const char *s, enum log_level *out)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(s, names[i]) == 0) {
@@ -42,7 +42,7 @@ bool log_enabled(enum log_level level)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	static const char *const tags[] = { "error", "warn", "info", "debug" };
+	static const char *const tags[] = {"error", "warn", "info", "debug"};
 	char line[2048];
 	va_list ap;
 	int n;

@@ -18,27 +18,27 @@ struct range {
 };
 
 static const struct range v4_ranges[] = {
-	{ { 0, 0, 0, 0 }, 8, "unspecified" },     { { 10 }, 8, "private" },
-	{ { 100, 64 }, 10, "shared (CGNAT)" },    { { 127 }, 8, "loopback" },
-	{ { 169, 254 }, 16, "link-local" },       { { 172, 16 }, 12, "private" },
-	{ { 192, 0, 0 }, 24, "reserved" },        { { 192, 0, 2 }, 24, "documentation" },
-	{ { 192, 88, 99 }, 24, "reserved" },      { { 192, 168 }, 16, "private" },
-	{ { 198, 18 }, 15, "benchmarking" },      { { 198, 51, 100 }, 24, "documentation" },
-	{ { 203, 0, 113 }, 24, "documentation" }, { { 224 }, 4, "multicast" },
-	{ { 240 }, 4, "reserved or broadcast" },
+	{{0, 0, 0, 0}, 8, "unspecified"},     {{10}, 8, "private"},
+	{{100, 64}, 10, "shared (CGNAT)"},    {{127}, 8, "loopback"},
+	{{169, 254}, 16, "link-local"},	      {{172, 16}, 12, "private"},
+	{{192, 0, 0}, 24, "reserved"},	      {{192, 0, 2}, 24, "documentation"},
+	{{192, 88, 99}, 24, "reserved"},      {{192, 168}, 16, "private"},
+	{{198, 18}, 15, "benchmarking"},      {{198, 51, 100}, 24, "documentation"},
+	{{203, 0, 113}, 24, "documentation"}, {{224}, 4, "multicast"},
+	{{240}, 4, "reserved or broadcast"},
 };
 
 static const struct range v6_ranges[] = {
-	{ { 0 }, 128, "unspecified" },
-	{ { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 128, "loopback" },
-	{ { 0x01, 0x00 }, 64, "discard" },
-	{ { 0x20, 0x01, 0x0d, 0xb8 }, 32, "documentation" },
-	{ { 0x20, 0x01, 0x00, 0x00 }, 32, "Teredo" },
-	{ { 0x20, 0x01, 0x00, 0x10 }, 28, "reserved" },
-	{ { 0xfc }, 7, "unique local (private)" },
-	{ { 0xfe, 0x80 }, 10, "link-local" },
-	{ { 0xfe, 0xc0 }, 10, "site-local" },
-	{ { 0xff }, 8, "multicast" },
+	{{0}, 128, "unspecified"},
+	{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "loopback"},
+	{{0x01, 0x00}, 64, "discard"},
+	{{0x20, 0x01, 0x0d, 0xb8}, 32, "documentation"},
+	{{0x20, 0x01, 0x00, 0x00}, 32, "Teredo"},
+	{{0x20, 0x01, 0x00, 0x10}, 28, "reserved"},
+	{{0xfc}, 7, "unique local (private)"},
+	{{0xfe, 0x80}, 10, "link-local"},
+	{{0xfe, 0xc0}, 10, "site-local"},
+	{{0xff}, 8, "multicast"},
 };
 
 static bool prefix_match(const unsigned char *a, const unsigned char *net, int prefix)
@@ -55,9 +55,9 @@ static bool prefix_match(const unsigned char *a, const unsigned char *net, int p
 
 const char *netpolicy_classify(int family, const unsigned char *addr)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	static const unsigned char compat[12] = { 0 };
-	static const unsigned char nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const unsigned char compat[12] = {0};
+	static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b};
 
 	if (family == AF_INET) {
 		for (size_t i = 0; i < sizeof(v4_ranges) / sizeof(v4_ranges[0]); i++)
@@ -92,17 +92,18 @@ static bool allow_covers(const struct netpolicy *np, int family, const unsigned 
 	return false;
 }
 
-bool netpolicy_addr_allowed(const struct netpolicy *np, const struct sockaddr *sa,
-			    const char **why)
+bool netpolicy_addr_allowed(const struct netpolicy *np, const struct sockaddr *sa, const char **why)
 {
 	const unsigned char *a;
 	const char *w;
 	int family = sa->sa_family;
 
 	if (family == AF_INET)
-		a = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		a = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)
+			    ->sin_addr;
 	else if (family == AF_INET6)
-		a = (const unsigned char *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		a = (const unsigned char *)&((const struct sockaddr_in6 *)(const void *)sa)
+			    ->sin6_addr;
 	else {
 		if (why != NULL)
 			*why = "not an IP address";
@@ -150,12 +151,12 @@ bool netpolicy_host_allowed(const struct netpolicy *np, const char *host, const 
 		tmp[len] = '\0';
 		if (inet_pton(AF_INET6, tmp, a) != 1)
 			goto bad;
-		struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
 		memcpy(&s6.sin6_addr, a, 16);
 		return netpolicy_addr_allowed(np, (const struct sockaddr *)&s6, why);
 	}
 	if (inet_pton(AF_INET, host, a) == 1) {
-		struct sockaddr_in s4 = { .sin_family = AF_INET };
+		struct sockaddr_in s4 = {.sin_family = AF_INET};
 		memcpy(&s4.sin_addr, a, 4);
 		return netpolicy_addr_allowed(np, (const struct sockaddr *)&s4, why);
 	}
@@ -167,7 +168,7 @@ bool netpolicy_host_allowed(const struct netpolicy *np, const char *host, const 
 	/* RFC 6761: localhost and its subdomains resolve to loopback. Allowed if 127.0.0.1 is. */
 	if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
 	    (n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0)) {
-		static const unsigned char lo4[4] = { 127, 0, 0, 1 };
+		static const unsigned char lo4[4] = {127, 0, 0, 1};
 
 		if (allow_covers(np, AF_INET, lo4))
 			return true;
@@ -235,7 +236,8 @@ int netpolicy_init(struct netpolicy *np, const char *allow)
 	     tok = strtok_r(NULL, ", \t", &save)) {
 		np->allow = xrealloc(np->allow, (np->nallow + 1) * sizeof(*np->allow));
 		if (parse_rule(tok, &np->allow[np->nallow]) != 0) {
-			log_err("allow_targets: cannot parse %s (expected a CIDR, an address or a host)",
+			log_err("allow_targets: cannot parse %s (expected a CIDR, an address or a "
+				"host)",
 				tok);
 			rc = -1;
 			break;

@@ -11,10 +11,10 @@
 #include <sys/socket.h>
 
 struct np_rule {
-	int family;             /* AF_INET, AF_INET6, or 0 for a host name */
+	int family;		/* AF_INET, AF_INET6, or 0 for a host name */
 	unsigned char addr[16]; /* network address, family's width */
-	int prefix;             /* prefix length */
-	char *host;             /* lower-case host name when family == 0; owned */
+	int prefix;		/* prefix length */
+	char *host;		/* lower-case host name when family == 0; owned */
 };
 
 struct netpolicy {

@@ -33,7 +33,7 @@ int timeparse_duration(const char *s, int64_t *ms)
 	static const struct {
 		const char *unit;
 		int64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 } };
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
 	const char *p = s;
 	int64_t total = 0;
 	int64_t v;
@@ -118,7 +118,8 @@ int timeparse_time(const char *s, int64_t *us)
 		t = timegm(&check);
 		if (errno != 0 || check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon)
 			return -1;
-		if (tm.tm_sec > 59) /* leap seconds are not representable; refuse rather than shift */
+		if (tm.tm_sec >
+		    59) /* leap seconds are not representable; refuse rather than shift */
 			return -1;
 		secs = (int64_t)t;
 	}

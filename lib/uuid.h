@@ -1,4 +1,5 @@
-/* uuid: call ids, UUIDv7 (RFC 9562): a millisecond timestamp then random bits, so ids sort by time. */
+/* uuid: call ids, UUIDv7 (RFC 9562): a millisecond timestamp then random bits, so ids sort by time.
+ */
 #ifndef AG_UUID_H
 #define AG_UUID_H
 
