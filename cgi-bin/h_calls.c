@@ -25,6 +25,12 @@ void h_db_error(struct resp *rs, const struct app *app)
 	if (app->db.error == DB_UNAVAILABLE) {
 		resp_problem(rs, 503, NULL, "the database is unreachable; nothing was written");
 		resp_header(rs, "Retry-After", "%lld", (long long)app->cf.retry_after_s);
+	} else if (app->db.error == DB_LOST) {
+		resp_problem(rs, 503, NULL,
+			     "the database connection broke during the request, which may or may "
+			     "not have taken effect; check, or repeat it with the same "
+			     "Idempotency-Key");
+		resp_header(rs, "Retry-After", "%lld", (long long)app->cf.retry_after_s);
 	} else {
 		resp_problem(rs, 500, NULL, "a database statement failed (sqlstate %s)",
 			     app->db.sqlstate);
@@ -58,9 +64,11 @@ static struct json_object *accepted_json(const struct req *rq, const struct app 
 	buf_init(&url);
 	status_url(rq, app, id, &url);
 	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "state",
-			       json_object_new_string(scheduled ? "scheduled" : "queued"));
-	json_object_object_add(o, "not_before", json_object_new_string(not_before));
+	if (not_before != NULL) { /* NULL: the call has been purged since */
+		json_object_object_add(o, "state",
+				       json_object_new_string(scheduled ? "scheduled" : "queued"));
+		json_object_object_add(o, "not_before", json_object_new_string(not_before));
+	}
 	json_object_object_add(o, "status_url", json_object_new_string(url.data));
 	buf_cleanup(&url);
 	return o;
@@ -81,9 +89,9 @@ static void answer_accepted(const struct req *rq, struct resp *rs, const struct 
 		for (int j = 0; r < 0 && j < rows; j++)
 			if (strcmp(PQgetvalue(res, j, c0), ids[i]) == 0)
 				r = j;
-		if (r < 0) {
+		if (r < 0 || PQgetisnull(res, r, c0 + 1)) {
 			/* The call is gone (purged); its id is still the answer. */
-			json_object_array_add(arr, accepted_json(rq, app, ids[i], "", false));
+			json_object_array_add(arr, accepted_json(rq, app, ids[i], NULL, false));
 			continue;
 		}
 		json_object_array_add(arr,
@@ -163,129 +171,219 @@ out:
 	return rc;
 }
 
-int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls, size_t n,
-	    bool batch)
+/* Headers that honest retries of one request change (tracing, clients' own clocks): left out
+ * of the idempotency hash, kept in the call. */
+static bool volatile_header(const char *name)
+{
+	static const char *const names[] = {
+		"traceparent",		 "tracestate",	 "baggage",
+		"sentry-trace",		 "x-request-id", "x-amzn-trace-id",
+		"x-cloud-trace-context", "user-agent",	 "date"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The idempotency hash, in hex: SHA-256 over each instruction as the client gave it, before
+ * the function's and the gateway's defaults fill its gaps (those may change between two
+ * tries), without its fresh id and without volatile headers. */
+static int request_hash(const struct call *calls, size_t n, bool batch, char *out, size_t outsz)
+{
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc = -1;
+
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *row = call_row_json(&calls[i], NULL);
+		struct json_object *hdrs = json_object_new_object();
+		size_t len;
+		const char *s;
+
+		json_object_object_foreach (calls[i].headers, k, v) {
+			if (!volatile_header(k))
+				json_object_object_add(hdrs, k, json_object_get(v));
+		}
+		json_object_object_add(row, "headers", hdrs);
+		s = json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN, &len);
+		EVP_DigestUpdate(md, s, len + 1); /* with the NUL, as a separator */
+		json_object_put(row);
+	}
+	EVP_DigestUpdate(md, batch ? "b" : "o", 1);
+	if (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || outsz < 2 * dlen + 1)
+		goto out;
+	for (unsigned int i = 0; i < dlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+/* Answers a repeat of an Idempotency-Key: the first answer again for the same request. */
+static void replay(const struct req *rq, struct resp *rs, struct app *app, const char *key,
+		   const char *hash, char (*ids)[UUID_LEN], const char **idp, size_t n, bool batch)
+{
+	const char *params[2] = {client_of(rq), key};
+	PGresult *res = db_exec(&app->db, Q_IDEM_GET, params);
+	int nr;
+
+	if (res == NULL) {
+		h_db_error(rs, app);
+		return;
+	}
+	nr = PQntuples(res);
+	if (nr == 0) {
+		/* The first request rolled back after we waited for it (it failed): try again. */
+		resp_problem(rs, 409, "Idempotency-Key",
+			     "Idempotency-Key: in use by a request that did not finish; retry");
+	} else if (strcmp(PQgetvalue(res, 0, 0), hash) != 0 ||
+		   (PQgetvalue(res, 0, 1)[0] == 't') != batch || (size_t)nr != n) {
+		resp_problem(rs, 409, "Idempotency-Key",
+			     "Idempotency-Key: already used for a different request");
+	} else {
+		for (int r = 0; r < nr; r++)
+			snprintf(ids[r], UUID_LEN, "%s", PQgetvalue(res, r, 2));
+		resp_header(rs, "Idempotent-Replayed", "true");
+		answer_accepted(rq, rs, app, res, 2, idp, n, batch);
+	}
+	PQclear(res);
+}
+
+/* The insert, made safe against a connection that breaks while it is out: the ids are ours,
+ * so whether it committed can be read back, and it is sent again only if it did not. */
+static PGresult *insert_calls(struct app *app, const char *const *params, const char *idlist,
+			      size_t n)
+{
+	PGresult *res = db_exec(&app->db, Q_CALLS_INSERT, params);
+	const char *fparams[1] = {idlist};
+
+	if (res != NULL || app->db.error != DB_LOST)
+		return res;
+	res = db_exec(&app->db, Q_CALLS_FIND, fparams);
+	if (res == NULL)
+		return NULL;
+	if ((size_t)PQntuples(res) == n) {
+		log_info("enqueue: committed before the connection broke first=%s",
+			 PQgetvalue(res, 0, 0));
+		return res; /* same columns as the insert's RETURNING */
+	}
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return db_exec(&app->db, Q_CALLS_INSERT, params);
+	}
+	PQclear(res); /* one statement cannot commit in part */
+	app->db.error = DB_LOST;
+	return NULL;
+}
+
+int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls,
+		    size_t n, bool batch)
 {
 	const char *key = req_param(rq, "HTTP_IDEMPOTENCY_KEY");
+	const char *client = client_of(rq);
 	struct json_object *rows = json_object_new_array();
+	struct json_object *idlist = json_object_new_array();
 	char(*ids)[UUID_LEN] = xcalloc(n, UUID_LEN);
 	const char **idp = xcalloc(n, sizeof(*idp));
-	unsigned char digest[EVP_MAX_MD_SIZE];
 	char hash[2 * EVP_MAX_MD_SIZE + 1];
-	unsigned int dlen = 0;
-	EVP_MD_CTX *md = NULL;
 	PGresult *res = NULL;
 	const char *params[5];
 
-	if (key != NULL && (*key == '\0' || strlen(key) > IDEM_KEY_MAX)) {
-		resp_problem(rs, 400, "Idempotency-Key", "Idempotency-Key: must be 1 to %d bytes",
+	if (key != NULL &&
+	    (*key == '\0' || strlen(key) > IDEM_KEY_MAX || !http_value_valid(key, strlen(key)))) {
+		resp_problem(rs, 400, "Idempotency-Key",
+			     "Idempotency-Key: must be 1 to %d bytes of UTF-8 without control "
+			     "characters",
 			     IDEM_KEY_MAX);
+		goto out;
+	}
+	if (!http_utf8_valid(client, strlen(client))) {
+		resp_problem(rs, 400, "REMOTE_USER",
+			     "REMOTE_USER: the web server's user name is not UTF-8");
+		goto out;
+	}
+	if (request_hash(calls, n, batch, hash, sizeof(hash)) != 0) {
+		resp_problem(rs, 500, NULL, "hashing failed");
 		goto out;
 	}
 	if (resolve_functions(rs, app, calls, n, batch) != 0)
 		goto out;
-	/* The idempotency hash covers each instruction as stored, without its fresh id. */
-	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		resp_problem(rs, 500, NULL, "hashing failed");
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
-		struct json_object *row = call_row_json(&calls[i], NULL);
-		size_t len;
-		const char *s =
-			json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN, &len);
+		struct json_object *row;
 
-		EVP_DigestUpdate(md, s, len + 1); /* with the NUL, as a separator */
 		if (uuid_v7(ids[i]) != 0) {
-			json_object_put(row);
 			resp_problem(rs, 500, NULL, "could not make an id");
 			goto out;
 		}
 		idp[i] = ids[i];
-		json_object_object_add(row, "id", json_object_new_string(ids[i]));
+		row = call_row_json(&calls[i], ids[i]);
 		json_object_array_add(rows, row);
+		json_object_array_add(idlist, json_object_new_string(ids[i]));
 	}
-	EVP_DigestUpdate(md, batch ? "b" : "o", 1);
-	EVP_DigestFinal_ex(md, digest, &dlen);
-	for (unsigned int i = 0; i < dlen; i++)
-		snprintf(hash + 2 * i, 3, "%02x", digest[i]);
-
 	params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
-	params[1] = client_of(rq);
+	params[1] = client;
 	params[2] = key;
 	params[3] = hash;
 	params[4] = batch ? "t" : "f";
-	res = db_exec(&app->db, Q_CALLS_INSERT, params);
+	res = insert_calls(app, params,
+			   json_object_to_json_string_ext(idlist, JSON_C_TO_STRING_PLAIN), n);
 	if (res == NULL) {
 		h_db_error(rs, app);
 		goto out;
 	}
 	if (PQntuples(res) == 0 && key != NULL) {
-		/* The key was taken: replay its answer if this is the same request, else 409. */
-		const char *iparams[2] = {client_of(rq), key};
-		int nr;
-
-		PQclear(res);
-		res = db_exec(&app->db, Q_IDEM_GET, iparams);
-		if (res == NULL) {
-			h_db_error(rs, app);
-			goto out;
-		}
-		nr = PQntuples(res);
-		if (nr == 0) {
-			resp_problem(
-				rs, 409, "Idempotency-Key",
-				"Idempotency-Key: in use by a request that did not finish; retry");
-			goto out;
-		}
-		if (strcmp(PQgetvalue(res, 0, 0), hash) != 0 ||
-		    (PQgetvalue(res, 0, 1)[0] == 't') != batch) {
-			resp_problem(rs, 409, "Idempotency-Key",
-				     "Idempotency-Key: already used for a different request");
-			goto out;
-		}
-		if ((size_t)nr != n) {
-			resp_problem(rs, 409, "Idempotency-Key",
-				     "Idempotency-Key: already used for a different request");
-			goto out;
-		}
-		for (int r = 0; r < nr; r++)
-			snprintf(ids[r], UUID_LEN, "%s", PQgetvalue(res, r, 2));
-		resp_header(rs, "Idempotent-Replayed", "true");
-		answer_accepted(rq, rs, app, res, 2, idp, n, batch);
+		replay(rq, rs, app, key, hash, ids, idp, n, batch);
 		goto out;
 	}
 	log_info("enqueue calls=%zu first=%s batch=%d", n, ids[0], batch);
 	answer_accepted(rq, rs, app, res, 0, idp, n, batch);
 out:
-	EVP_MD_CTX_free(md);
 	PQclear(res);
+	json_object_put(idlist);
 	json_object_put(rows);
 	free(idp);
 	free(ids);
 	return 0;
 }
 
-/* json-c reads NaN and Infinity, which JSON (RFC 8259) does not have: find one, if any. */
-static bool has_nonfinite(struct json_object *o)
+/* Numbers json-c would not keep as written: NaN and Infinity (not JSON, RFC 8259), and
+ * integers beyond 64 bits, which it clamps silently. Returns why, or NULL. */
+static const char *unsafe_number(struct json_object *o)
 {
+	const char *why;
+
 	switch (json_object_get_type(o)) {
-	case json_type_double: return !isfinite(json_object_get_double(o));
+	case json_type_double:
+		return isfinite(json_object_get_double(o))
+			       ? NULL
+			       : "NaN and Infinity are not JSON numbers";
+	case json_type_int:
+		if (json_object_get_int64(o) == INT64_MIN ||
+		    json_object_get_uint64(o) == UINT64_MAX)
+			return "an integer is out of the 64-bit range (send it as a string)";
+		return NULL;
 	case json_type_array:
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			if (has_nonfinite(json_object_array_get_idx(o, i)))
-				return true;
-		return false;
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			why = unsafe_number(json_object_array_get_idx(o, i));
+			if (why != NULL)
+				return why;
+		}
+		return NULL;
 	case json_type_object: {
 		json_object_object_foreach (o, k, v) {
 			(void)k;
-			if (has_nonfinite(v))
-				return true;
+			why = unsafe_number(v);
+			if (why != NULL)
+				return why;
 		}
-		return false;
+		return NULL;
 	}
-	default: return false;
+	default: return NULL;
 	}
 }
 
@@ -348,8 +446,8 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 			     "body: unexpected bytes after the JSON document at byte %zu", end);
 		goto out;
 	}
-	if (has_nonfinite(doc)) {
-		resp_problem(rs, 400, "body", "body: NaN and Infinity are not JSON numbers");
+	if (unsafe_number(doc) != NULL) {
+		resp_problem(rs, 400, "body", "body: %s", unsafe_number(doc));
 		goto out;
 	}
 	batch = json_object_is_type(doc, json_type_array);
@@ -377,7 +475,7 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 			goto out;
 		}
 	}
-	enqueue(rq, rs, app, calls, n, batch);
+	h_calls_enqueue(rq, rs, app, calls, n, batch);
 out:
 	for (size_t i = 0; calls != NULL && i < n; i++)
 		call_cleanup(&calls[i]);
@@ -398,25 +496,32 @@ int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *
 	if (call_from_request(&c, rq, rest, &env, &p) != 0)
 		resp_problem(rs, p.status, p.field, "%s", p.detail);
 	else
-		enqueue(rq, rs, app, &c, 1, false);
+		h_calls_enqueue(rq, rs, app, &c, 1, false);
 	call_cleanup(&c);
 	return 0;
 }
 
-/* Header values that are credentials are shown as "[redacted]" in status output. */
+/* Header values that look like credentials are shown as "[redacted]" in status output:
+ * status pages end up in dashboards and tickets. */
+static bool secret_header(const char *name)
+{
+	static const char *const parts[] = {"auth",   "token", "secret",    "password",
+					    "cookie", "key",   "signature", "session"};
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		if (strcasestr(name, parts[i]) != NULL)
+			return true;
+	return false;
+}
+
 static void redact_headers(struct json_object *headers)
 {
-	static const char *const secret[] = {"Authorization", "Proxy-Authorization", "Cookie",
-					     "X-Api-Key"};
-
 	if (headers == NULL || !json_object_is_type(headers, json_type_object))
 		return;
 	json_object_object_foreach (headers, k, v) {
 		(void)v;
-		for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
-			if (strcasecmp(k, secret[i]) == 0)
-				json_object_object_add(headers, k,
-						       json_object_new_string("[redacted]"));
+		if (secret_header(k))
+			json_object_object_add(headers, k, json_object_new_string("[redacted]"));
 	}
 }
 
@@ -427,9 +532,8 @@ int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const cha
 	struct json_object *o = NULL;
 	struct json_object *arr;
 	struct json_object *cb;
-	const char *params[1] = {id};
+	const char *params[2] = {id, client_of(rq)};
 
-	(void)rq;
 	if (!uuid_valid(id)) {
 		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
 		goto out;
@@ -487,7 +591,7 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app)
 	PGresult *res = NULL;
 	struct json_object *o = NULL;
 	struct json_object *arr;
-	const char *params[5];
+	const char *params[6];
 
 	for (char *kv = strtok_r(copy, "&", &save); kv != NULL; kv = strtok_r(NULL, "&", &save)) {
 		char *eq = strchr(kv, '=');
@@ -553,6 +657,7 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app)
 	params[2] = corr;
 	params[3] = after;
 	params[4] = limit_text;
+	params[5] = client_of(rq);
 	res = db_exec(&app->db, Q_CALLS_LIST, params);
 	if (res == NULL) {
 		h_db_error(rs, app);
@@ -579,50 +684,73 @@ out:
 	return 0;
 }
 
-/* After a state change found no row: 404 if there is no such call, else 409 with its state. */
-static void explain_state(struct resp *rs, struct app *app, const char *id, const char *what)
+/* After a state change found no row: 404 if there is no such call (for this client), else 409
+ * with its state. When the change was lost with the connection (DB_LOST), the call may already
+ * be in the state asked for: then that is the answer (ok_state, via ok()). */
+static void explain_state(const struct req *rq, struct resp *rs, struct app *app, const char *id,
+			  const char *what, const char *ok_state,
+			  void (*ok)(const struct req *, struct resp *, const struct app *,
+				     const char *, const char *))
 {
-	const char *params[1] = {id};
+	const char *params[2] = {id, client_of(rq)};
+	bool lost = app->db.error == DB_LOST;
 	PGresult *res = db_exec(&app->db, Q_CALL_STATE, params);
 
 	if (res == NULL)
 		h_db_error(rs, app);
 	else if (PQntuples(res) == 0)
 		resp_problem(rs, 404, "id", "id: no call with this id");
+	else if (lost && strcmp(PQgetvalue(res, 0, 0), ok_state) == 0)
+		ok(rq, rs, app, id, PQgetvalue(res, 0, 1));
 	else
 		resp_problem(rs, 409, "state", "state: the call is %s; %s", PQgetvalue(res, 0, 0),
 			     what);
 	PQclear(res);
 }
 
-int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+static void cancelled(const struct req *rq, struct resp *rs, const struct app *app, const char *id,
+		      const char *not_before)
 {
-	const char *params[1] = {id};
-	PGresult *res = NULL;
-	struct json_object *o;
+	struct json_object *o = json_object_new_object();
 
 	(void)rq;
+	(void)app;
+	(void)not_before;
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "state", json_object_new_string("cancelled"));
+	resp_json(rs, 200, o);
+	json_object_put(o);
+}
+
+static void requeued(const struct req *rq, struct resp *rs, const struct app *app, const char *id,
+		     const char *not_before)
+{
+	struct json_object *o = accepted_json(rq, app, id, not_before, false);
+
+	resp_json(rs, 202, o);
+	json_object_put(o);
+}
+
+int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+{
+	const char *params[2] = {id, client_of(rq)};
+	PGresult *res;
+
 	if (!uuid_valid(id)) {
 		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
 		return 0;
 	}
 	res = db_exec(&app->db, Q_CALL_CANCEL, params);
-	if (res == NULL && db_sqlstate_is(&app->db, "40001"))
-		/* A drainer moved the row to another partition meanwhile: look again. */
-		res = db_exec(&app->db, Q_CALL_CANCEL, params);
-	if (res == NULL) {
+	if (res == NULL && app->db.error != DB_LOST) {
 		h_db_error(rs, app);
 		return 0;
 	}
-	if (PQntuples(res) == 0) {
-		explain_state(rs, app, id,
-			      "only scheduled, queued and retrying calls can be cancelled");
+	if (res == NULL || PQntuples(res) == 0) {
+		explain_state(rq, rs, app, id,
+			      "only scheduled, queued and retrying calls can be cancelled",
+			      "cancelled", cancelled);
 	} else {
-		o = json_object_new_object();
-		json_object_object_add(o, "id", json_object_new_string(id));
-		json_object_object_add(o, "state", json_object_new_string("cancelled"));
-		resp_json(rs, 200, o);
-		json_object_put(o);
+		cancelled(rq, rs, app, id, NULL);
 		log_info("cancel call=%s", id);
 	}
 	PQclear(res);
@@ -631,25 +759,24 @@ int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const 
 
 int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const char *id)
 {
-	const char *params[1] = {id};
-	PGresult *res = NULL;
-	struct json_object *o;
+	const char *params[2] = {id, client_of(rq)};
+	PGresult *res;
 
 	if (!uuid_valid(id)) {
 		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
 		return 0;
 	}
 	res = db_exec(&app->db, Q_CALL_RETRY, params);
-	if (res == NULL) {
+	if (res == NULL && app->db.error != DB_LOST) {
 		h_db_error(rs, app);
 		return 0;
 	}
-	if (PQntuples(res) == 0) {
-		explain_state(rs, app, id, "only dead, expired and cancelled calls can be retried");
+	if (res == NULL || PQntuples(res) == 0) {
+		explain_state(rq, rs, app, id,
+			      "only dead, expired and cancelled calls can be retried", "queued",
+			      requeued);
 	} else {
-		o = accepted_json(rq, app, id, PQgetvalue(res, 0, 1), false);
-		resp_json(rs, 202, o);
-		json_object_put(o);
+		requeued(rq, rs, app, id, PQgetvalue(res, 0, 1));
 		log_info("retry call=%s", id);
 	}
 	PQclear(res);

@@ -29,8 +29,8 @@ void route(const struct req *rq, struct resp *rs, struct app *app);
 struct call;
 /* Enqueues n checked calls in one statement (all or nothing), with the request's
  * Idempotency-Key, and answers 202 (an object, or an array when batch). Frees nothing. */
-int enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls, size_t n,
-	    bool batch);
+int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls,
+		    size_t n, bool batch);
 
 /* Answers 503 with Retry-After (database unreachable), or 500 for a failed statement. */
 void h_db_error(struct resp *rs, const struct app *app);

@@ -143,6 +143,7 @@ static void serve(struct req *rq, struct resp *rs, struct app *app, read_fn rd, 
 {
 	const char *m = req_param(rq, "REQUEST_METHOD");
 	char esc[256];
+	char pesc[256];
 
 	rq->method = m != NULL ? m : "GET";
 	set_path(rq);
@@ -152,7 +153,8 @@ static void serve(struct req *rq, struct resp *rs, struct app *app, read_fn rd, 
 		resp_problem(rs, 500, NULL, "the handler gave no answer");
 	if (rs->status >= 400)
 		log_info("request method=%s path=%s status=%d",
-			 log_esc(esc, 80, rq->method, strlen(rq->method)), rq->path, rs->status);
+			 log_esc(esc, 80, rq->method, strlen(rq->method)),
+			 log_esc(pesc, sizeof(pesc), rq->path, strlen(rq->path)), rs->status);
 }
 
 /* The CGI/FastCGI response: Status line, headers, blank line, body (none for HEAD). */

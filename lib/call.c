@@ -21,6 +21,8 @@
 #define MAX_PATH_LEN 4096
 #define MAX_QUERY_LEN 8192
 #define MAX_CORRELATION_LEN 256
+/* Backoff bounds are stored in milliseconds as integer (int4): 24 days fit, 25 do not. */
+#define MAX_BACKOFF_MS (24 * 86400000LL)
 
 void call_init(struct call *c)
 {
@@ -84,6 +86,16 @@ static int check_url(const char *url, const struct call_env *env, const char *pr
 	if (strlen(url) > MAX_URL_LEN) {
 		fail(p, 400, prefix, name, "URL longer than %d bytes", MAX_URL_LEN);
 		goto out;
+	}
+	/* URLs are ASCII (RFC 3986). Refusing the rest also closes the IDN route around the
+	 * address check: libcurl maps "１２７.０.０.１" (fullwidth digits) to 127.0.0.1. */
+	for (const char *t = url; *t != '\0'; t++) {
+		if ((unsigned char)*t >= 0x80) {
+			fail(p, 400, prefix, name,
+			     "URL must be ASCII: percent-encode other characters, and write "
+			     "international host names in punycode (xn--)");
+			goto out;
+		}
 	}
 	u = curl_url();
 	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
@@ -451,11 +463,11 @@ static int set_retry(struct call *c, struct json_object *v, const char *prefix, 
 					    "must be a whole number from 1 to 100");
 			c->max_attempts = n;
 		} else if (strcmp(k, "initial") == 0) {
-			if (set_duration(&c->retry_initial_ms, val, 0, 30 * 86400000LL, prefix,
+			if (set_duration(&c->retry_initial_ms, val, 0, MAX_BACKOFF_MS, prefix,
 					 field, p) != 0)
 				return -1;
 		} else if (strcmp(k, "max") == 0) {
-			if (set_duration(&c->retry_max_ms, val, 0, 30 * 86400000LL, prefix, field,
+			if (set_duration(&c->retry_max_ms, val, 0, MAX_BACKOFF_MS, prefix, field,
 					 p) != 0)
 				return -1;
 		} else {
@@ -484,6 +496,24 @@ bad:
 		    "must be a function name: 1 to 128 letters, digits, '_', '.', '-'");
 }
 
+/* A "." or ".." segment, also percent-encoded ("%2e%2E") or behind an encoded slash
+ * ("..%2Fadmin"): it would climb out of the function's base path once libcurl or the target
+ * removes dot segments (RFC 3986 section 5.2.4). Malformed percent-encoding counts too. */
+static bool dot_segment(const char *seg, size_t len)
+{
+	char *d = http_pct_decode(seg, len);
+	bool dot = d == NULL;
+
+	for (char *part = d, *save = NULL; !dot && part != NULL; part = save) {
+		save = strchr(part, '/');
+		if (save != NULL)
+			*save++ = '\0';
+		dot = strcmp(part, ".") == 0 || strcmp(part, "..") == 0;
+	}
+	free(d);
+	return dot;
+}
+
 static int set_path(struct call *c, const char *path, const char *prefix, const char *field,
 		    struct problem *p)
 {
@@ -491,10 +521,23 @@ static int set_path(struct call *c, const char *path, const char *prefix, const 
 		return fail(p, 400, prefix, field, "must start with '/' (at most %d bytes)",
 			    MAX_PATH_LEN);
 	for (const char *t = path; *t != '\0'; t++)
-		if ((unsigned char)*t <= 0x20 || *t == 0x7f || *t == '?' || *t == '#')
+		if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f || *t == '?' ||
+		    *t == '#')
 			return fail(p, 400, prefix, field,
-				    "may not hold spaces, control characters, '?' or '#' (put the "
-				    "query in \"query\")");
+				    "may not hold spaces, control characters, non-ASCII bytes, '?' "
+				    "or '#' (percent-encode them; put the query in \"query\")");
+	for (const char *seg = path + 1;;) {
+		const char *end = strchr(seg, '/');
+		size_t len = end != NULL ? (size_t)(end - seg) : strlen(seg);
+
+		if (dot_segment(seg, len))
+			return fail(p, 400, prefix, field,
+				    "may not hold \".\" or \"..\" segments (or malformed "
+				    "percent-encoding)");
+		if (end == NULL)
+			break;
+		seg = end + 1;
+	}
 	free(c->path);
 	c->path = xstrdup(path);
 	return 0;
@@ -796,11 +839,10 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 		rc = set_duration(&c->expires_in_ms, v, 1000, cf->max_expires_in_ms, "",
 				  "Async-Expires-In", p);
 	} else if (strcmp(cgi, "HTTP_ASYNC_RETRY_INITIAL") == 0) {
-		rc = set_duration(&c->retry_initial_ms, v, 0, 30 * 86400000LL, "",
+		rc = set_duration(&c->retry_initial_ms, v, 0, MAX_BACKOFF_MS, "",
 				  "Async-Retry-Initial", p);
 	} else if (strcmp(cgi, "HTTP_ASYNC_RETRY_MAX") == 0) {
-		rc = set_duration(&c->retry_max_ms, v, 0, 30 * 86400000LL, "", "Async-Retry-Max",
-				  p);
+		rc = set_duration(&c->retry_max_ms, v, 0, MAX_BACKOFF_MS, "", "Async-Retry-Max", p);
 	} else {
 		char name[288];
 
@@ -854,8 +896,11 @@ int call_from_request(struct call *c, const struct req *rq, const char *rest,
 		return -1;
 	query = rq->query != NULL ? rq->query : "";
 	for (const char *t = query; *t != '\0'; t++)
-		if ((unsigned char)*t <= 0x20 || *t == '#' || *t == 0x7f)
-			return fail(p, 400, "", "query", "malformed query string");
+		if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f || *t == '#')
+			return fail(
+				p, 400, "", "query",
+				"malformed query string (RFC 3986: percent-encode spaces, control "
+				"characters and non-ASCII bytes)");
 	c->query = xstrdup(query);
 	for (char **pp = rq->params; pp != NULL && *pp != NULL; pp++) {
 		const char *eq = strchr(*pp, '=');

@@ -42,8 +42,8 @@ static const struct conf_key keys[] = {
 	KEY("max_expires_in", max_expires_in_ms, CONF_DURATION, "400d", 1000, 3650 * DAY_MS),
 	KEY("default_timeout", default_timeout_ms, CONF_DURATION, "30s", 1000, DAY_MS),
 	KEY("default_max_attempts", default_max_attempts, CONF_INT, "10", 1, 100),
-	KEY("default_retry_initial", default_retry_initial_ms, CONF_DURATION, "1s", 0, 30 * DAY_MS),
-	KEY("default_retry_max", default_retry_max_ms, CONF_DURATION, "1h", 0, 30 * DAY_MS),
+	KEY("default_retry_initial", default_retry_initial_ms, CONF_DURATION, "1s", 0, 24 * DAY_MS),
+	KEY("default_retry_max", default_retry_max_ms, CONF_DURATION, "1h", 0, 24 * DAY_MS),
 	KEY("retry_after_s", retry_after_s, CONF_INT, "5", 1, 3600),
 };
 
@@ -173,10 +173,21 @@ int conf_load(struct conf *cf, const char *path)
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
-		char *s = trim(line);
+		char *s;
 		char *eq;
 
 		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			int ch;
+
+			log_err("conf %s:%d: line longer than %zu bytes", path, lineno,
+				sizeof(line) - 2);
+			rc = -1;
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+			continue;
+		}
+		s = trim(line);
 		if (*s == '\0' || *s == '#' || *s == ';')
 			continue;
 		eq = strchr(s, '=');

@@ -41,18 +41,39 @@ static void db_drop(struct db *db)
 	db->conn = NULL;
 }
 
+/* libpq messages span lines (ERROR, DETAIL, HINT): one log line each, escaped. */
+static const char *flat(const char *msg, char *out, size_t outsz)
+{
+	size_t n = strlen(msg);
+
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		n--;
+	return log_esc(out, outsz, msg, n);
+}
+
 int db_connect(struct db *db)
 {
-	/* The conninfo comes last and is expanded, so its own settings win over these. */
-	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-	const char *const vals[] = {"5", "asyncgate", db->conninfo, NULL};
+	/* The conninfo comes last and is expanded, so its own settings win over these defaults:
+	 * never write to a standby after a failover, and bound statements and idle transactions
+	 * so that no session pins the xmin horizon of a busy queue for long. */
+	const char *const keys[] = {"connect_timeout",
+				    "fallback_application_name",
+				    "target_session_attrs",
+				    "options",
+				    "dbname",
+				    NULL};
+	const char *const vals[] = {
+		"5",	      "asyncgate",
+		"read-write", "-c statement_timeout=30s -c idle_in_transaction_session_timeout=60s",
+		db->conninfo, NULL};
+	char msg[512];
 
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return 0;
 	db_drop(db);
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
-		log_err("db connect failed: %s", PQerrorMessage(db->conn));
+		log_err("db connect failed: %s", flat(PQerrorMessage(db->conn), msg, sizeof(msg)));
 		db_drop(db);
 		return -1;
 	}
@@ -62,7 +83,7 @@ int db_connect(struct db *db)
 
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			log_err("db prepare %s failed: %s", queries[i].name,
-				PQresultErrorMessage(res));
+				flat(PQresultErrorMessage(res), msg, sizeof(msg)));
 			PQclear(res);
 			db_drop(db);
 			return -1;
@@ -72,15 +93,33 @@ int db_connect(struct db *db)
 	return 0;
 }
 
+/* Errors that mean "not now" rather than "not this": the server is shutting down or
+ * read-only (a standby after failover), out of connections, or the link failed. */
+static bool sqlstate_unavailable(const char *code)
+{
+	return strncmp(code, "08", 2) == 0 || strncmp(code, "57P0", 4) == 0 ||
+	       strcmp(code, "25006") == 0 || strcmp(code, "53300") == 0;
+}
+
 PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 {
-	for (int round = 0; round < 2; round++) {
+	bool lost = false;
+	int serial = 0;
+	char msg[512];
+
+	for (;;) {
 		PGresult *res;
 		ExecStatusType st;
 		const char *code;
 
 		if (db_connect(db) != 0) {
-			db->error = DB_UNAVAILABLE;
+			db->error = lost && !queries[q].idempotent ? DB_LOST : DB_UNAVAILABLE;
+			return NULL;
+		}
+		if (lost && !queries[q].idempotent) {
+			/* Reconnected, but the statement may have committed before the break:
+			 * sending it again could do it twice. The caller finds out. */
+			db->error = DB_LOST;
 			return NULL;
 		}
 		res = PQexecPrepared(db->conn, queries[q].name, queries[q].nparams, params, NULL,
@@ -91,24 +130,43 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 			return res;
 		}
 		if (PQstatus(db->conn) == CONNECTION_BAD) {
-			/* The server went away (restart, failover, idle kill). A statement sent on
-			 * a dead socket did not run; reconnect and send it once more. */
-			log_warn("db %s: connection lost, reconnecting: %s", queries[q].name,
-				 PQerrorMessage(db->conn));
+			/* The server went away (restart, failover, idle kill) while the statement
+			 * was out. Whether it ran is unknown; reconnect, and resend it only if
+			 * that is harmless. */
+			log_warn("db %s: connection lost: %s", queries[q].name,
+				 flat(PQerrorMessage(db->conn), msg, sizeof(msg)));
 			PQclear(res);
 			db_drop(db);
+			if (lost) {
+				db->error = DB_UNAVAILABLE;
+				return NULL;
+			}
+			lost = true;
 			continue;
 		}
 		code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", code != NULL ? code : "");
+		if (strcmp(db->sqlstate, "40001") == 0 && serial++ < 3) {
+			/* Lost a race with a concurrent move of the same row between calls_live and
+			 * calls_done; the statement was rolled back whole. Look again. */
+			log_debug("db %s: serialization failure, running it again",
+				  queries[q].name);
+			PQclear(res);
+			continue;
+		}
+		if (sqlstate_unavailable(db->sqlstate)) {
+			log_warn("db %s: server unavailable: sqlstate=%s %s", queries[q].name,
+				 db->sqlstate, flat(PQresultErrorMessage(res), msg, sizeof(msg)));
+			PQclear(res);
+			db->error = DB_UNAVAILABLE;
+			return NULL;
+		}
 		log_err("db %s failed: sqlstate=%s %s", queries[q].name, db->sqlstate,
-			PQresultErrorMessage(res));
+			flat(PQresultErrorMessage(res), msg, sizeof(msg)));
 		PQclear(res);
 		db->error = DB_QUERY;
 		return NULL;
 	}
-	db->error = DB_UNAVAILABLE;
-	return NULL;
 }
 
 bool db_sqlstate_is(const struct db *db, const char *state)

@@ -13,7 +13,10 @@ struct json_object;
 
 enum db_error {
 	DB_OK,
-	DB_UNAVAILABLE, /* could not connect, or the connection broke: answer 503 */
+	DB_UNAVAILABLE, /* could not connect, or the server cannot write now: nothing was done */
+	DB_LOST,	/* the connection broke while a non-idempotent statement was out: it may
+			 * or may not have committed; the caller checks (the process has already
+			 * reconnected if it could) */
 	DB_QUERY,	/* the statement failed: see db->sqlstate */
 };
 
@@ -33,8 +36,12 @@ void db_cleanup(struct db *db);
  * prepare (schema missing or drifted). */
 int db_connect(struct db *db) MUSTCHECK;
 
-/* Runs a prepared statement with text parameters (NULL entries are SQL NULL). When the
- * connection turns out to be broken, it reconnects and runs the statement once more.
+/* Runs a prepared statement with text parameters (NULL entries are SQL NULL).
+ * - When the connection turns out to be broken, it reconnects; an idempotent statement (see
+ *   struct query) is then sent once more, any other fails with DB_LOST.
+ * - A serialization failure (40001: a concurrent update moved the row to the other partition
+ *   of calls) rolled the statement back whole, so it is run again, up to 3 times.
+ * - Read-only server (failover), shutdown and connection-class errors are DB_UNAVAILABLE.
  * Returns a result the caller PQclear()s, or NULL with db->error set (logged once). */
 PGresult *db_exec(struct db *db, enum query_id q, const char *const *params) MUSTCHECK;
 

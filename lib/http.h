@@ -52,7 +52,10 @@ const char *http_reason(int status);
 
 /* RFC 9110 5.6.2 token characters only, 1..256 bytes. */
 bool http_token_valid(const char *s);
-/* A field value: no CR, LF, NUL or other control characters except HTAB; at most 8 KiB. */
+/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+bool http_utf8_valid(const char *s, size_t len);
+/* A field value: UTF-8 (it is stored as JSON text) without CR, LF, NUL or other control
+ * characters except HTAB; at most 8 KiB. */
 bool http_value_valid(const char *s, size_t len);
 /* Headers a client may not set on a call: hop-by-hop (RFC 9110 7.6.1), Host, Content-Length,
  * and the Async-* headers the gateway itself sends. Case-insensitive. */

@@ -33,6 +33,7 @@ static const struct range v6_ranges[] = {
 	{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "loopback"},
 	{{0x01, 0x00}, 64, "discard"},
 	{{0x20, 0x01, 0x0d, 0xb8}, 32, "documentation"},
+	{{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, "local-use NAT64"},
 	{{0x20, 0x01, 0x00, 0x00}, 32, "Teredo"},
 	{{0x20, 0x01, 0x00, 0x10}, 28, "reserved"},
 	{{0xfc}, 7, "unique local (private)"},
@@ -58,6 +59,7 @@ const char *netpolicy_classify(int family, const unsigned char *addr)
 	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	static const unsigned char compat[12] = {0};
 	static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b};
+	static const unsigned char siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
 
 	if (family == AF_INET) {
 		for (size_t i = 0; i < sizeof(v4_ranges) / sizeof(v4_ranges[0]); i++)
@@ -66,7 +68,8 @@ const char *netpolicy_classify(int family, const unsigned char *addr)
 		return NULL;
 	}
 	/* IPv6 forms that carry an IPv4 address: judge the IPv4 address (RFC 4291, 6052, 3056). */
-	if (memcmp(addr, mapped, 12) == 0 || memcmp(addr, nat64, 12) == 0)
+	if (memcmp(addr, mapped, 12) == 0 || memcmp(addr, nat64, 12) == 0 ||
+	    memcmp(addr, siit, 12) == 0)
 		return netpolicy_classify(AF_INET, addr + 12);
 	if (memcmp(addr, compat, 12) == 0 && (addr[12] | addr[13]) != 0) {
 		const char *w = netpolicy_classify(AF_INET, addr + 12);
@@ -155,14 +158,19 @@ bool netpolicy_host_allowed(const struct netpolicy *np, const char *host, const 
 		memcpy(&s6.sin6_addr, a, 16);
 		return netpolicy_addr_allowed(np, (const struct sockaddr *)&s6, why);
 	}
-	if (inet_pton(AF_INET, host, a) == 1) {
-		struct sockaddr_in s4 = {.sin_family = AF_INET};
-		memcpy(&s4.sin_addr, a, 4);
-		return netpolicy_addr_allowed(np, (const struct sockaddr *)&s4, why);
-	}
-	/* "example.com." is "example.com" (the root label). */
+	/* "example.com." is "example.com" (the root label), and "127.0.0.1." is 127.0.0.1. */
 	while (n > 0 && host[n - 1] == '.')
 		n--;
+	if (n < sizeof(tmp)) {
+		memcpy(tmp, host, n);
+		tmp[n] = '\0';
+		if (inet_pton(AF_INET, tmp, a) == 1) {
+			struct sockaddr_in s4 = {.sin_family = AF_INET};
+
+			memcpy(&s4.sin_addr, a, 4);
+			return netpolicy_addr_allowed(np, (const struct sockaddr *)&s4, why);
+		}
+	}
 	if (host_rule_allows(np, host, n))
 		return true;
 	/* RFC 6761: localhost and its subdomains resolve to loopback. Allowed if 127.0.0.1 is. */

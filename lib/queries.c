@@ -55,7 +55,9 @@ const struct query queries[Q__COUNT] = {
 		"SELECT r.id, 'queued', $2,"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
 		"  now() + make_interval(secs => COALESCE(r.delay_ms, 0) / 1000.0)),"
-		" now() + make_interval(secs => r.expires_in_ms / 1000.0),"
+		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
+		"  now() + make_interval(secs => COALESCE(r.delay_ms, 0) / 1000.0))"
+		"  + make_interval(secs => r.expires_in_ms / 1000.0),"
 		" r.function, r.target, r.path, r.method, COALESCE(r.query, ''),"
 		" COALESCE(r.headers, '{}'), decode(r.body, 'base64'), r.body_type, r.correlation_id,"
 		" r.callback_url, r.callback_headers, r.failure_callback_url,"
@@ -64,7 +66,14 @@ const struct query queries[Q__COUNT] = {
 		"FROM r "
 		"WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM k) "
 		"RETURNING id, ag_ts(not_before), not_before > now()",
-		5 },
+		5, false },
+
+	/* $1 jsonb array of ids: those that exist, after an insert whose answer was lost. */
+	[Q_CALLS_FIND] = { "calls_find",
+		"SELECT id, ag_ts(not_before), not_before > now() "
+		"FROM calls "
+		"WHERE id IN (SELECT (jsonb_array_elements_text($1::jsonb))::uuid)",
+		1, true },
 
 	/* $1 client, $2 key: the request hash, then one row per call the key created. */
 	[Q_IDEM_GET] = { "idem_get",
@@ -75,22 +84,22 @@ const struct query queries[Q__COUNT] = {
 		"LEFT JOIN calls c ON c.id = u.id "
 		"WHERE k.client = $1 AND k.key = $2 "
 		"ORDER BY u.n",
-		2 },
+		2, true },
 
 	/* $1 jsonb array of names: the functions that exist, with their limits. */
 	[Q_FUNCTIONS_GET] = { "functions_get",
 		"SELECT name, timeout_ms, max_attempts, retry_initial_ms, retry_max_ms "
 		"FROM functions "
 		"WHERE name IN (SELECT jsonb_array_elements_text($1::jsonb))",
-		1 },
+		1, true },
 
-	/* $1 id */
+	/* $1 id, $2 client: a client sees only its own calls. */
 	[Q_CALL_GET] = { "call_get",
 		"SELECT " CALL_DETAIL_COLUMNS
 		"FROM calls c "
 		"LEFT JOIN calls cb ON cb.id = c.callback_id "
-		"WHERE c.id = $1::uuid",
-		1 },
+		"WHERE c.id = $1::uuid AND c.client = $2",
+		2, true },
 
 	/* $1 id: its attempts, oldest first. */
 	[Q_CALL_ATTEMPTS] = { "call_attempts",
@@ -99,10 +108,10 @@ const struct query queries[Q__COUNT] = {
 		"FROM attempts "
 		"WHERE call_id = $1::uuid "
 		"ORDER BY attempt, id",
-		1 },
+		1, true },
 
 	/* $1 state (API spelling) or NULL, $2 function or NULL, $3 correlation id or NULL,
-	 * $4 cursor (list ids older than it) or NULL, $5 limit. Newest first. */
+	 * $4 cursor (list ids older than it) or NULL, $5 limit, $6 client. Newest first. */
 	[Q_CALLS_LIST] = { "calls_list",
 		"SELECT c.id, ag_state(c.state, c.not_before) AS state,"
 		" ag_ts(c.created_at) AS created_at, ag_ts(c.not_before) AS not_before,"
@@ -115,34 +124,39 @@ const struct query queries[Q__COUNT] = {
 		"  OR (c.not_before > now()) = ($1::text = 'scheduled'))"
 		" AND ($2::text IS NULL OR c.function = $2::text)"
 		" AND ($3::text IS NULL OR c.correlation_id = $3::text)"
-		" AND ($4::uuid IS NULL OR c.id < $4::uuid) "
+		" AND ($4::uuid IS NULL OR c.id < $4::uuid)"
+		" AND c.client = $6 "
 		"ORDER BY c.id DESC "
 		"LIMIT $5::integer",
-		5 },
+		6, true },
 
-	/* $1 id: cancel unless in flight or finished. A row comes back when it was cancelled. */
+	/* $1 id, $2 client: cancel unless in flight or finished. A row comes back when it was
+	 * cancelled. (The row moves to calls_done; see db_exec on serialization failures.) */
 	[Q_CALL_CANCEL] = { "call_cancel",
 		"UPDATE calls "
 		"SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		"WHERE id = $1::uuid AND state IN ('queued', 'retrying') "
+		"WHERE id = $1::uuid AND client = $2 AND state IN ('queued', 'retrying') "
 		"RETURNING id",
-		1 },
+		2, false },
 
-	/* $1 id: put a dead, expired or cancelled call back in the queue, due now, with a fresh
-	 * attempt budget (attempt numbers keep counting) and, if it had one, a fresh expiry. */
+	/* $1 id, $2 client: put a dead, expired or cancelled call back in the queue, due now, with
+	 * a fresh attempt budget (attempt numbers keep counting) and, if it had one, a fresh
+	 * expiry of the same length. */
 	[Q_CALL_RETRY] = { "call_retry",
 		"UPDATE calls "
 		"SET state = 'queued', not_before = now(), finished_at = NULL,"
 		" attempt_floor = attempts, lease_until = NULL, leased_by = NULL, callback_id = NULL,"
 		" expires_at = now() + (expires_at - created_at) "
-		"WHERE id = $1::uuid AND state IN ('dead', 'expired', 'cancelled') "
+		"WHERE id = $1::uuid AND client = $2 AND state IN ('dead', 'expired', 'cancelled') "
 		"RETURNING id, ag_ts(not_before)",
-		1 },
+		2, false },
 
-	/* $1 id: the API state, to tell 404 from 409. */
+	/* $1 id, $2 client: the API state, to tell 404 from 409, and not_before. */
 	[Q_CALL_STATE] = { "call_state",
-		"SELECT ag_state(state, not_before) FROM calls WHERE id = $1::uuid",
-		1 },
+		"SELECT ag_state(state, not_before), ag_ts(not_before) "
+		"FROM calls "
+		"WHERE id = $1::uuid AND client = $2",
+		2, true },
 
 	/* Queue depth by API state and the age of the oldest due call (hot partition only). */
 	[Q_HEALTH] = { "health",
@@ -155,6 +169,6 @@ const struct query queries[Q__COUNT] = {
 		"  FILTER (WHERE state IN ('queued', 'retrying') AND not_before <= now())), 0)::float8"
 		"  AS oldest_due_age_s "
 		"FROM calls_live",
-		0 },
+		0, true },
 };
 /* clang-format on */

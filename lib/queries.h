@@ -2,8 +2,11 @@
 #ifndef AG_QUERIES_H
 #define AG_QUERIES_H
 
+#include <stdbool.h>
+
 enum query_id {
 	Q_CALLS_INSERT,
+	Q_CALLS_FIND,
 	Q_IDEM_GET,
 	Q_FUNCTIONS_GET,
 	Q_CALL_GET,
@@ -20,6 +23,8 @@ struct query {
 	const char *name; /* prepared statement name */
 	const char *sql;  /* $n parameters only */
 	int nparams;
+	bool idempotent; /* safe to send again when the connection broke during it: it reads, or
+			  * running it twice leaves the same state and answer */
 };
 
 extern const struct query queries[Q__COUNT];

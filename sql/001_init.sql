@@ -52,7 +52,14 @@ COMMENT ON TABLE functions IS 'Named call targets: base URL, default headers, si
 -- ids are UUIDv7 made by the handler: time-ordered, so "newest first" is ORDER BY id DESC, cursor
 -- paging is "id < $after", and inserts append to the right edge of the primary key.
 -- PostgreSQL requires the partition key in a partitioned table's primary key; ids are random
--- beyond their timestamp (74 bits), so (id, state) is unique in id alone in practice.
+-- beyond their timestamp (74 bits) and every id is inserted once (the handler never sends an
+-- insert again blindly), so (id, state) is unique in id alone.
+--
+-- Concurrency: an UPDATE that moves a row between partitions makes a concurrent UPDATE, DELETE
+-- or SELECT ... FOR UPDATE [SKIP LOCKED] of the same row fail with a serialization failure
+-- (40001, "tuple ... was already moved to another partition") instead of waiting or skipping.
+-- The statement is rolled back whole, so asyncgate runs it again (lib/db.c); SQL of your own
+-- that updates calls should do the same.
 CREATE TABLE calls (
 	id                        uuid NOT NULL,
 	state                     text NOT NULL,
@@ -136,7 +143,8 @@ CREATE TABLE attempts (
 	response_size     bigint,                    -- the whole size, stored or not
 	drainer           text                       -- which drainer made it
 );
-CREATE INDEX attempts_call ON attempts (call_id, attempt);
+-- One row per attempt number: a drainer whose lease ran out cannot record an attempt twice.
+CREATE UNIQUE INDEX attempts_call ON attempts (call_id, attempt);
 CREATE INDEX attempts_started ON attempts USING brin (started_at);
 COMMENT ON TABLE attempts IS 'Audit log: every attempt of every call, with its outcome.';
 
@@ -156,12 +164,12 @@ CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 COMMENT ON TABLE idempotency_keys IS 'Idempotency-Key header: first answer per (client, key), kept for the configured window.';
 
 -- ag_purge: delete finished calls, their attempts, and idempotency keys older than the given
--- ages, in bounded batches so that no statement runs long. Returns the calls deleted.
--- Meant for cron or the drainer: SELECT ag_purge(interval '7 days', interval '24 hours');
-CREATE FUNCTION ag_purge(keep_done interval, keep_keys interval, batch integer DEFAULT 10000)
-RETURNS bigint LANGUAGE plpgsql AS $$
+-- ages, in batches, committing after each one so that no transaction runs long or pins the
+-- xmin horizon. A procedure (COMMIT inside), so CALL it outside a transaction block, from cron:
+--   psql -c "CALL ag_purge(interval '7 days', interval '24 hours')"
+CREATE PROCEDURE ag_purge(keep_done interval, keep_keys interval, batch integer DEFAULT 10000)
+LANGUAGE plpgsql AS $$
 DECLARE
-	n bigint := 0;
 	k bigint;
 BEGIN
 	LOOP
@@ -174,9 +182,9 @@ BEGIN
 			DELETE FROM attempts WHERE call_id IN (SELECT id FROM d)
 		)
 		SELECT count(*) INTO k FROM d;
-		n := n + k;
+		COMMIT;
 		EXIT WHEN k < batch;
 	END LOOP;
 	DELETE FROM idempotency_keys WHERE created_at < now() - keep_keys;
-	RETURN n;
+	COMMIT;
 END $$;

@@ -92,7 +92,7 @@ static void t_valid_call_stored(void)
 	field_is(id, "max_attempts || ' ' || retry_initial_ms || ' ' || retry_max_ms", "7 2000 300000");
 	field_is(id, "timeout_ms", "20000");
 	field_is(id, "round(extract(epoch FROM not_before - created_at))", "90");
-	field_is(id, "round(extract(epoch FROM expires_at - created_at))", "86400");
+	field_is(id, "round(extract(epoch FROM expires_at - not_before))", "86400");
 	field_is(id, "tableoid::regclass::text", "calls_live");
 	free(loc);
 	it_hresp_free(&r);
@@ -460,6 +460,11 @@ static void t_bad_transparent(void)
 		  "Async-Callback" },
 		{ "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fx", "Async-Timeout: 1ms", 400, "Async-Timeout" },
 		{ "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fx", "Async-Colour: blue", 400, "Async-Colour" },
+		{ "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fx", "X-Name: caf\xe9", 400, "headers.X-Name" },
+		{ "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fx", "Idempotency-Key: k\xff", 400,
+		  "Idempotency-Key" },
+		{ "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fx?q=caf\xe9", NULL, 400, "query" },
+		{ "/v1/async/fn/..%2Fadmin/x", NULL, 400, "path" },
 		{ "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fx", "Idempotency-Key: ", 202, "" },
 	};
 	long before = calls_count();
@@ -742,8 +747,8 @@ static void t_standalone(void)
 }
 
 /* Runs the handler as plain CGI: variables in the environment, the body on stdin. */
-static int run_cgi(const char *method, const char *uri, const char *body, char *out,
-		   size_t outsz)
+static int run_cgi_as(const char *user, const char *method, const char *uri, const char *body,
+		      char *out, size_t outsz)
 {
 	int in[2], o[2];
 	pid_t pid;
@@ -757,7 +762,7 @@ static int run_cgi(const char *method, const char *uri, const char *body, char *
 	if (pid == 0) {
 		static const char *const pass[] = { "ASYNCGATE_CONF", "PGHOST", "PGPORT",
 						    "PGDATABASE", "PGUSER", NULL };
-		char vars[8][1024];
+		char vars[10][1024];
 		char *env[16];
 		int ne = 0;
 
@@ -769,6 +774,10 @@ static int run_cgi(const char *method, const char *uri, const char *body, char *
 		env[ne++] = "CONTENT_TYPE=application/json";
 		env[ne++] = "GATEWAY_INTERFACE=CGI/1.1";
 		env[ne++] = "SCRIPT_NAME=/cgi-bin/asyncgate.fcgi";
+		if (user != NULL) {
+			snprintf(vars[9], sizeof(vars[9]), "REMOTE_USER=%s", user);
+			env[ne++] = vars[9];
+		}
 		for (int i = 0; pass[i] != NULL; i++) {
 			if (getenv(pass[i]) == NULL)
 				continue;
@@ -794,6 +803,96 @@ static int run_cgi(const char *method, const char *uri, const char *body, char *
 	close(o[0]);
 	waitpid(pid, &st, 0);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run_cgi(const char *method, const char *uri, const char *body, char *out,
+		   size_t outsz)
+{
+	return run_cgi_as(NULL, method, uri, body, out, outsz);
+}
+
+/* The id in a CGI answer's JSON body, or "". */
+static const char *cgi_id(const char *out, char *id, size_t idsz)
+{
+	const char *p = strstr(out, "\"id\":\"");
+
+	snprintf(id, idsz, "%.36s", p != NULL ? p + 6 : "");
+	return id;
+}
+
+/* A client (the web server's REMOTE_USER) sees, cancels and retries only its own calls. */
+static void t_client_scope(void)
+{
+	char out[8192], id[64], path[128];
+
+	run_cgi_as("alice", "POST", "/v1/calls", "{\"target\":\"" T "/alice\"}", out, sizeof(out));
+	CHECK(strncmp(out, "Status: 202", 11) == 0, "alice enqueues: %.100s", out);
+	cgi_id(out, id, sizeof(id));
+	field_is(id, "client", "alice");
+	snprintf(path, sizeof(path), "/v1/calls/%s", id);
+	run_cgi_as("bob", "GET", path, "", out, sizeof(out));
+	CHECK(strncmp(out, "Status: 404", 11) == 0, "bob reads alice's call: %.100s", out);
+	run_cgi_as(NULL, "GET", path, "", out, sizeof(out));
+	CHECK(strncmp(out, "Status: 404", 11) == 0, "anonymous reads alice's call: %.100s", out);
+	run_cgi_as("bob", "DELETE", path, "", out, sizeof(out));
+	CHECK(strncmp(out, "Status: 404", 11) == 0, "bob cancels alice's call: %.100s", out);
+	run_cgi_as("bob", "GET", "/v1/calls?limit=1000", "", out, sizeof(out));
+	CHECK(strstr(out, id) == NULL, "bob's list shows alice's call");
+	run_cgi_as("alice", "GET", "/v1/calls?limit=1000", "", out, sizeof(out));
+	CHECK(strstr(out, id) != NULL, "alice's list lacks her call");
+	run_cgi_as("alice", "GET", path, "", out, sizeof(out));
+	CHECK(strncmp(out, "Status: 200", 11) == 0, "alice reads her call: %.100s", out);
+	field_is(id, "state", "queued");
+}
+
+/* A cancel that waits on a row which another transaction moves to calls_done meets a
+ * serialization failure; the handler runs it again and answers 409, not 500. */
+static void t_partition_race(void)
+{
+	struct hresp r;
+	char id[64], path[128];
+	PGconn *other = PQconnectdb("");
+	PGresult *res;
+	int fds[2];
+	pid_t pid;
+	long status = 0;
+
+	post("{\"target\":\"" T "/race\",\"delay\":\"1h\"}", NULL, &r);
+	snprintf(id, sizeof(id), "%s", it_jstr(&r, "id"));
+	it_hresp_free(&r);
+	snprintf(path, sizeof(path), "/v1/calls/%s", id);
+	{
+		const char *p[1] = {id};
+
+		res = PQexec(other, "BEGIN");
+		PQclear(res);
+		res = PQexecParams(other,
+				   "UPDATE calls SET state = 'dead', finished_at = now() "
+				   "WHERE id = $1::uuid",
+				   1, NULL, p, NULL, NULL, 0);
+		CHECK(PQresultStatus(res) == PGRES_COMMAND_OK, "move: %s", PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	if (pipe(fds) != 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		it_http("DELETE", url, path, NULL, NULL, 0, NULL, &r);
+		if (write(fds[1], &r.status, sizeof(r.status)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	usleep(300000); /* the cancel is now waiting on the row lock */
+	res = PQexec(other, "COMMIT");
+	PQclear(res);
+	if (read(fds[0], &status, sizeof(status)) != sizeof(status))
+		status = -1;
+	waitpid(pid, NULL, 0);
+	close(fds[0]);
+	close(fds[1]);
+	PQfinish(other);
+	CHECK(status == 409, "cancel racing a partition move: %ld (want 409)", status);
+	field_is(id, "state || ' ' || tableoid::regclass::text", "dead calls_done");
 }
 
 static void t_plain_cgi(void)
@@ -933,6 +1032,8 @@ int main(void)
 	it_run("api: GET /v1/health", t_health);
 	it_run("api: standalone FastCGI socket", t_standalone);
 	it_run("api: plain CGI", t_plain_cgi);
+	it_run("api: a client sees and steers only its own calls (REMOTE_USER)", t_client_scope);
+	it_run("api: a cancel racing a partition move answers 409, not 500", t_partition_race);
 	it_run("api: PostgreSQL outage gives 503 + Retry-After; same process recovers", t_db_outage);
 	curl_global_cleanup();
 	PQfinish(it_db());

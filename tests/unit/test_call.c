@@ -112,6 +112,22 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	/* from the review: IDN spellings of loopback, dot segments, long backoffs */
+	{ "{\"target\":\"http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:8080/admin\"}", 400, "target" },
+	{ "{\"target\":\"http://127\u30020\u30020\u30021/\"}", 400, "target" },
+	{ "{\"target\":\"https://b\u00fccher.example/\"}", 400, "target" },
+	{ "{\"target\":\"http://127.0.0.1./\"}", 400, "target" },
+	{ "{\"target\":\"http://[::ffff:0:127.0.0.1]/\"}", 400, "target" },
+	{ "{\"target\":\"http://[64:ff9b:1::a00:1]/\"}", 400, "target" },
+	{ "{\"function\":\"fn\",\"path\":\"/../admin\"}", 400, "path" },
+	{ "{\"function\":\"fn\",\"path\":\"/a/%2e%2E/admin\"}", 400, "path" },
+	{ "{\"function\":\"fn\",\"path\":\"/a/./b\"}", 400, "path" },
+	{ "{\"function\":\"fn\",\"path\":\"/a/.%2e\"}", 400, "path" },
+	{ "{\"function\":\"fn\",\"path\":\"/..%2Fadmin\"}", 400, "path" },
+	{ "{\"function\":\"fn\",\"path\":\"/a%2F..%2Fb\"}", 400, "path" },
+	{ "{\"function\":\"fn\",\"path\":\"/caf\u00e9\"}", 400, "path" },
+	{ "{\"target\":\"https://example.com/\",\"retry\":{\"initial\":\"25d\"}}", 400, "retry.initial" },
+	{ "{\"target\":\"https://example.com/\",\"retry\":{\"max\":\"26d\"}}", 400, "retry.max" },
 	/* target / function / path */
 	{ "{}", 400, "target" },
 	{ "{\"method\":\"GET\"}", 400, "target" },

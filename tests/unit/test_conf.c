@@ -164,7 +164,7 @@ static void test_set_valid(void **state)
 		{ "default_max_attempts", "100", 100 },
 		{ "default_retry_initial", "0", 0 },
 		{ "default_retry_initial", "500ms", 500 },
-		{ "default_retry_max", "30d", 30 * DAY_MS },
+		{ "default_retry_max", "24d", 24 * DAY_MS },
 		{ "retry_after_s", "3600", 3600 },
 	};
 	struct conf cf;

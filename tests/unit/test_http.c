@@ -66,7 +66,13 @@ static void test_value_valid(void **state)
 		{ "a\tb", 3, true },          /* HTAB is allowed */
 		{ "a b", 3, true },
 		{ "caf\xc3\xa9", 5, true },   /* obs-text bytes */
-		{ "\x80\xff", 2, true },
+		{ "\x80\xff", 2, false },   /* not UTF-8: stored as JSON text, so refused */
+		{ "caf\xe9", 4, false },      /* Latin-1 */
+		{ "\xc0\xaf", 2, false },     /* overlong '/' */
+		{ "\xed\xa0\x80", 3, false }, /* a surrogate */
+		{ "\xf4\x90\x80\x80", 4, false }, /* above U+10FFFF */
+		{ "\xe2\x82", 2, false },     /* cut short */
+		{ "\xf0\x9f\x98\x80", 4, true }, /* U+1F600 */
 		{ "a\rb", 3, false },
 		{ "a\nb", 3, false },
 		{ "a\r\nX-Injected: 1", 16, false },
