@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libcurl4-openssl-dev
 	libjson-c-dev libssl-dev libcmocka-dev postgresql postgresql-client lighttpd curl
-	ca-certificates procps iproute2)
+	ca-certificates procps iproute2 valgrind)
 
 missing=()
 for p in "${pkgs[@]}"; do
