@@ -416,6 +416,7 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 	bool batch;
 	struct problem p;
 	enum json_tokener_error jerr;
+	const char *why;
 
 	if (!json_content_type(req_param(rq, "CONTENT_TYPE"))) {
 		resp_problem(rs, 415, "Content-Type",
@@ -446,8 +447,9 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 			     "body: unexpected bytes after the JSON document at byte %zu", end);
 		goto out;
 	}
-	if (unsafe_number(doc) != NULL) {
-		resp_problem(rs, 400, "body", "body: %s", unsafe_number(doc));
+	why = unsafe_number(doc);
+	if (why != NULL) {
+		resp_problem(rs, 400, "body", "body: %s", why);
 		goto out;
 	}
 	batch = json_object_is_type(doc, json_type_array);
