@@ -37,15 +37,17 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
 
-# If the system lighttpd got started anyway (an existing policy-rc.d that allows it), stop it
-# and keep it from starting at boot: asyncgate runs its own lighttpd.
-if [[ " ${missing[*]} " == *' lighttpd '* ]]; then
+# If the system lighttpd or PostgreSQL got started anyway (an existing policy-rc.d that allows
+# it), stop them and keep them from starting at boot: asyncgate runs its own lighttpd and its own
+# private cluster, and a system lighttpd would hold port 80.
+for svc in lighttpd postgresql; do
+	[[ " ${missing[*]} " == *" $svc "* ]] || continue
 	if [[ -d /run/systemd/system ]]; then
-		systemctl disable --now lighttpd.service >/dev/null 2>&1 || true
+		systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
 	else
-		if [[ -x /etc/init.d/lighttpd ]]; then
-			/etc/init.d/lighttpd stop >/dev/null 2>&1 || true
+		if [[ -x /etc/init.d/$svc ]]; then
+			"/etc/init.d/$svc" stop >/dev/null 2>&1 || true
 		fi
-		update-rc.d lighttpd disable >/dev/null 2>&1 || true
+		update-rc.d "$svc" disable >/dev/null 2>&1 || true
 	fi
-fi
+done
