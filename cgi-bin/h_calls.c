@@ -256,15 +256,21 @@ static void replay(const struct req *rq, struct resp *rs, struct app *app, const
 
 /* The insert, made safe against a connection that breaks while it is out: the ids are ours,
  * so whether it committed can be read back, and it is sent again only if it did not. */
-static PGresult *insert_calls(struct app *app, const char *const *params, const char *idlist,
+static PGresult *insert_calls(struct app *app, const char *const *params, const char *const *ids,
 			      size_t n)
 {
 	PGresult *res = db_exec(&app->db, Q_CALLS_INSERT, params);
-	const char *fparams[1] = {idlist};
+	struct json_object *idlist;
+	const char *fparams[1];
 
 	if (res != NULL || app->db.error != DB_LOST)
 		return res;
+	idlist = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(idlist, json_object_new_string(ids[i]));
+	fparams[0] = json_object_to_json_string_ext(idlist, JSON_C_TO_STRING_PLAIN);
 	res = db_exec(&app->db, Q_CALLS_FIND, fparams);
+	json_object_put(idlist);
 	if (res == NULL)
 		return NULL;
 	if ((size_t)PQntuples(res) == n) {
@@ -287,10 +293,9 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, stru
 	const char *key = req_param(rq, "HTTP_IDEMPOTENCY_KEY");
 	const char *client = client_of(rq);
 	struct json_object *rows = json_object_new_array();
-	struct json_object *idlist = json_object_new_array();
 	char(*ids)[UUID_LEN] = xcalloc(n, UUID_LEN);
 	const char **idp = xcalloc(n, sizeof(*idp));
-	char hash[2 * EVP_MAX_MD_SIZE + 1];
+	char hash[2 * EVP_MAX_MD_SIZE + 1] = "";
 	PGresult *res = NULL;
 	const char *params[5];
 
@@ -307,7 +312,8 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, stru
 			     "REMOTE_USER: the web server's user name is not UTF-8");
 		goto out;
 	}
-	if (request_hash(calls, n, batch, hash, sizeof(hash)) != 0) {
+	/* The hash is only kept with a key: no hashing on the plain accept path. */
+	if (key != NULL && request_hash(calls, n, batch, hash, sizeof(hash)) != 0) {
 		resp_problem(rs, 500, NULL, "hashing failed");
 		goto out;
 	}
@@ -323,15 +329,13 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, stru
 		idp[i] = ids[i];
 		row = call_row_json(&calls[i], ids[i]);
 		json_object_array_add(rows, row);
-		json_object_array_add(idlist, json_object_new_string(ids[i]));
 	}
 	params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
 	params[1] = client;
 	params[2] = key;
-	params[3] = hash;
+	params[3] = key != NULL ? hash : NULL;
 	params[4] = batch ? "t" : "f";
-	res = insert_calls(app, params,
-			   json_object_to_json_string_ext(idlist, JSON_C_TO_STRING_PLAIN), n);
+	res = insert_calls(app, params, idp, n);
 	if (res == NULL) {
 		h_db_error(rs, app);
 		goto out;
@@ -344,7 +348,6 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, stru
 	answer_accepted(rq, rs, app, res, 0, idp, n, batch);
 out:
 	PQclear(res);
-	json_object_put(idlist);
 	json_object_put(rows);
 	free(idp);
 	free(ids);

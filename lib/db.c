@@ -169,11 +169,6 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 	}
 }
 
-bool db_sqlstate_is(const struct db *db, const char *state)
-{
-	return db->error == DB_QUERY && strcmp(db->sqlstate, state) == 0;
-}
-
 static struct json_object *column_value(const PGresult *res, int row, int col)
 {
 	const char *v = PQgetvalue(res, row, col);

@@ -45,9 +45,6 @@ int db_connect(struct db *db) MUSTCHECK;
  * Returns a result the caller PQclear()s, or NULL with db->error set (logged once). */
 PGresult *db_exec(struct db *db, enum query_id q, const char *const *params) MUSTCHECK;
 
-/* True when the last error was a unique violation, etc.: compares db->sqlstate. */
-bool db_sqlstate_is(const struct db *db, const char *state);
-
 /* Row `row` of res as a new JSON object (caller puts): one member per non-NULL column, named
  * by the column; a dotted name ("retry.max_attempts") nests. bool, integer and float columns
  * become JSON numbers/booleans, json/jsonb columns are parsed, all else is a string. */
