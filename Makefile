@@ -27,6 +27,7 @@ endif
 
 LIB_SRC  := $(sort $(wildcard lib/*.c))
 API_SRC  := $(sort $(wildcard cgi-bin/*.c))
+DRN_SRC  := $(sort $(wildcard drainer/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 IT_SRC   := $(sort $(wildcard tests/integration/test_*.c))
 
@@ -34,13 +35,17 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 API_OBJ := $(API_SRC:%.c=$(B)/%.o)
 LIBAG   := $(B)/libag.a
 API_BIN := $(B)/asyncgate.fcgi
+DRN_OBJ := $(DRN_SRC:%.c=$(B)/%.o)
+DRN_BIN := $(B)/asyncgate-drainer
+# The HTTP target of the integration tests, and the demo target of `make run` (libmicrohttpd).
+TGT_BIN := $(B)/ag_target
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 IT_BIN  := $(IT_SRC:tests/integration/%.c=$(B)/it/%)
 
 .PHONY: all deps run check unit unit-san integration conf-check bench install uninstall \
 	clean format lint
 
-all: $(API_BIN)
+all: $(API_BIN) $(DRN_BIN) $(TGT_BIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -51,6 +56,15 @@ $(LIBAG): $(LIB_OBJ)
 
 $(API_BIN): $(API_OBJ) $(LIBAG)
 	$(CC) $(AG_LDFLAGS) $(LDFLAGS) -o $@ $(API_OBJ) $(LIBAG) $(PKG_LIBS)
+
+$(DRN_BIN): $(DRN_OBJ) $(LIBAG)
+	$(CC) $(AG_LDFLAGS) $(LDFLAGS) -o $@ $(DRN_OBJ) $(LIBAG) $(PKG_LIBS)
+
+$(TGT_BIN): tests/target/ag_target.c
+	@mkdir -p $(dir $@)
+	$(CC) $(AG_CFLAGS) $(CFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) -o $@ $< \
+		$(AG_LDFLAGS) $(LDFLAGS) $(shell pkg-config --libs libmicrohttpd json-c libcrypto \
+		2>/dev/null) -lpthread
 
 # Unit tests may #include the .c under test to reach its statics; they link libag for the rest.
 $(B)/unit/%: tests/unit/%.c $(LIBAG)
@@ -77,7 +91,7 @@ unit: $(UNIT_BIN)
 unit-san:
 	@$(MAKE) --no-print-directory SANITIZE=1 unit
 
-integration: $(API_BIN) $(IT_BIN)
+integration: $(API_BIN) $(DRN_BIN) $(TGT_BIN) $(IT_BIN)
 	@bash tests/integration/run.sh
 
 # Every configuration key must be in the sample file and the README (PgBouncer optscan.sh).
@@ -91,7 +105,7 @@ check: deps
 bench:
 	@echo "bench: not yet (issue 6)"; exit 1
 
-install: $(API_BIN)
+install: $(API_BIN) $(DRN_BIN) $(TGT_BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
 		$(DESTDIR)$(DATADIR)/sql
 	install -m 0755 $(API_BIN) $(DESTDIR)$(LIBEXECDIR)/asyncgate.fcgi
@@ -101,6 +115,7 @@ install: $(API_BIN)
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/asyncgate.fcgi $(DESTDIR)$(BINDIR)/asyncgate-migrate \
+		$(DESTDIR)$(BINDIR)/asyncgate-drainer \
 		$(DESTDIR)$(SYSCONFDIR)/asyncgate.conf.sample
 	rm -rf $(DESTDIR)$(DATADIR)/sql
 
@@ -108,10 +123,11 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i lib/*.c lib/*.h cgi-bin/*.c cgi-bin/*.h tests/unit/*.c tests/integration/*.c
+	clang-format -i lib/*.c lib/*.h cgi-bin/*.c cgi-bin/*.h drainer/*.c tests/unit/*.c \
+		tests/integration/*.c tests/target/*.c
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-		--suppress=missingIncludeSystem -I lib lib cgi-bin
+		--suppress=missingIncludeSystem -I lib lib cgi-bin drainer
 
 -include $(shell find build -name '*.d' 2>/dev/null)

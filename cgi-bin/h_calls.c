@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include <json-c/json.h>
@@ -254,6 +255,29 @@ static void replay(const struct req *rq, struct resp *rs, struct app *app, const
 	PQclear(res);
 }
 
+/* After the commit, wakes the --follow drainers when a call is due now: one NOTIFY per
+ * notify_interval per process at most (NOTIFY serialises committing transactions; research:
+ * pg-queue-anchors 3). Drainers poll too, so a skipped NOTIFY costs latency, never a call. */
+static void notify_due(struct app *app, const PGresult *res)
+{
+	struct timespec ts;
+	int64_t now;
+	bool due = false;
+	PGresult *n;
+
+	for (int i = 0; i < PQntuples(res) && !due; i++)
+		due = !PQgetisnull(res, i, 2) && PQgetvalue(res, i, 2)[0] == 'f';
+	if (!due)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (app->last_notify_ms != 0 && now - app->last_notify_ms < app->cf.notify_interval_ms)
+		return;
+	app->last_notify_ms = now;
+	n = db_exec(&app->db, Q_NOTIFY, NULL);
+	PQclear(n); /* a failure is logged; the drainers' polling covers it */
+}
+
 /* The insert, made safe against a connection that breaks while it is out: the ids are ours,
  * so whether it committed can be read back, and it is sent again only if it did not. */
 static PGresult *insert_calls(struct app *app, const char *const *params, const char *const *ids,
@@ -346,6 +370,7 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, stru
 	}
 	log_info("enqueue calls=%zu first=%s batch=%d", n, ids[0], batch);
 	answer_accepted(rq, rs, app, res, 0, idp, n, batch);
+	notify_due(app, res);
 out:
 	PQclear(res);
 	json_object_put(rows);

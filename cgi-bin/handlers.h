@@ -8,10 +8,14 @@
 #include "netpolicy.h"
 
 /* What every handler may use, for the life of the process. */
+struct drain;
+
 struct app {
 	struct conf cf;
 	struct netpolicy np;
 	struct db db;
+	struct drain *drain;	/* made by the first /v1/drain; NULL until then */
+	int64_t last_notify_ms; /* monotonic time of the last due-now NOTIFY; 0 = none yet */
 };
 
 /* Each returns 0 when rs is filled (an error answer is still 0); -1 only for a bug. */
@@ -22,6 +26,8 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app);
 int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id);
 int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const char *id);
 int h_health(const struct req *rq, struct resp *rs, struct app *app);
+int h_drain(const struct req *rq, struct resp *rs, struct app *app);
+int h_metrics(const struct req *rq, struct resp *rs, struct app *app);
 
 /* Routes a request to its handler (405 / 404 problems for the rest). */
 void route(const struct req *rq, struct resp *rs, struct app *app);

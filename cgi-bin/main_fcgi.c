@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <fcgiapp.h>
 
+#include "drain.h"
 #include "log.h"
 
 extern char **environ;
@@ -279,6 +280,8 @@ int main(int argc, char **argv)
 		goto out_conf;
 	}
 	db_init(&app.db, app.cf.database);
+	app.drain = NULL;
+	app.last_notify_ms = 0;
 	if (sock == NULL && FCGX_IsCGI()) {
 		rc = run_cgi(&app);
 	} else {
@@ -304,6 +307,7 @@ int main(int argc, char **argv)
 		rc = run_fcgi(&app, fd);
 	}
 out_db:
+	drain_free(app.drain);
 	db_cleanup(&app.db);
 	curl_global_cleanup();
 out_conf:

@@ -69,5 +69,19 @@ void route(const struct req *rq, struct resp *rs, struct app *app)
 			not_allowed(rs, "GET, HEAD");
 		return;
 	}
-	resp_problem(rs, 404, NULL, "no such resource: %s", strlen(p) > 200 ? "(long path)" : p);
+	if (strcmp(p, "/v1/drain") == 0) {
+		if (is_method(rq, "GET") || is_method(rq, "POST"))
+			h_drain(rq, rs, app);
+		else
+			not_allowed(rs, "GET, POST");
+		return;
+	}
+	if (strcmp(p, "/metrics") == 0 || strcmp(p, "/v1/metrics") == 0) {
+		if (is_method(rq, "GET") || is_method(rq, "HEAD"))
+			h_metrics(rq, rs, app);
+		else
+			not_allowed(rs, "GET, HEAD");
+		return;
+	}
+		resp_problem(rs, 404, NULL, "no such resource: %s", strlen(p) > 200 ? "(long path)" : p);
 }

@@ -45,6 +45,14 @@ static const struct conf_key keys[] = {
 	KEY("default_retry_initial", default_retry_initial_ms, CONF_DURATION, "1s", 0, 24 * DAY_MS),
 	KEY("default_retry_max", default_retry_max_ms, CONF_DURATION, "1h", 0, 24 * DAY_MS),
 	KEY("retry_after_s", retry_after_s, CONF_INT, "5", 1, 3600),
+	KEY("notify_interval", notify_interval_ms, CONF_DURATION, "100ms", 0, 60000),
+	KEY("drain_concurrency", drain_concurrency, CONF_INT, "64", 1, 10000),
+	KEY("drain_lease_margin", drain_lease_margin_ms, CONF_DURATION, "30s", 1000, 3600000),
+	KEY("drain_connect_timeout", drain_connect_timeout_ms, CONF_DURATION, "10s", 100, 600000),
+	KEY("drain_poll_interval", drain_poll_interval_ms, CONF_DURATION, "1s", 10, 60000),
+	KEY("max_response_bytes", max_response_bytes, CONF_BYTES, "64K", 0, 64LL << 20),
+	KEY("drain_token", drain_token, CONF_STR, "", 0, 0),
+	KEY("drain_budget", drain_budget_ms, CONF_DURATION, "10s", 100, 600000),
 };
 
 const char *conf_key_name(size_t i)

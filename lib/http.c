@@ -289,3 +289,29 @@ bad:
 	free(out);
 	return NULL;
 }
+
+char *http_query_get(const char *query, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	for (const char *p = query; p != NULL && *p != '\0';) {
+		const char *end = strchr(p, '&');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		if (len >= nlen && strncmp(p, name, nlen) == 0 && (len == nlen || p[nlen] == '=')) {
+			const char *v = len == nlen ? p + len : p + nlen + 1;
+			size_t vlen = len == nlen ? 0 : len - nlen - 1;
+			char *copy = xstrndup(v, vlen);
+			char *out;
+
+			for (char *t = copy; *t != '\0'; t++)
+				if (*t == '+')
+					*t = ' ';
+			out = http_pct_decode(copy, vlen);
+			free(copy);
+			return out;
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return NULL;
+}

@@ -65,5 +65,8 @@ void http_pct_encode(struct buf *b, const char *s, size_t len);
 /* Decodes %XX in s[0..len) into a new string (caller frees); NULL when a %XX is malformed or
  * decodes to NUL. '+' is kept as is. */
 char *http_pct_decode(const char *s, size_t len) MUSTCHECK;
+/* The value of the first `name=value` pair in an encoded query ("a=1&b=x%20y"; '+' is a
+ * space), decoded into a new string (caller frees); NULL when absent or malformed. */
+char *http_query_get(const char *query, const char *name) MUSTCHECK;
 
 #endif

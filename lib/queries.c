@@ -158,17 +158,172 @@ const struct query queries[Q__COUNT] = {
 		"WHERE id = $1::uuid AND client = $2",
 		2, true },
 
-	/* Queue depth by API state and the age of the oldest due call (hot partition only). */
+	/* Queue depth by API state and the age of the oldest due call (the ag_queue_depth view). */
 	[Q_HEALTH] = { "health",
 		"SELECT"
-		" count(*) FILTER (WHERE state = 'queued' AND not_before <= now()) AS queued,"
-		" count(*) FILTER (WHERE state = 'queued' AND not_before > now()) AS scheduled,"
-		" count(*) FILTER (WHERE state = 'retrying') AS retrying,"
-		" count(*) FILTER (WHERE state = 'in_flight') AS in_flight,"
-		" COALESCE(EXTRACT(epoch FROM now() - min(not_before)"
-		"  FILTER (WHERE state IN ('queued', 'retrying') AND not_before <= now())), 0)::float8"
-		"  AS oldest_due_age_s "
-		"FROM calls_live",
+		" sum(calls) FILTER (WHERE state = 'queued')::bigint AS queued,"
+		" sum(calls) FILTER (WHERE state = 'scheduled')::bigint AS scheduled,"
+		" sum(calls) FILTER (WHERE state = 'retrying')::bigint AS retrying,"
+		" sum(calls) FILTER (WHERE state = 'in_flight')::bigint AS in_flight,"
+		" max(oldest_due_age_s) AS oldest_due_age_s "
+		"FROM ag_queue_depth",
+		0, true },
+
+	/* Claim: $1 how many, $2 drainer name, $3 lease margin (ms) over each call's timeout.
+	 * First calls whose lease ran out (their drainer died: the lost attempt is recorded as
+	 * such), then due calls in due order; all skip rows other drainers hold. A call past its
+	 * expires_at is claimed with expired = true and no attempt counted, for the drainer to
+	 * settle as expired without sending it. One short statement; nothing stays open across
+	 * HTTP. Not idempotent: sent twice it would claim twice (db_exec answers DB_LOST; the
+	 * claimed rows come back after their lease). Columns: see enum claim_col in drain.c. */
+	[Q_DRAIN_CLAIM] = { "drain_claim",
+		"WITH lost AS MATERIALIZED ("
+		" SELECT id FROM calls_live"
+		" WHERE state = 'in_flight' AND lease_until < now()"
+		" ORDER BY lease_until"
+		" LIMIT $1::integer"
+		" FOR UPDATE SKIP LOCKED"
+		"), due AS MATERIALIZED ("
+		" SELECT id FROM calls_live"
+		" WHERE state IN ('queued', 'retrying') AND not_before <= now()"
+		" ORDER BY not_before, id"
+		" LIMIT greatest($1::integer - (SELECT count(*) FROM lost), 0)"
+		" FOR UPDATE SKIP LOCKED"
+		"), lost_attempt AS ("
+		" INSERT INTO attempts (call_id, attempt, started_at, error, drainer)"
+		" SELECT c.id, c.attempts,"
+		"  c.lease_until - make_interval(secs => (c.timeout_ms + $3::bigint) / 1000.0),"
+		"  'lease expired: the drainer did not report', c.leased_by"
+		" FROM calls_live c JOIN lost ON lost.id = c.id"
+		" WHERE c.state = 'in_flight' AND c.attempts > 0"
+		" ON CONFLICT DO NOTHING"
+		"), u AS ("
+		" UPDATE calls_live c"
+		" SET state = 'in_flight',"
+		"  attempts = c.attempts + CASE WHEN c.expires_at <= now() THEN 0 ELSE 1 END,"
+		"  lease_until = now() + make_interval(secs => (c.timeout_ms + $3::bigint) / 1000.0),"
+		"  leased_by = $2"
+		" FROM (SELECT id FROM lost UNION ALL SELECT id FROM due) k"
+		" WHERE c.id = k.id"
+		" RETURNING c.*, c.expires_at IS NOT NULL AND c.expires_at <= now() AS expired"
+		") "
+		"SELECT u.id, u.attempts, u.expired, u.method, u.target, u.function, f.base_url,"
+		" u.path, u.query, u.headers, f.default_headers, u.body, u.body_type,"
+		" u.correlation_id, u.timeout_ms, u.max_attempts, u.attempt_floor,"
+		" u.retry_initial_ms, u.retry_max_ms,"
+		" (EXTRACT(epoch FROM u.expires_at) * 1000)::bigint,"
+		" (EXTRACT(epoch FROM now()) * 1000)::bigint,"
+		" f.signing_secret, COALESCE(f.follow_redirects, false),"
+		" u.callback_url IS NOT NULL, u.failure_callback_url IS NOT NULL, u.callback_of "
+		"FROM u "
+		"LEFT JOIN functions f ON f.name = u.function",
+		3, false },
+
+	/* Settle a batch of finished attempts: $1 jsonb array of outcomes (made by drain.c),
+	 * $2 drainer name, $3..$6 a callback's max attempts, retry initial and max (ms), timeout
+	 * (ms). Only calls this drainer still holds at that attempt are touched, so a drainer
+	 * whose lease ran out changes nothing. In the same statement: the attempt rows, the
+	 * callback calls of calls that ended, and the /metrics counters. Idempotent: sent again
+	 * after a lost connection it finds the calls no longer in flight and does nothing.
+	 * Returns the id and new state of each call settled. */
+	[Q_DRAIN_SETTLE] = { "drain_settle",
+		"WITH r AS MATERIALIZED ("
+		" SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
+		"  id uuid, attempt integer, state text, delay_ms bigint, started_us bigint,"
+		"  duration_ms integer, status integer, error text, response_headers jsonb,"
+		"  response_body text, response_size bigint, outcome text, bucket_ms integer,"
+		"  cb_id uuid, cb_body text)"
+		"), u AS ("
+		" UPDATE calls c"
+		" SET state = r.state,"
+		"  not_before = CASE WHEN r.state = 'retrying'"
+		"   THEN now() + make_interval(secs => r.delay_ms / 1000.0) ELSE c.not_before END,"
+		"  lease_until = NULL, leased_by = NULL,"
+		"  last_status = CASE WHEN r.started_us IS NULL THEN c.last_status ELSE r.status END,"
+		"  last_error = CASE WHEN r.started_us IS NULL THEN COALESCE(r.error, c.last_error)"
+		"   ELSE r.error END,"
+		"  finished_at = CASE WHEN r.state IN ('succeeded', 'dead', 'expired') THEN now() END,"
+		"  callback_id = COALESCE(r.cb_id, c.callback_id)"
+		" FROM r"
+		" WHERE c.id = r.id AND c.state = 'in_flight' AND c.leased_by = $2"
+		"  AND c.attempts = r.attempt"
+		" RETURNING c.id, c.state, c.client, c.correlation_id, c.callback_url,"
+		"  c.callback_headers, c.failure_callback_url, c.failure_callback_headers"
+		"), a AS ("
+		" INSERT INTO attempts (call_id, attempt, started_at, duration_ms, status, error,"
+		"  response_headers, response_body, response_size, drainer)"
+		" SELECT r.id, r.attempt, to_timestamp(r.started_us / 1000000.0), r.duration_ms,"
+		"  r.status, r.error, r.response_headers, decode(r.response_body, 'base64'),"
+		"  r.response_size, $2"
+		" FROM r JOIN u ON u.id = r.id"
+		" WHERE r.started_us IS NOT NULL"
+		" ON CONFLICT DO NOTHING"
+		"), m AS ("
+		" INSERT INTO attempt_stats (outcome, bucket_ms, n, sum_ms)"
+		" SELECT r.outcome, r.bucket_ms, count(*), COALESCE(sum(r.duration_ms), 0)"
+		" FROM r JOIN u ON u.id = r.id"
+		" WHERE r.started_us IS NOT NULL"
+		" GROUP BY 1, 2"
+		" ORDER BY 1, 2"
+		" ON CONFLICT (outcome, bucket_ms) DO UPDATE"
+		" SET n = attempt_stats.n + excluded.n, sum_ms = attempt_stats.sum_ms + excluded.sum_ms"
+		"), cb AS ("
+		" INSERT INTO calls (id, state, client, target, method, headers, body, body_type,"
+		"  correlation_id, max_attempts, retry_initial_ms, retry_max_ms, timeout_ms,"
+		"  callback_of)"
+		" SELECT r.cb_id, 'queued', u.client,"
+		"  CASE WHEN u.state = 'succeeded' THEN u.callback_url"
+		"   ELSE COALESCE(u.failure_callback_url, u.callback_url) END,"
+		"  'POST',"
+		"  COALESCE(CASE WHEN u.state = 'succeeded' THEN u.callback_headers"
+		"   WHEN u.failure_callback_url IS NOT NULL THEN u.failure_callback_headers"
+		"   ELSE u.callback_headers END, '{}'),"
+		"  convert_to(r.cb_body, 'UTF8'), 'json', u.correlation_id,"
+		"  $3::integer, $4::integer, $5::integer, $6::integer, u.id"
+		" FROM r JOIN u ON u.id = r.id"
+		" WHERE r.cb_id IS NOT NULL"
+		") "
+		"SELECT id, state FROM u",
+		6, true },
+
+	/* Give calls back unsent (a drainer stopping, or a /v1/drain budget running out):
+	 * $1 jsonb array of {id, attempt}, $2 drainer name. The attempt is not counted. */
+	[Q_DRAIN_RELEASE] = { "drain_release",
+		"UPDATE calls_live c"
+		" SET state = CASE WHEN c.attempts - 1 > c.attempt_floor THEN 'retrying'"
+		"   ELSE 'queued' END,"
+		"  attempts = c.attempts - 1, lease_until = NULL, leased_by = NULL "
+		"FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, attempt integer) "
+		"WHERE c.id = r.id AND c.state = 'in_flight' AND c.leased_by = $2"
+		" AND c.attempts = r.attempt "
+		"RETURNING c.id",
+		2, true },
+
+	/* Milliseconds until the next call falls due or a lease runs out (may be negative), or
+	 * NULL when the live queue holds neither. */
+	[Q_DRAIN_NEXT] = { "drain_next",
+		"SELECT (EXTRACT(epoch FROM least("
+		"  (SELECT min(not_before) FROM calls_live WHERE state IN ('queued', 'retrying')),"
+		"  (SELECT min(lease_until) FROM calls_live WHERE state = 'in_flight')"
+		" ) - now()) * 1000)::bigint",
+		0, true },
+
+	/* Wake the --follow drainers: calls are due now. A hint; drainers also poll. */
+	[Q_NOTIFY] = { "notify",
+		"SELECT pg_notify('asyncgate_due', '')",
+		0, true },
+
+	/* GET /metrics: the live queue by state (sql/002_drain.sql ag_queue_depth). */
+	[Q_METRICS_DEPTH] = { "metrics_depth",
+		"SELECT state, calls, oldest_due_age_s "
+		"FROM ag_queue_depth",
+		0, true },
+
+	/* GET /metrics: attempt totals by outcome and duration bucket (attempt_stats). */
+	[Q_METRICS_ATTEMPTS] = { "metrics_attempts",
+		"SELECT outcome, bucket_ms, n, sum_ms "
+		"FROM attempt_stats "
+		"ORDER BY outcome, bucket_ms",
 		0, true },
 };
 /* clang-format on */

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libcurl4-openssl-dev
-	libjson-c-dev libssl-dev libcmocka-dev postgresql postgresql-client lighttpd curl
+	libjson-c-dev libssl-dev libcmocka-dev libmicrohttpd-dev postgresql postgresql-client lighttpd curl
 	ca-certificates procps iproute2 valgrind)
 
 missing=()

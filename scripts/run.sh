@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # run.sh: the embedded default behind `make run`: a private PostgreSQL on a Unix socket under
 # var/, the migrations, lighttpd on 127.0.0.1:AG_PORT (8080) spawning the FastCGI handler, and
-# the drainer once it is built. Ctrl-C stops everything; a later run reuses var/.
+# a --follow drainer, and a demo target on AG_PORT+1. Ctrl-C stops everything; a later run
+# reuses var/.
 #
-# Environment: AG_PORT (8080), AG_PROCS (handler processes, 2), AG_BIN (handler binary,
-# build/asyncgate.fcgi), AG_RUN_VAR (state directory instead of var/; the make-run test uses it).
+# Environment: AG_PORT (8080), AG_DEMO_PORT (AG_PORT+1), AG_PROCS (handler processes, 2),
+# AG_BIN (handler binary, build/asyncgate.fcgi), AG_RUN_VAR (state directory instead of var/; the make-run test uses it).
 # var/: pg/ (cluster), run/ (sockets, pids), log/ (pg.log, error.log, access.log, NAME.log),
 # tmp/ (request bodies), www/ (empty document root), asyncgate.conf (conf/ plus overrides).
 set -euo pipefail
@@ -58,7 +59,7 @@ stop_leftovers()
 		pid=${d#/proc/}
 		comm=$(cat "$d/comm" 2>/dev/null) || continue
 		case $comm in
-		lighttpd | asyncgate*) ;;
+		lighttpd | asyncgate* | ag_target) ;;
 		*) continue ;;
 		esac
 		if { tr '\0' '\n' <"$d/environ"; } 2>/dev/null | grep -qxF "ASYNCGATE_CONF=$conf"; then
@@ -180,25 +181,39 @@ done
 printf 'run: lighttpd on %s (pid %s, %s handler processes); GET /v1/health answered %s\n' \
 	"$url" "$lighttpd_pid" "$procs" "$code"
 
-# Hook: more long-running processes start here, one start_proc each.
-if [[ -x $repo/build/asyncgate-drainer ]]; then
-	start_proc drainer "$repo/build/asyncgate-drainer" --follow
-fi
+# The drainer, following the queue, and a demo target that prints what reaches it.
+start_proc drainer "$repo/build/asyncgate-drainer" --follow
+demo_port=${AG_DEMO_PORT:-$((port + 1))}
+port_busy "$demo_port" && die "127.0.0.1:$demo_port (demo target) is in use; set AG_DEMO_PORT"
+# Its lines go to this terminal and to var/log/demo-target.log, so a call and its callback show.
+setsid "$repo/build/ag_target" --demo --port "$demo_port" --log "$var/log/demo-target.jsonl" \
+	</dev/null 2>>"$var/log/demo-target.log" > >(tee -a "$var/log/demo-target.log") &
+pids+=("$!")
+names+=(demo-target)
+demo=http://127.0.0.1:$demo_port
+for ((i = 0; i < 50; i++)); do
+	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$demo/ready" || true) == 200 ]] &&
+		break
+	sleep 0.1
+done
+printf 'run: demo target on %s (pid %s; its lines show here and in var/log/demo-target.log)\n' \
+	"$demo" "${pids[-1]}"
 
 cat <<EOF
 
-Try it:
-  curl -i -X POST $url/v1/calls -H 'Content-Type: application/json' \\
-       -d '{"target": "$url/v1/health", "method": "GET"}'
-  id=\$(curl -s -X POST $url/v1/calls -H 'Content-Type: application/json' \\
-       -d '{"target": "$url/v1/health", "method": "GET", "delay": "1h"}' |
-       sed -n 's/.*"id": *"\\([^"]*\\)".*/\\1/p')
-  curl -s $url/v1/calls/\$id
+Try it: the demo target prints the call as it arrives, then the callback with the outcome.
+  curl -s -X POST $url/v1/calls -H 'Content-Type: application/json' \\
+       -d '{"target": "$demo/hello", "body": {"hello": "world"},
+            "correlation_id": "demo-1", "callback": "$demo/callback"}'
+  curl -s $url/v1/calls/ID        # state, attempts, and the callback's state
   curl -s '$url/v1/calls?limit=10'
-  curl -i -X DELETE $url/v1/calls/\$id
-  curl -i -X POST $url/v1/async/http%3A%2F%2F127.0.0.1%3A$port%2Fv1%2Fhealth -d 'hello'
-  psql -h $PGHOST -U $PGUSER $PGDATABASE     # the database
-Logs in var/log/. Ctrl-C stops lighttpd and PostgreSQL.
+  curl -s -X POST $url/v1/calls -H 'Content-Type: application/json' \\
+       -d '{"target": "$demo/status/503", "retry": {"max_attempts": 3, "initial": "1s"},
+            "failure_callback": "$demo/callback"}'     # retried twice, then dead
+  curl -i -X POST $url/v1/async/http%3A%2F%2F127.0.0.1%3A$demo_port%2Fhello -d 'hello'
+  curl -s $url/metrics
+  psql -h $PGHOST -U $PGUSER $PGDATABASE -c 'SELECT * FROM ag_queue_depth'
+Logs in var/log/. Ctrl-C stops the drainer, the demo target, lighttpd and PostgreSQL.
 EOF
 
 # Wait for Ctrl-C (trap: exit 0 runs stop_all) or for a process to die on its own.

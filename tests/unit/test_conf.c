@@ -394,6 +394,14 @@ static void test_key_names(void **state)
 		"default_retry_initial",
 		"default_retry_max",
 		"retry_after_s",
+		"notify_interval",
+		"drain_concurrency",
+		"drain_lease_margin",
+		"drain_connect_timeout",
+		"drain_poll_interval",
+		"max_response_bytes",
+		"drain_token",
+		"drain_budget",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct conf cf;

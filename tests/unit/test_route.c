@@ -75,6 +75,20 @@ int h_health(const struct req *rq, struct resp *rs, struct app *app)
 	return record(rs, "h_health", NULL);
 }
 
+int h_drain(const struct req *rq, struct resp *rs, struct app *app)
+{
+	(void)rq;
+	(void)app;
+	return record(rs, "h_drain", NULL);
+}
+
+int h_metrics(const struct req *rq, struct resp *rs, struct app *app)
+{
+	(void)rq;
+	(void)app;
+	return record(rs, "h_metrics", NULL);
+}
+
 #include "../../cgi-bin/route.c"
 
 #define ID "0190f2a4-5b6c-7d8e-9f01-23456789abcd"
@@ -117,6 +131,10 @@ static void test_handlers(void **state)
 		{ "GET", "/v1/calls/not-a-uuid", "h_call_get", "not-a-uuid" }, /* the handler checks */
 		{ "GET", "/v1/health", "h_health", "" },
 		{ "HEAD", "/v1/health", "h_health", "" },
+		{ "GET", "/v1/drain", "h_drain", "" },
+		{ "POST", "/v1/drain", "h_drain", "" },
+		{ "GET", "/metrics", "h_metrics", "" },
+		{ "GET", "/v1/metrics", "h_metrics", "" },
 		{ "POST", "/v1/async/resize-image/v2/thumbs", "h_async", "resize-image/v2/thumbs" },
 		{ "GET", "/v1/async/fn", "h_async", "fn" },
 		{ "PUT", "/v1/async/https%3A%2F%2Fapi.example.com%2Fv2/x", "h_async",
@@ -189,6 +207,8 @@ static void test_method_not_allowed(void **state)
 		{ "HEAD", "/v1/calls/" ID "/retry", "POST" },
 		{ "POST", "/v1/health", "GET, HEAD" },
 		{ "DELETE", "/v1/health", "GET, HEAD" },
+		{ "DELETE", "/v1/drain", "GET, POST" },
+		{ "POST", "/metrics", "GET, HEAD" },
 	};
 
 	(void)state;

@@ -1,0 +1,1203 @@
+/* drain: claim due calls, send them with libcurl multi (curl's 10-at-a-time.c shape), settle
+ * the outcomes in batches, enqueue callbacks. One cycle for --once, --follow and /v1/drain. */
+#include "drain.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "http.h"
+#include "log.h"
+#include "timeparse.h"
+#include "uuid.h"
+
+/* CURLOPT_PROTOCOLS_STR and CURLINFO_RETRY_AFTER (7.85.0; Debian 12 has 7.88.1). */
+_Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is needed");
+
+#define SETTLE_MAX 256	      /* outcomes per settle statement */
+#define SETTLE_WAIT_MS 50     /* longest an outcome waits for its batch */
+#define POLL_MAX_MS 200	      /* longest wait, so a stop signal is seen soon */
+#define MAX_RESP_HEADERS 100  /* response headers kept per attempt */
+#define MAX_RESP_HEADER 8192  /* bytes of one response header kept */
+#define RETRY_AFTER_MAX_S (24LL * 86400)
+#define USER_AGENT "asyncgate/0.1"
+
+/* Columns of Q_DRAIN_CLAIM. */
+enum claim_col {
+	CC_ID,
+	CC_ATTEMPT,
+	CC_EXPIRED,
+	CC_METHOD,
+	CC_TARGET,
+	CC_FUNCTION,
+	CC_BASE_URL,
+	CC_PATH,
+	CC_QUERY,
+	CC_HEADERS,
+	CC_DEFAULT_HEADERS,
+	CC_BODY,
+	CC_BODY_TYPE,
+	CC_CORRELATION_ID,
+	CC_TIMEOUT_MS,
+	CC_MAX_ATTEMPTS,
+	CC_ATTEMPT_FLOOR,
+	CC_RETRY_INITIAL_MS,
+	CC_RETRY_MAX_MS,
+	CC_EXPIRES_MS,
+	CC_NOW_MS,
+	CC_SIGNING_SECRET,
+	CC_FOLLOW_REDIRECTS,
+	CC_HAS_CALLBACK,
+	CC_HAS_FAILURE_CALLBACK,
+	CC_CALLBACK_OF,
+};
+
+/* Duration histogram bounds of /metrics (ms); a duration above the last one is bucket -1. */
+static const int bucket_bounds_ms[] = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+					30000, 60000 };
+
+/* One call in flight. Strings are owned and freed by job_reset; the easy handle lives with the
+ * slot and is reused (curl_easy_reset) for the next call. */
+struct job {
+	struct drain *d;
+	CURL *easy;
+	bool active;
+	char id[UUID_LEN];
+	int attempt;
+	char *correlation_id;
+	char *callback_of; /* on a callback call: the call it reports on */
+	int64_t max_attempts, attempt_floor, retry_initial_ms, retry_max_ms;
+	int64_t expires_ms; /* wall clock ms, database time; -1 = never */
+	int64_t clock_skew_ms; /* database now - local now, at the claim */
+	bool has_callback, has_failure_callback;
+	char *url;
+	unsigned char *body; /* PQunescapeBytea: PQfreemem */
+	size_t body_len;
+	struct curl_slist *headers;
+	/* the answer */
+	int64_t started_us, t0_ms;
+	struct buf resp_body; /* at most cf->max_response_bytes */
+	int64_t resp_size;
+	struct json_object *resp_headers; /* owned */
+	int resp_header_count;
+	const char *refused; /* static text from netpolicy, when a connection was refused */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct drain {
+	const struct conf *cf;
+	const struct netpolicy *np;
+	struct db *db;
+	char *name;
+	CURLM *multi;
+	struct job *jobs; /* cf->drain_concurrency slots, or more when a run asks for more */
+	int njobs;
+	int active;
+	struct json_object *pending; /* settle rows waiting for their batch */
+	int64_t pending_since_ms;
+	int64_t due_hint_ms; /* monotonic: when something this drainer settled falls due */
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- pure parts ---- */
+
+enum send_verdict drain_verdict(long status, int curl_code, bool refused)
+{
+	if (refused)
+		return SEND_DEAD;
+	switch ((CURLcode)curl_code) {
+	case CURLE_OK:
+		break;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+	case CURLE_NOT_BUILT_IN:
+	case CURLE_TOO_MANY_REDIRECTS:
+	case CURLE_BAD_FUNCTION_ARGUMENT:
+	case CURLE_BAD_CONTENT_ENCODING:
+		return SEND_DEAD;
+	default:
+		/* connect, DNS, TLS, timeouts, resets, empty replies: the network's fault */
+		return SEND_RETRY;
+	}
+	if (status >= 200 && status <= 299)
+		return SEND_OK;
+	if (status == 408 || status == 425 || status == 429 || (status >= 500 && status <= 599))
+		return SEND_RETRY;
+	return SEND_DEAD;
+}
+
+int64_t drain_backoff_ms(int64_t initial_ms, int64_t max_ms, int failures, double u,
+			 int64_t retry_after_ms)
+{
+	int64_t ceiling = initial_ms;
+	int64_t delay;
+
+	if (max_ms < initial_ms)
+		max_ms = initial_ms;
+	for (int i = 0; i < failures && ceiling < max_ms; i++)
+		ceiling = ceiling > max_ms / 2 ? max_ms : (ceiling > 0 ? ceiling * 2 : 1);
+	if (ceiling > max_ms)
+		ceiling = max_ms;
+	if (u < 0)
+		u = 0;
+	if (u >= 1)
+		u = 0.999999;
+	delay = initial_ms + (int64_t)(u * (double)(ceiling - initial_ms));
+	if (retry_after_ms > delay)
+		delay = retry_after_ms;
+	return delay;
+}
+
+char *drain_signature(const char *secret, const char *id, int64_t ts, const void *body,
+		      size_t len)
+{
+	unsigned char key[256];
+	int keylen;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+	struct buf msg;
+	char *out = NULL;
+
+	if (strncmp(secret, "whsec_", 6) == 0) {
+		const char *s = secret + 6;
+		size_t slen = strlen(s);
+
+		if (slen == 0 || slen % 4 != 0 || slen / 4 * 3 > sizeof(key)) {
+			log_err("drain: a function's signing secret is not whsec_ + base64");
+			return NULL;
+		}
+		keylen = EVP_DecodeBlock(key, (const unsigned char *)s, (int)slen);
+		if (keylen < 0) {
+			log_err("drain: a function's signing secret is not whsec_ + base64");
+			return NULL;
+		}
+		/* EVP_DecodeBlock counts the padding as data bytes */
+		if (s[slen - 1] == '=')
+			keylen--;
+		if (s[slen - 2] == '=')
+			keylen--;
+	} else {
+		size_t slen = strlen(secret);
+
+		if (slen > sizeof(key))
+			slen = sizeof(key);
+		memcpy(key, secret, slen);
+		keylen = (int)slen;
+	}
+	buf_init(&msg);
+	buf_printf(&msg, "%s.%" PRId64 ".", id, ts);
+	buf_append(&msg, body, len);
+	if (HMAC(EVP_sha256(), key, keylen, (const unsigned char *)msg.data, msg.len, mac,
+		 &maclen) != NULL) {
+		EVP_EncodeBlock(b64, mac, (int)maclen);
+		out = xasprintf("v1,%s", (const char *)b64);
+	} else {
+		log_err("drain: HMAC-SHA256 failed");
+	}
+	OPENSSL_cleanse(key, sizeof(key));
+	buf_cleanup(&msg);
+	return out;
+}
+
+char *drain_url(const char *target, const char *base_url, const char *path, const char *query)
+{
+	struct buf u;
+
+	buf_init(&u);
+	if (target != NULL) {
+		buf_puts(&u, target);
+	} else {
+		size_t n = strlen(base_url);
+
+		if (path != NULL && n > 0 && base_url[n - 1] == '/')
+			n--;
+		buf_append(&u, base_url, n);
+		if (path != NULL)
+			buf_puts(&u, path);
+	}
+	if (query != NULL && query[0] != '\0') {
+		buf_puts(&u, strchr(u.data, '?') != NULL ? "&" : "?");
+		buf_puts(&u, query);
+	}
+	return buf_take(&u, NULL);
+}
+
+/* ---- libcurl callbacks ---- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct job *j = arg;
+	size_t len = size * n;
+	int64_t cap = j->d->cf->max_response_bytes;
+
+	if ((int64_t)j->resp_body.len < cap) {
+		size_t room = (size_t)(cap - (int64_t)j->resp_body.len);
+
+		buf_append(&j->resp_body, p, len < room ? len : room);
+	}
+	j->resp_size += (int64_t)len;
+	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct job *j = arg;
+	size_t len = size * n;
+	const char *colon;
+	char *name, *value;
+	struct json_object *prev;
+	size_t vs, ve;
+
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		/* a new response (after a redirect or 1xx): keep only the last one's headers */
+		json_object_put(j->resp_headers);
+		j->resp_headers = json_object_new_object();
+		j->resp_header_count = 0;
+		return len;
+	}
+	colon = memchr(p, ':', len);
+	if (colon == NULL || colon == p || j->resp_header_count >= MAX_RESP_HEADERS)
+		return len;
+	vs = (size_t)(colon - p) + 1;
+	ve = len;
+	while (vs < ve && (p[vs] == ' ' || p[vs] == '\t'))
+		vs++;
+	while (ve > vs && (p[ve - 1] == '\r' || p[ve - 1] == '\n' || p[ve - 1] == ' ' ||
+			   p[ve - 1] == '\t'))
+		ve--;
+	if (ve - vs > MAX_RESP_HEADER)
+		ve = vs + MAX_RESP_HEADER;
+	name = xstrndup(p, (size_t)(colon - p));
+	for (char *c = name; *c != '\0'; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	value = xstrndup(p + vs, ve - vs);
+	if (!http_utf8_valid(value, strlen(value))) {
+		for (char *c = value; *c != '\0'; c++)
+			if ((unsigned char)*c >= 0x80)
+				*c = '?';
+	}
+	if (json_object_object_get_ex(j->resp_headers, name, &prev)) {
+		char *joined = xasprintf("%s, %s", json_object_get_string(prev), value);
+
+		json_object_object_add(j->resp_headers, name, json_object_new_string(joined));
+		free(joined);
+	} else {
+		json_object_object_add(j->resp_headers, name, json_object_new_string(value));
+		j->resp_header_count++;
+	}
+	free(name);
+	free(value);
+	return len;
+}
+
+/* The address policy on the address actually connected to: after DNS, on every redirect hop
+ * (DNS rebinding, redirects into the private network). */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct job *j = arg;
+	const char *why = NULL;
+
+	(void)purpose;
+	if (!netpolicy_addr_allowed(j->d->np, &a->addr, &why)) {
+		j->refused = why != NULL ? why : "refused";
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+/* ---- jobs ---- */
+
+static void job_reset(struct job *j)
+{
+	free(j->correlation_id);
+	free(j->callback_of);
+	free(j->url);
+	PQfreemem(j->body);
+	curl_slist_free_all(j->headers);
+	buf_cleanup(&j->resp_body);
+	json_object_put(j->resp_headers);
+	CURL *easy = j->easy;
+	struct drain *d = j->d;
+
+	memset(j, 0, sizeof(*j));
+	j->easy = easy;
+	j->d = d;
+	buf_init(&j->resp_body);
+}
+
+static const char *col(const PGresult *res, int row, enum claim_col c)
+{
+	return PQgetisnull(res, row, (int)c) ? NULL : PQgetvalue(res, row, (int)c);
+}
+
+static int64_t col_i64(const PGresult *res, int row, enum claim_col c, int64_t def)
+{
+	const char *s = col(res, row, c);
+
+	return s != NULL ? strtoll(s, NULL, 10) : def;
+}
+
+static bool col_bool(const PGresult *res, int row, enum claim_col c)
+{
+	const char *s = col(res, row, c);
+
+	return s != NULL && s[0] == 't';
+}
+
+/* Appends one CURLOPT_HTTPHEADER line ("Name:" alone removes a header libcurl would add). */
+static void add_line(struct curl_slist **l, const char *line)
+{
+	struct curl_slist *n = curl_slist_append(*l, line);
+
+	if (n == NULL)
+		abort(); /* out of memory, as xmalloc */
+	*l = n;
+}
+
+static void add_header(struct curl_slist **l, const char *name, const char *value)
+{
+	/* "Name:" would make libcurl drop the header; "Name;" sends it empty (CURLOPT_HTTPHEADER) */
+	char *line = value[0] == '\0' ? xasprintf("%s;", name) : xasprintf("%s: %s", name, value);
+
+	add_line(l, line);
+	free(line);
+}
+
+static bool obj_has_ci(struct json_object *o, const char *name)
+{
+	if (o == NULL)
+		return false;
+	json_object_object_foreach (o, k, v) {
+		(void)v;
+		if (strcasecmp(k, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The outbound headers: the function's defaults under the call's own, a Content-Type for the
+ * body kind when none was given, the Async-* headers and, with a secret, the signature. */
+static int job_headers(struct job *j, const PGresult *res, int row, const char *body_type)
+{
+	struct json_object *call_h = NULL, *def_h = NULL;
+	const char *secret = col(res, row, CC_SIGNING_SECRET);
+	char num[24];
+	int rc = -1;
+
+	if (col(res, row, CC_HEADERS) != NULL)
+		call_h = json_tokener_parse(col(res, row, CC_HEADERS));
+	if (col(res, row, CC_DEFAULT_HEADERS) != NULL)
+		def_h = json_tokener_parse(col(res, row, CC_DEFAULT_HEADERS));
+	if (def_h != NULL && json_object_is_type(def_h, json_type_object)) {
+		json_object_object_foreach (def_h, k, v) {
+			const char *s = json_object_get_string(v);
+
+			if (obj_has_ci(call_h, k) || http_header_reserved(k) ||
+			    !http_token_valid(k) || !http_value_valid(s, strlen(s))) {
+				continue;
+			}
+			add_header(&j->headers, k, s);
+		}
+	}
+	if (call_h != NULL && json_object_is_type(call_h, json_type_object)) {
+		json_object_object_foreach (call_h, k, v) {
+			const char *s = json_object_get_string(v);
+
+			/* checked when accepted; checked again, a header is a header */
+			if (!http_token_valid(k) || !http_value_valid(s, strlen(s)))
+				continue;
+			add_header(&j->headers, k, s);
+		}
+	}
+	if (!obj_has_ci(call_h, "Content-Type") && !obj_has_ci(def_h, "Content-Type")) {
+		if (body_type == NULL)
+			add_line(&j->headers, "Content-Type:"); /* no form type from libcurl */
+		else if (strcmp(body_type, "json") == 0)
+			add_header(&j->headers, "Content-Type", "application/json");
+		else if (strcmp(body_type, "text") == 0)
+			add_header(&j->headers, "Content-Type", "text/plain; charset=utf-8");
+		else
+			add_header(&j->headers, "Content-Type", "application/octet-stream");
+	}
+	add_line(&j->headers, "Expect:"); /* no 100-continue round trip before the body */
+	add_header(&j->headers, "Async-Call-Id", j->callback_of != NULL ? j->callback_of : j->id);
+	if (j->callback_of != NULL)
+		add_header(&j->headers, "Async-Callback-Id", j->id);
+	snprintf(num, sizeof(num), "%d", j->attempt);
+	add_header(&j->headers, "Async-Attempt", num);
+	if (j->correlation_id != NULL)
+		add_header(&j->headers, "Async-Correlation-Id", j->correlation_id);
+	if (secret != NULL && secret[0] != '\0') {
+		int64_t ts = timeparse_now_us() / 1000000;
+		char *sig = drain_signature(secret, j->id, ts, j->body != NULL ? j->body : (void *)"",
+					    j->body_len);
+
+		if (sig == NULL)
+			goto out;
+		snprintf(num, sizeof(num), "%" PRId64, ts);
+		add_header(&j->headers, "webhook-id", j->id);
+		add_header(&j->headers, "webhook-timestamp", num);
+		add_header(&j->headers, "webhook-signature", sig);
+		free(sig);
+	}
+	rc = 0;
+out:
+	json_object_put(call_h);
+	json_object_put(def_h);
+	return rc;
+}
+
+#define SETOPT(h, opt, val)                                                                        \
+	do {                                                                                       \
+		CURLcode rc_ = curl_easy_setopt((h), (opt), (val));                                \
+		if (rc_ != CURLE_OK) {                                                             \
+			log_err("drain: curl_easy_setopt(%s): %s", #opt, curl_easy_strerror(rc_)); \
+			return -1;                                                                 \
+		}                                                                                  \
+	} while (0)
+
+static int job_setopts(struct job *j, const char *method, int64_t timeout_ms, bool redirects)
+{
+	CURL *h = j->easy;
+	int64_t connect_ms = j->d->cf->drain_connect_timeout_ms;
+
+	if (connect_ms > timeout_ms)
+		connect_ms = timeout_ms;
+	SETOPT(h, CURLOPT_URL, j->url);
+	SETOPT(h, CURLOPT_PRIVATE, (void *)j);
+	SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SETOPT(h, CURLOPT_FOLLOWLOCATION, redirects ? 1L : 0L);
+	SETOPT(h, CURLOPT_MAXREDIRS, 5L);
+	SETOPT(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
+	SETOPT(h, CURLOPT_PROXY, ""); /* the address policy is about targets, not proxies */
+	SETOPT(h, CURLOPT_USERAGENT, USER_AGENT);
+	SETOPT(h, CURLOPT_HTTPHEADER, j->headers);
+	SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
+	SETOPT(h, CURLOPT_WRITEDATA, (void *)j);
+	SETOPT(h, CURLOPT_HEADERFUNCTION, on_header);
+	SETOPT(h, CURLOPT_HEADERDATA, (void *)j);
+	SETOPT(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	SETOPT(h, CURLOPT_OPENSOCKETDATA, (void *)j);
+	SETOPT(h, CURLOPT_ERRORBUFFER, j->errbuf);
+	SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (strcmp(method, "HEAD") == 0) {
+		SETOPT(h, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "GET") == 0 && j->body == NULL) {
+		SETOPT(h, CURLOPT_HTTPGET, 1L);
+	} else {
+		if (strcmp(method, "POST") != 0)
+			SETOPT(h, CURLOPT_CUSTOMREQUEST, method);
+		if (j->body != NULL || strcmp(method, "POST") == 0) {
+			/* POSTFIELDS does not copy: j->body lives until job_reset */
+			SETOPT(h, CURLOPT_POSTFIELDS, j->body != NULL ? (char *)j->body : "");
+			SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
+		}
+	}
+	return 0;
+}
+
+/* ---- settling ---- */
+
+static void add_str(struct json_object *o, const char *k, const char *v)
+{
+	if (v != NULL)
+		json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static void add_int(struct json_object *o, const char *k, int64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64(v));
+}
+
+static char *base64(const void *p, size_t len)
+{
+	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+
+	EVP_EncodeBlock((unsigned char *)out, p, (int)len);
+	return out;
+}
+
+static int bucket_of(int64_t ms)
+{
+	for (size_t i = 0; i < sizeof(bucket_bounds_ms) / sizeof(bucket_bounds_ms[0]); i++)
+		if (ms <= bucket_bounds_ms[i])
+			return bucket_bounds_ms[i];
+	return -1;
+}
+
+/* The callback envelope of DESIGN.md: {call_id, correlation_id, outcome, attempts,
+ * response: {status, headers, body | body_base64} | null, error}. Returns a new string. */
+static char *envelope(const struct job *j, const char *outcome, long status, const char *error)
+{
+	struct json_object *o = json_object_new_object();
+	char *text;
+
+	add_str(o, "call_id", j->id);
+	json_object_object_add(o, "correlation_id", j->correlation_id != NULL
+							    ? json_object_new_string(j->correlation_id)
+							    : NULL);
+	add_str(o, "outcome", outcome);
+	add_int(o, "attempts", j->attempt);
+	if (status > 0) {
+		struct json_object *r = json_object_new_object();
+
+		add_int(r, "status", status);
+		json_object_object_add(r, "headers", json_object_get(j->resp_headers));
+		if (http_utf8_valid(j->resp_body.data != NULL ? j->resp_body.data : "",
+				    j->resp_body.len)) {
+			json_object_object_add(r, "body",
+					       json_object_new_string_len(
+						       j->resp_body.data != NULL ? j->resp_body.data : "",
+						       (int)j->resp_body.len));
+		} else {
+			char *b = base64(j->resp_body.data, j->resp_body.len);
+
+			add_str(r, "body_base64", b);
+			free(b);
+		}
+		add_int(r, "size", j->resp_size);
+		json_object_object_add(r, "truncated",
+				       json_object_new_boolean(j->resp_size >
+							       (int64_t)j->resp_body.len));
+		json_object_object_add(o, "response", r);
+	} else {
+		json_object_object_add(o, "response", NULL);
+	}
+	json_object_object_add(o, "error", error != NULL ? json_object_new_string(error) : NULL);
+	text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return text;
+}
+
+static void pending_add(struct drain *d, struct json_object *row)
+{
+	if (json_object_array_length(d->pending) == 0)
+		d->pending_since_ms = mono_ms();
+	json_object_array_add(d->pending, row);
+}
+
+/* Queues the outcome of job j for the next settle batch. state is the call's new state;
+ * attempted false when no request was made (expired before sending). */
+static void settle_job(struct drain *d, struct job *j, const char *state, int64_t delay_ms,
+		       bool attempted, long status, const char *error, const char *outcome,
+		       int64_t duration_ms)
+{
+	struct json_object *r = json_object_new_object();
+	bool final = strcmp(state, "retrying") != 0;
+
+	add_str(r, "id", j->id);
+	add_int(r, "attempt", j->attempt);
+	add_str(r, "state", state);
+	add_int(r, "delay_ms", delay_ms);
+	if (attempted) {
+		add_int(r, "started_us", j->started_us);
+		add_int(r, "duration_ms", duration_ms);
+		if (status > 0)
+			add_int(r, "status", status);
+		json_object_object_add(r, "response_headers", json_object_get(j->resp_headers));
+		if (j->resp_body.len > 0) {
+			char *b = base64(j->resp_body.data, j->resp_body.len);
+
+			add_str(r, "response_body", b);
+			free(b);
+		}
+		add_int(r, "response_size", j->resp_size);
+		add_str(r, "outcome", outcome);
+		add_int(r, "bucket_ms", bucket_of(duration_ms));
+	}
+	add_str(r, "error", error);
+	if (final && (strcmp(state, "succeeded") == 0 ? j->has_callback
+						       : (j->has_callback || j->has_failure_callback))) {
+		char cb[UUID_LEN];
+
+		if (uuid_v7(cb) == 0) {
+			char *body = envelope(j, state, status, error);
+
+			add_str(r, "cb_id", cb);
+			add_str(r, "cb_body", body);
+			free(body);
+		}
+	}
+	pending_add(d, r);
+}
+
+/* Sends the pending outcomes in one statement. Returns 0 (nothing pending, or sent), or -1
+ * (logged; they stay pending). */
+static int flush(struct drain *d, struct drain_stats *st)
+{
+	size_t n = json_object_array_length(d->pending);
+	const struct conf *cf = d->cf;
+	char ma[24], ri[24], rm[24], to[24];
+	const char *rows;
+	PGresult *res;
+	struct json_object *states;
+
+	if (n == 0)
+		return 0;
+	snprintf(ma, sizeof(ma), "%" PRId64, cf->default_max_attempts);
+	snprintf(ri, sizeof(ri), "%" PRId64, cf->default_retry_initial_ms);
+	snprintf(rm, sizeof(rm), "%" PRId64,
+		 cf->default_retry_max_ms > cf->default_retry_initial_ms ? cf->default_retry_max_ms
+									 : cf->default_retry_initial_ms);
+	snprintf(to, sizeof(to), "%" PRId64, cf->default_timeout_ms);
+	rows = json_object_to_json_string_ext(d->pending, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE);
+	res = db_exec(d->db, Q_DRAIN_SETTLE, (const char *[]){ rows, d->name, ma, ri, rm, to });
+	if (res == NULL)
+		return -1;
+	/* count by the state each row asked for, among those the database took */
+	states = json_object_new_object();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_object_object_add(states, PQgetvalue(res, i, 0),
+				       json_object_new_string(PQgetvalue(res, i, 1)));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *r = json_object_array_get_idx(d->pending, i), *v;
+		const char *id = json_object_get_string(json_object_object_get(r, "id"));
+		const char *state;
+
+		if (!json_object_object_get_ex(states, id, &v)) {
+			st->lost++;
+			log_warn("drain call=%s: lease ran out before the outcome was recorded; "
+				 "another drainer has it",
+				 id);
+			continue;
+		}
+		state = json_object_get_string(v);
+		if (strcmp(state, "succeeded") == 0)
+			st->succeeded++;
+		else if (strcmp(state, "retrying") == 0)
+			st->retried++;
+		else if (strcmp(state, "dead") == 0)
+			st->dead++;
+		else if (strcmp(state, "expired") == 0)
+			st->expired++;
+	}
+	json_object_put(states);
+	PQclear(res);
+	/* what this batch made due soon: callbacks now, retries after their delay */
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *r = json_object_array_get_idx(d->pending, i), *v;
+		int64_t at = INT64_MAX;
+
+		if (json_object_object_get_ex(r, "cb_id", &v))
+			at = mono_ms();
+		else if (strcmp(json_object_get_string(json_object_object_get(r, "state")),
+				"retrying") == 0)
+			at = mono_ms() +
+			     json_object_get_int64(json_object_object_get(r, "delay_ms"));
+		if (at < d->due_hint_ms)
+			d->due_hint_ms = at;
+	}
+	json_object_put(d->pending);
+	d->pending = json_object_new_array();
+	return 0;
+}
+
+/* A transfer ended: decide the call's next state and queue the outcome. */
+static void job_done(struct drain *d, struct job *j, CURLcode code)
+{
+	long status = 0;
+	curl_off_t retry_after = -1;
+	int64_t duration = mono_ms() - j->t0_ms;
+	enum send_verdict v;
+	const char *state, *outcome;
+	char err[CURL_ERROR_SIZE + 64];
+	const char *error = NULL;
+	int64_t delay = 0;
+	int failures = j->attempt - (int)j->attempt_floor;
+
+	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (code != CURLE_OK)
+		status = 0; /* a response cut off is not an answer */
+	v = drain_verdict(status, (int)code, j->refused != NULL);
+	if (j->refused != NULL) {
+		snprintf(err, sizeof(err), "refused: the target resolves to a %s address",
+			 j->refused);
+		error = err;
+	} else if (code != CURLE_OK) {
+		snprintf(err, sizeof(err), "%s: %s", curl_easy_strerror(code),
+			 j->errbuf[0] != '\0' ? j->errbuf : "-");
+		error = err;
+	}
+	if (v == SEND_OK) {
+		state = "succeeded";
+		outcome = "success";
+	} else if (v == SEND_DEAD || failures >= j->max_attempts) {
+		state = "dead";
+		outcome = "dead";
+	} else {
+		uint32_t r = 0;
+		int64_t ra_ms = -1;
+
+		if (status > 0 && curl_easy_getinfo(j->easy, CURLINFO_RETRY_AFTER, &retry_after) ==
+					  CURLE_OK &&
+		    retry_after > 0)
+			ra_ms = (retry_after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S
+								  : (int64_t)retry_after) *
+				1000;
+		if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+			r = (uint32_t)rand();
+		delay = drain_backoff_ms(j->retry_initial_ms, j->retry_max_ms, failures,
+					 (double)r / 4294967296.0, ra_ms);
+		if (j->expires_ms >= 0 &&
+		    timeparse_now_us() / 1000 + j->clock_skew_ms + delay >= j->expires_ms) {
+			state = "expired";
+			outcome = "expired";
+		} else {
+			state = "retrying";
+			outcome = "retry";
+		}
+	}
+	if (status > 0)
+		log_debug("drain call=%s attempt=%d status=%ld ms=%" PRId64 " next=%s", j->id,
+			  j->attempt, status, duration, state);
+	else
+		log_debug("drain call=%s attempt=%d error=\"%s\" ms=%" PRId64 " next=%s", j->id,
+			  j->attempt, error != NULL ? error : "-", duration, state);
+	settle_job(d, j, state, delay, true, status, error, outcome, duration);
+}
+
+/* A call that cannot be sent as stored ends dead at once, with the reason as its attempt. */
+static void job_fail(struct drain *d, struct job *j, const char *why)
+{
+	j->started_us = timeparse_now_us();
+	log_info("drain call=%s attempt=%d dead: %s", j->id, j->attempt, why);
+	settle_job(d, j, "dead", 0, true, 0, why, "dead", 0);
+	job_reset(j);
+}
+
+/* Starts claimed row `row`. On a setup failure the call is settled dead (or expired). */
+static void job_start(struct drain *d, struct job *j, const PGresult *res, int row)
+{
+	const char *body_hex = col(res, row, CC_BODY);
+	const char *function = col(res, row, CC_FUNCTION);
+	const char *target = col(res, row, CC_TARGET);
+	const char *base_url = col(res, row, CC_BASE_URL);
+	const char *method = col(res, row, CC_METHOD);
+	int64_t timeout_ms = col_i64(res, row, CC_TIMEOUT_MS, d->cf->default_timeout_ms);
+	char err[256];
+	CURLMcode mc;
+
+	job_reset(j);
+	snprintf(j->id, sizeof(j->id), "%s", col(res, row, CC_ID));
+	j->attempt = (int)col_i64(res, row, CC_ATTEMPT, 1);
+	if (col(res, row, CC_CORRELATION_ID) != NULL)
+		j->correlation_id = xstrdup(col(res, row, CC_CORRELATION_ID));
+	if (col(res, row, CC_CALLBACK_OF) != NULL)
+		j->callback_of = xstrdup(col(res, row, CC_CALLBACK_OF));
+	j->max_attempts = col_i64(res, row, CC_MAX_ATTEMPTS, 1);
+	j->attempt_floor = col_i64(res, row, CC_ATTEMPT_FLOOR, 0);
+	j->retry_initial_ms = col_i64(res, row, CC_RETRY_INITIAL_MS, 1000);
+	j->retry_max_ms = col_i64(res, row, CC_RETRY_MAX_MS, 3600000);
+	j->expires_ms = col_i64(res, row, CC_EXPIRES_MS, -1);
+	j->clock_skew_ms = col_i64(res, row, CC_NOW_MS, 0) - timeparse_now_us() / 1000;
+	j->has_callback = col_bool(res, row, CC_HAS_CALLBACK);
+	j->has_failure_callback = col_bool(res, row, CC_HAS_FAILURE_CALLBACK);
+	j->resp_headers = json_object_new_object();
+
+	if (col_bool(res, row, CC_EXPIRED)) {
+		settle_job(d, j, "expired", 0, false, 0, "expired before it could be sent",
+			   NULL, 0);
+		job_reset(j);
+		return;
+	}
+	if (function != NULL && base_url == NULL) {
+		snprintf(err, sizeof(err), "function %.128s is not registered (any more)",
+			 function);
+		job_fail(d, j, err);
+		return;
+	}
+	j->url = drain_url(target, base_url, col(res, row, CC_PATH), col(res, row, CC_QUERY));
+	if (body_hex != NULL) {
+		j->body = PQunescapeBytea((const unsigned char *)body_hex, &j->body_len);
+		if (j->body == NULL)
+			abort(); /* out of memory, as xmalloc */
+	}
+	if (job_headers(j, res, row, col(res, row, CC_BODY_TYPE)) != 0) {
+		job_fail(d, j, "the function's signing secret is malformed");
+		return;
+	}
+	curl_easy_reset(j->easy);
+	if (job_setopts(j, method, timeout_ms, col_bool(res, row, CC_FOLLOW_REDIRECTS)) != 0) {
+		job_fail(d, j, "libcurl refused the call's options");
+		return;
+	}
+	j->started_us = timeparse_now_us();
+	j->t0_ms = mono_ms();
+	mc = curl_multi_add_handle(d->multi, j->easy);
+	if (mc != CURLM_OK) {
+		log_err("drain: curl_multi_add_handle: %s", curl_multi_strerror(mc));
+		job_fail(d, j, "the drainer could not start the transfer");
+		return;
+	}
+	j->active = true;
+	d->active++;
+}
+
+static struct job *free_slot(struct drain *d)
+{
+	for (int i = 0; i < d->njobs; i++)
+		if (!d->jobs[i].active)
+			return &d->jobs[i];
+	return NULL;
+}
+
+/* Claims up to n calls and starts them. Returns the number claimed, or -1 (logged). */
+static int claim(struct drain *d, int n, struct drain_stats *st)
+{
+	char nb[16], margin[24];
+	PGresult *res;
+	int rows;
+
+	snprintf(nb, sizeof(nb), "%d", n);
+	snprintf(margin, sizeof(margin), "%" PRId64, d->cf->drain_lease_margin_ms);
+	res = db_exec(d->db, Q_DRAIN_CLAIM, (const char *[]){ nb, d->name, margin });
+	if (res == NULL)
+		return -1;
+	rows = PQntuples(res);
+	for (int i = 0; i < rows; i++) {
+		struct job *j = free_slot(d);
+
+		if (j == NULL) { /* cannot happen: n <= free slots */
+			log_err("drain: no free slot for a claimed call");
+			break;
+		}
+		st->claimed++;
+		job_start(d, j, res, i);
+	}
+	PQclear(res);
+	return rows;
+}
+
+/* Collects finished transfers. */
+static void reap(struct drain *d)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
+		struct job *j = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+		curl_multi_remove_handle(d->multi, m->easy_handle);
+		if (j == NULL)
+			continue;
+		job_done(d, j, m->data.result);
+		j->active = false;
+		d->active--;
+		job_reset(j);
+	}
+}
+
+/* Aborts every transfer in flight and gives its call back unsent. */
+static void release_all(struct drain *d, struct drain_stats *st)
+{
+	struct json_object *rows = json_object_new_array();
+	PGresult *res;
+
+	for (int i = 0; i < d->njobs; i++) {
+		struct job *j = &d->jobs[i];
+		struct json_object *r;
+
+		if (!j->active)
+			continue;
+		curl_multi_remove_handle(d->multi, j->easy);
+		r = json_object_new_object();
+		add_str(r, "id", j->id);
+		add_int(r, "attempt", j->attempt);
+		json_object_array_add(rows, r);
+		j->active = false;
+		d->active--;
+		job_reset(j);
+	}
+	if (json_object_array_length(rows) > 0) {
+		res = db_exec(d->db, Q_DRAIN_RELEASE,
+			      (const char *[]){ json_object_to_json_string(rows), d->name });
+		if (res != NULL) {
+			st->released += PQntuples(res);
+			PQclear(res);
+		} else {
+			st->unsettled += (int64_t)json_object_array_length(rows);
+		}
+	}
+	json_object_put(rows);
+}
+
+/* Milliseconds until something in the queue falls due (clamped to [lo, hi]). */
+static int64_t next_due_ms(struct drain *d, int64_t lo, int64_t hi)
+{
+	PGresult *res = db_exec(d->db, Q_DRAIN_NEXT, NULL);
+	int64_t ms = hi;
+
+	if (res != NULL && !PQgetisnull(res, 0, 0))
+		ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	if (ms < lo)
+		ms = lo;
+	if (ms > hi)
+		ms = hi;
+	return ms;
+}
+
+static int ensure_slots(struct drain *d, int n)
+{
+	if (n <= d->njobs)
+		return 0;
+	d->jobs = xrealloc(d->jobs, (size_t)n * sizeof(*d->jobs));
+	for (int i = d->njobs; i < n; i++) {
+		struct job *j = &d->jobs[i];
+
+		memset(j, 0, sizeof(*j));
+		j->d = d;
+		buf_init(&j->resp_body);
+		j->easy = curl_easy_init();
+		if (j->easy == NULL) {
+			log_err("drain: curl_easy_init failed");
+			d->njobs = i;
+			return -1;
+		}
+	}
+	d->njobs = n;
+	return 0;
+}
+
+struct drain *drain_new(const struct conf *cf, const struct netpolicy *np, struct db *db,
+			const char *name)
+{
+	static bool curl_ready;
+	struct drain *d;
+
+	if (!curl_ready) {
+		CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+		if (rc != CURLE_OK) {
+			log_err("drain: curl_global_init: %s", curl_easy_strerror(rc));
+			return NULL;
+		}
+		curl_ready = true;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->cf = cf;
+	d->np = np;
+	d->db = db;
+	d->name = xstrdup(name);
+	d->pending = json_object_new_array();
+	d->multi = curl_multi_init();
+	if (d->multi == NULL) {
+		log_err("drain: curl_multi_init failed");
+		drain_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void drain_free(struct drain *d)
+{
+	if (d == NULL)
+		return;
+	for (int i = 0; i < d->njobs; i++) {
+		if (d->jobs[i].active)
+			curl_multi_remove_handle(d->multi, d->jobs[i].easy);
+		job_reset(&d->jobs[i]);
+		curl_easy_cleanup(d->jobs[i].easy);
+	}
+	free(d->jobs);
+	if (d->multi != NULL)
+		curl_multi_cleanup(d->multi);
+	json_object_put(d->pending);
+	free(d->name);
+	free(d);
+}
+
+/* Whether a claim now makes sense: in bulk (a quarter of the slots at least) while calls keep
+ * coming; otherwise on the timer or a NOTIFY (--follow), or once everything in hand is done
+ * (--once: the queue may hold new callbacks and retries by then). */
+static bool claim_ready(const struct drain *d, const struct drain_opts *o, int conc,
+			bool more_due)
+{
+	int free_n = conc - d->active;
+
+	if (free_n <= 0)
+		return false;
+	if (more_due)
+		return free_n >= (conc + 3) / 4 || d->active == 0;
+	return o->follow || d->active == 0;
+}
+
+int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *st)
+{
+	int64_t t0 = mono_ms();
+	int64_t next_claim = t0; /* when to look at the queue next */
+	int64_t db_backoff = 0;
+	bool more_due = true; /* the last claim came back full */
+	bool failed = false;
+	int conc = o->concurrency > 0 ? o->concurrency : 1;
+	int rc = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (ensure_slots(d, conc) != 0)
+		return -1;
+	curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)conc);
+	curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)conc);
+	d->due_hint_ms = INT64_MAX;
+
+	for (;;) {
+		int64_t now = mono_ms();
+		int stop = o->stop != NULL ? (int)*o->stop : 0;
+		bool claiming = stop == 0 && !failed && (o->max_ms <= 0 || now - t0 < o->max_ms) &&
+				(o->max_calls <= 0 || st->claimed < o->max_calls);
+		size_t npending;
+		int still;
+		long timeout;
+		struct curl_waitfd wfd[1];
+		unsigned nwfd = 0;
+		CURLMcode mc;
+
+		if (stop >= 2 || (o->hard_ms > 0 && now - t0 >= o->hard_ms)) {
+			release_all(d, st);
+			break;
+		}
+		if (d->due_hint_ms < next_claim) {
+			next_claim = d->due_hint_ms;
+			more_due = true;
+		}
+		d->due_hint_ms = INT64_MAX;
+		if (claiming && now >= next_claim && claim_ready(d, o, conc, more_due)) {
+			int n = conc - d->active;
+			int got = -1;
+
+			if (o->max_calls > 0 && o->max_calls - st->claimed < n)
+				n = (int)(o->max_calls - st->claimed);
+			if (flush(d, st) == 0)
+				got = claim(d, n, st);
+			if (got < 0 && !o->follow) {
+				failed = true; /* finish what is in flight, then fail */
+			} else if (got < 0) {
+				db_backoff = db_backoff == 0 ? 500 : db_backoff * 2;
+				if (db_backoff > 10000)
+					db_backoff = 10000;
+				next_claim = mono_ms() + db_backoff;
+			} else {
+				db_backoff = 0;
+				more_due = got == n;
+				if (!more_due && !o->follow && d->active == 0 &&
+				    json_object_array_length(d->pending) == 0)
+					break; /* --once: nothing more is due */
+				if (!more_due && o->follow)
+					next_claim = mono_ms() +
+						     next_due_ms(d, 50, d->cf->drain_poll_interval_ms);
+			}
+			continue; /* a claim takes time: look at the clock and the stop flag again */
+		}
+		if (!claiming && d->active == 0)
+			break;
+
+		mc = curl_multi_perform(d->multi, &still);
+		if (mc != CURLM_OK) {
+			log_err("drain: curl_multi_perform: %s", curl_multi_strerror(mc));
+			release_all(d, st);
+			rc = -1;
+			break;
+		}
+		reap(d);
+
+		now = mono_ms();
+		npending = json_object_array_length(d->pending);
+		if (npending >= SETTLE_MAX ||
+		    (npending > 0 && (now - d->pending_since_ms >= SETTLE_WAIT_MS || d->active == 0))) {
+			if (flush(d, st) != 0 && !o->follow)
+				failed = true;
+			continue;
+		}
+		if (d->active == 0 && (!claiming || (!o->follow && !more_due)))
+			continue; /* the top of the loop claims again or ends the run */
+
+		/* Sleep until a transfer needs us, a batch is due, the next claim, or a wake. */
+		timeout = POLL_MAX_MS;
+		if (npending > 0 && d->pending_since_ms + SETTLE_WAIT_MS - now < timeout)
+			timeout = (long)(d->pending_since_ms + SETTLE_WAIT_MS - now);
+		if (claiming && claim_ready(d, o, conc, more_due) && next_claim - now < timeout)
+			timeout = (long)(next_claim - now);
+		if (timeout < 0)
+			timeout = 0;
+		if (o->follow && o->wake_fd != NULL) {
+			int fd = o->wake_fd(o->wake_arg);
+
+			if (fd >= 0) {
+				wfd[0].fd = fd;
+				wfd[0].events = CURL_WAIT_POLLIN;
+				wfd[0].revents = 0;
+				nwfd = 1;
+			}
+		}
+		mc = curl_multi_poll(d->multi, nwfd > 0 ? wfd : NULL, nwfd, (int)timeout, NULL);
+		if (mc != CURLM_OK) {
+			log_err("drain: curl_multi_poll: %s", curl_multi_strerror(mc));
+			release_all(d, st);
+			rc = -1;
+			break;
+		}
+		if (nwfd > 0 && (wfd[0].revents & CURL_WAIT_POLLIN) != 0) {
+			if (o->wake != NULL)
+				o->wake(o->wake_arg);
+			next_claim = mono_ms();
+			more_due = true;
+		}
+	}
+
+	/* What is left to record: a few tries, then the leases take over. */
+	for (int i = 0; i < 3 && json_object_array_length(d->pending) > 0; i++) {
+		if (flush(d, st) == 0)
+			break;
+		nanosleep(&(struct timespec){ 0, 200000000L * (i + 1) }, NULL);
+	}
+	if (json_object_array_length(d->pending) > 0) {
+		st->unsettled += (int64_t)json_object_array_length(d->pending);
+		log_err("drain: %zu outcomes not recorded (database unreachable); their calls are "
+			"sent again after their lease",
+			json_object_array_length(d->pending));
+		json_object_put(d->pending);
+		d->pending = json_object_new_array();
+		rc = -1;
+	}
+	if (failed)
+		rc = -1;
+	st->ms = mono_ms() - t0;
+	return rc;
+}
+
+char *drain_stats_json(const struct drain_stats *st)
+{
+	return xasprintf("{\"claimed\":%" PRId64 ",\"succeeded\":%" PRId64 ",\"retried\":%" PRId64
+			 ",\"dead\":%" PRId64 ",\"expired\":%" PRId64 ",\"released\":%" PRId64
+			 ",\"lost\":%" PRId64 ",\"unsettled\":%" PRId64 ",\"ms\":%" PRId64 "}",
+			 st->claimed, st->succeeded, st->retried, st->dead, st->expired,
+			 st->released, st->lost, st->unsettled, st->ms);
+}

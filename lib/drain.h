@@ -1,0 +1,93 @@
+/* drain: the drain cycle that asyncgate-drainer (--once, --follow) and GET|POST /v1/drain share:
+ * claim due calls, send them through libcurl's multi interface, settle outcomes in batches,
+ * enqueue callbacks. */
+#ifndef AG_DRAIN_H
+#define AG_DRAIN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "db.h"
+#include "netpolicy.h"
+#include "xalloc.h"
+
+struct drain_opts {
+	int concurrency;   /* transfers at once (>= 1) */
+	int64_t max_ms;	   /* stop claiming after this long; 0 = no limit */
+	int64_t hard_ms;   /* then abort what is still in flight and release it; 0 = never */
+	int64_t max_calls; /* stop claiming after this many claims; 0 = no limit */
+	bool follow;	   /* keep running when nothing is due, until *stop */
+	/* Set by a signal handler: 1 = stop claiming, finish what is in flight; 2 or more = also
+	 * abort and release what is in flight. NULL: never. */
+	const volatile sig_atomic_t *stop;
+	/* --follow: a descriptor that turns readable when the drainer should look at the queue
+	 * now (the LISTEN connection's socket), asked for afresh on each wait (-1 = none), and
+	 * what to call when it did (consume the notifications). NULL: none. */
+	int (*wake_fd)(void *arg);
+	void (*wake)(void *arg);
+	void *wake_arg;
+};
+
+/* What a run did. Each claimed call ends in exactly one of the outcome counters, unless a
+ * database failure left it unrecorded (unsettled; its lease runs out and it is claimed again). */
+struct drain_stats {
+	int64_t claimed;
+	int64_t succeeded;
+	int64_t retried;
+	int64_t dead;
+	int64_t expired;
+	int64_t released;  /* given back unsent (hard stop) */
+	int64_t lost;	   /* sent, but the lease had run out before the outcome was recorded */
+	int64_t unsettled; /* outcome not recorded: the database was unreachable */
+	int64_t ms;
+};
+
+struct drain;
+
+/* A drainer using db (borrowed; connected or not), cf and np (borrowed; they must outlive it).
+ * name identifies it in leases and attempt rows (copied). Initialises libcurl once per process.
+ * Returns NULL (logged) if libcurl cannot start. */
+struct drain *drain_new(const struct conf *cf, const struct netpolicy *np, struct db *db,
+			const char *name) MUSTCHECK;
+void drain_free(struct drain *d);
+
+/* Runs the drain cycle until o says stop: without follow, until nothing more is due (or a
+ * limit is hit) and everything claimed is settled. Fills *st.
+ * Returns 0, or -1 when the database was unreachable or an outcome could not be recorded
+ * (logged; what was claimed and not settled comes back after its lease). */
+int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *st) MUSTCHECK;
+
+/* The stats as one JSON object text {"claimed":…,…,"ms":…}; caller frees. */
+char *drain_stats_json(const struct drain_stats *st) MUSTCHECK;
+
+/* ---- the pure parts, exported for the unit tests ---- */
+
+enum send_verdict { SEND_OK, SEND_RETRY, SEND_DEAD };
+
+/* What an attempt's result means: status is the HTTP status (0 when none came), curl_code the
+ * transfer's CURLcode, refused true when the address policy stopped the connection.
+ * 2xx: OK. Connection errors, timeouts, 408, 425, 429, 5xx: RETRY. Refused addresses, URLs
+ * libcurl cannot use, too many redirects, and every other status: DEAD. */
+enum send_verdict drain_verdict(long status, int curl_code, bool refused);
+
+/* Delay before the next attempt after `failures` failed attempts (>= 1): uniform in
+ * [initial, min(max, initial * 2^failures)] (exponential backoff, full jitter above the
+ * initial delay), u in [0, 1). A Retry-After of retry_after_ms (>= 0; -1 = none) is a floor. */
+int64_t drain_backoff_ms(int64_t initial_ms, int64_t max_ms, int failures, double u,
+			 int64_t retry_after_ms);
+
+/* The Standard Webhooks signature "v1,<base64 HMAC-SHA256>" of "<id>.<ts>.<body>" under secret
+ * ("whsec_" + base64 key, or raw key bytes without the prefix). Returns a new string (caller
+ * frees), or NULL when the secret's base64 is malformed (logged without the secret). */
+char *drain_signature(const char *secret, const char *id, int64_t ts, const void *body,
+		      size_t len) MUSTCHECK;
+
+/* The URL of a call: target, or base_url + path, then "?query" (or "&query" when the URL has a
+ * query already) when query is not empty. Returns a new string; caller frees. */
+char *drain_url(const char *target, const char *base_url, const char *path,
+		const char *query) MUSTCHECK;
+
+#endif

@@ -1,0 +1,868 @@
+/* ag_target: a local HTTP target with canned behaviours that logs every request it receives. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define BODY_MAX (64u * 1024 * 1024)
+#define BIG_MAX (1024ull * 1024 * 1024)
+#define BIG_BLOCK (64 * 1024)
+#define SLOW_MAX_MS 86400000ul
+#define SIG_TOLERANCE_S 300
+#define DEMO_BODY_MAX 200
+#define CONN_LIMIT 2048
+#define CONN_TIMEOUT_S 120
+
+/* One request: created by the URI log callback, freed when MHD reports it completed. */
+struct rq {
+	int64_t t_us;   /* arrival, CLOCK_REALTIME */
+	char *uri;      /* owned; raw request target, query included */
+	char *body;     /* owned; NUL-terminated for convenience, body_len counts the real bytes */
+	size_t body_len;
+	size_t body_cap;
+	bool too_big;   /* body exceeded BODY_MAX; the rest was discarded */
+	bool started;   /* the access handler has seen the headers */
+};
+
+/* A /flaky key and how many requests it has seen. */
+struct flaky {
+	char *key;
+	unsigned long seen;
+	struct flaky *next;
+};
+
+/* The program's state: options and the resources shared by the connection threads. */
+struct target {
+	unsigned int port;
+	const char *bind;
+	const char *log_path;
+	const char *port_file;
+	bool demo;
+	bool have_secret;
+	unsigned char *key;     /* owned; the webhook secret's key bytes */
+	size_t key_len;
+	int log_fd;             /* -1 without --log */
+	pthread_mutex_t log_lock;
+	pthread_mutex_t out_lock;
+	pthread_mutex_t flaky_lock;
+	struct flaky *flaky;
+	atomic_bool stopping;
+};
+
+static struct target tg = {
+	.bind = "127.0.0.1",
+	.log_fd = -1,
+	.log_lock = PTHREAD_MUTEX_INITIALIZER,
+	.out_lock = PTHREAD_MUTEX_INITIALIZER,
+	.flaky_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static void oom(void)
+{
+	fputs("ag_target: out of memory\n", stderr);
+	abort();
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Returns a new NUL-terminated string of standard base64 (no newlines); caller frees. */
+static char *b64_encode(const void *data, size_t len)
+{
+	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+
+	/* len is at most BODY_MAX plus two short headers, well inside an int. */
+	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
+}
+
+/* Decodes padded base64 into a new buffer; returns NULL on bad input. Caller frees. */
+static unsigned char *b64_decode(const char *s, size_t *out_len)
+{
+	size_t len = strlen(s);
+	size_t pad = 0;
+	unsigned char *out;
+	int n;
+
+	if (len == 0 || len % 4 != 0 || len > INT_MAX)
+		return NULL;
+	while (pad < 2 && s[len - 1 - pad] == '=')
+		pad++;
+	out = xmalloc(len / 4 * 3);
+	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
+	if (n < 0 || (size_t)n < pad) {
+		free(out);
+		return NULL;
+	}
+	/* EVP_DecodeBlock counts the '=' padding as zero bytes. */
+	*out_len = (size_t)n - pad;
+	return out;
+}
+
+/* Writes all of buf, retrying short writes; returns 0 or -1. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * path_rest: when path is name or starts with name + "/", returns what follows (after the
+ * slash, or "" for an exact match); otherwise NULL.
+ */
+static const char *path_rest(const char *path, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(path, name, n) != 0)
+		return NULL;
+	if (path[n] == '\0')
+		return path + n;
+	if (path[n] == '/')
+		return path + n + 1;
+	return NULL;
+}
+
+/* Parses a decimal segment ending at '/' or NUL and advances *p past it; returns 0 or -1. */
+static int seg_ulong(const char **p, unsigned long long max, unsigned long long *out)
+{
+	const char *s = *p;
+	unsigned long long v = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	while (isdigit((unsigned char)*s)) {
+		v = v * 10 + (unsigned long long)(*s - '0');
+		if (v > max)
+			return -1;
+		s++;
+	}
+	if (*s != '\0' && *s != '/')
+		return -1;
+	*p = *s == '/' ? s + 1 : s;
+	*out = v;
+	return 0;
+}
+
+/* Copies a non-numeric segment ending at '/' or NUL and advances *p; returns new string or NULL. */
+static char *seg_str(const char **p)
+{
+	const char *s = *p;
+	size_t n = strcspn(s, "/");
+	char *out;
+
+	if (n == 0)
+		return NULL;
+	out = xmalloc(n + 1);
+	memcpy(out, s, n);
+	out[n] = '\0';
+	*p = s[n] == '/' ? s + n + 1 : s + n;
+	return out;
+}
+
+/* Returns how many requests key has seen, this one included. */
+static unsigned long flaky_count(const char *key)
+{
+	struct flaky *f;
+	unsigned long seen;
+
+	pthread_mutex_lock(&tg.flaky_lock);
+	for (f = tg.flaky; f != NULL; f = f->next) {
+		if (strcmp(f->key, key) == 0)
+			break;
+	}
+	if (f == NULL) {
+		f = xmalloc(sizeof(*f));
+		f->key = xstrdup(key);
+		f->seen = 0;
+		f->next = tg.flaky;
+		tg.flaky = f;
+	}
+	seen = ++f->seen;
+	pthread_mutex_unlock(&tg.flaky_lock);
+	return seen;
+}
+
+static void flaky_free_all(void)
+{
+	while (tg.flaky != NULL) {
+		struct flaky *next = tg.flaky->next;
+
+		free(tg.flaky->key);
+		free(tg.flaky);
+		tg.flaky = next;
+	}
+}
+
+/*
+ * Standard Webhooks (https://www.standardwebhooks.com/): the signature is
+ * base64(HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")), sent as space-separated
+ * "v1,<base64>" entries, and the timestamp must be within SIG_TOLERANCE_S of now.
+ */
+static const char *sig_check(struct MHD_Connection *c, const struct rq *r)
+{
+	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id");
+	const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp");
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature");
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	char *content, *expected, *end;
+	size_t id_len, ts_len, content_len, exp_len;
+	long long t;
+	bool valid = false;
+
+	if (id == NULL || ts == NULL || sig == NULL)
+		return "missing";
+	if (!tg.have_secret)
+		return "unchecked";
+	errno = 0;
+	t = strtoll(ts, &end, 10);
+	if (errno != 0 || end == ts || *end != '\0')
+		return "invalid";
+	if (llabs(t - (long long)time(NULL)) > SIG_TOLERANCE_S)
+		return "invalid";
+
+	id_len = strlen(id);
+	ts_len = strlen(ts);
+	content_len = id_len + 1 + ts_len + 1 + r->body_len;
+	content = xmalloc(content_len);
+	memcpy(content, id, id_len);
+	content[id_len] = '.';
+	memcpy(content + id_len + 1, ts, ts_len);
+	content[id_len + 1 + ts_len] = '.';
+	if (r->body_len > 0)
+		memcpy(content + id_len + ts_len + 2, r->body, r->body_len);
+	if (HMAC(EVP_sha256(), tg.key, (int)tg.key_len, (unsigned char *)content, content_len, mac,
+		 &mac_len) == NULL) {
+		free(content);
+		return "invalid";
+	}
+	free(content);
+	expected = b64_encode(mac, mac_len);
+	exp_len = strlen(expected);
+
+	for (const char *p = sig; *p != '\0';) {
+		size_t n;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (n == 3 + exp_len && strncmp(p, "v1,", 3) == 0 &&
+		    CRYPTO_memcmp(p + 3, expected, exp_len) == 0)
+			valid = true;
+		p += n;
+	}
+	free(expected);
+	return valid ? "valid" : "invalid";
+}
+
+/* Adds one header to the JSON object in cls, lower-casing the name and joining repeats. */
+static enum MHD_Result header_add(void *cls, enum MHD_ValueKind kind, const char *key,
+				  const char *value)
+{
+	struct json_object *hdrs = cls;
+	struct json_object *old;
+	char *name = xstrdup(key);
+
+	(void)kind;
+	if (value == NULL)
+		value = "";
+	for (char *p = name; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (json_object_object_get_ex(hdrs, name, &old)) {
+		const char *prev = json_object_get_string(old);
+		size_t plen = strlen(prev), vlen = strlen(value);
+		char *joined = xmalloc(plen + 2 + vlen + 1);
+
+		memcpy(joined, prev, plen);
+		memcpy(joined + plen, ", ", 2);
+		memcpy(joined + plen + 2, value, vlen + 1);
+		json_object_object_add(hdrs, name, json_object_new_string(joined));
+		free(joined);
+	} else {
+		json_object_object_add(hdrs, name, json_object_new_string(value));
+	}
+	free(name);
+	return MHD_YES;
+}
+
+/* Appends the request's JSON line to --log with one write() under the log lock. */
+static void log_request(struct MHD_Connection *c, const struct rq *r, const char *method,
+			const char *path, size_t path_len, const char *query, const char *sig)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *hdrs = json_object_new_object();
+	char *b64 = b64_encode(r->body, r->body_len);
+	const char *line;
+	size_t len;
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, header_add, hdrs);
+	json_object_object_add(o, "t_us", json_object_new_int64(r->t_us));
+	json_object_object_add(o, "method", json_object_new_string(method));
+	json_object_object_add(o, "path", json_object_new_string_len(path, (int)path_len));
+	json_object_object_add(o, "query", json_object_new_string(query));
+	json_object_object_add(o, "headers", hdrs);
+	json_object_object_add(o, "body_base64", json_object_new_string(b64));
+	json_object_object_add(o, "body_size", json_object_new_int64((int64_t)r->body_len));
+	json_object_object_add(o, "sig", json_object_new_string(sig));
+	free(b64);
+
+	line = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	pthread_mutex_lock(&tg.log_lock);
+	if (write_all(tg.log_fd, line, len) < 0 || write_all(tg.log_fd, "\n", 1) < 0)
+		fprintf(stderr, "ag_target: log write failed: %s\n", strerror(errno));
+	pthread_mutex_unlock(&tg.log_lock);
+	json_object_put(o);
+}
+
+/* Prints "call <id> outcome=<o> status=<s>" for a callback envelope; returns false if not one. */
+static bool demo_callback(const struct rq *r)
+{
+	struct json_object *env, *id, *outcome, *resp, *status;
+	bool ok = false;
+
+	env = json_tokener_parse(r->body_len > 0 ? r->body : "");
+	if (env == NULL)
+		return false;
+	if (json_object_object_get_ex(env, "call_id", &id) &&
+	    json_object_object_get_ex(env, "outcome", &outcome) &&
+	    json_object_is_type(outcome, json_type_string)) {
+		const char *st = "-";
+
+		if (json_object_object_get_ex(env, "response", &resp) &&
+		    json_object_object_get_ex(resp, "status", &status))
+			st = json_object_get_string(status);
+		pthread_mutex_lock(&tg.out_lock);
+		printf("demo-target: callback for call %s outcome=%s status=%s\n",
+		       json_object_get_string(id), json_object_get_string(outcome), st);
+		fflush(stdout);
+		pthread_mutex_unlock(&tg.out_lock);
+		ok = true;
+	}
+	json_object_put(env);
+	return ok;
+}
+
+/* Prints the one human line per request that --demo promises. */
+static void demo_print(struct MHD_Connection *c, const struct rq *r, const char *method,
+		       const char *path, size_t path_len)
+{
+	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Async-Call-Id");
+	const char *attempt = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Async-Attempt");
+	char preview[DEMO_BODY_MAX + 1];
+	size_t n = r->body_len < DEMO_BODY_MAX ? r->body_len : DEMO_BODY_MAX;
+
+	if (path_len >= 9 && strncmp(path, "/callback", 9) == 0 && demo_callback(r))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)r->body[i];
+
+		preview[i] = ch < 0x20 || ch == 0x7f ? '.' : (char)ch;
+	}
+	preview[n] = '\0';
+	pthread_mutex_lock(&tg.out_lock);
+	printf("demo-target: %s %.*s Async-Call-Id=%s Async-Attempt=%s body=%s\n", method,
+	       (int)path_len, path, id != NULL ? id : "-", attempt != NULL ? attempt : "-",
+	       preview);
+	fflush(stdout);
+	pthread_mutex_unlock(&tg.out_lock);
+}
+
+/* Queues a copied body with the given status, content type and optional Retry-After. */
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned int status, const char *ctype,
+			       const char *body, const char *retry_after)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (retry_after != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+	/* No final response follows a 1xx here, so close rather than leave the client waiting. */
+	if (status < 200)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned int status,
+				    const char *body)
+{
+	return respond(c, status, "application/json", body, NULL);
+}
+
+/* Answers <code> with "status <code>" and the retry_after query rule. */
+static enum MHD_Result respond_status(struct MHD_Connection *c, unsigned long long code)
+{
+	const char *ra = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "retry_after");
+	char body[32];
+
+	snprintf(body, sizeof(body), "status %llu", code);
+	return respond(c, (unsigned int)code, "text/plain", body, ra);
+}
+
+static enum MHD_Result respond_bad(struct MHD_Connection *c, const char *what)
+{
+	return respond(c, MHD_HTTP_BAD_REQUEST, "text/plain", what, NULL);
+}
+
+static enum MHD_Result ep_default(struct MHD_Connection *c, const char *path, size_t path_len)
+{
+	struct json_object *o = json_object_new_object();
+	enum MHD_Result ret;
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "path", json_object_new_string_len(path, (int)path_len));
+	ret = respond_json(c, MHD_HTTP_OK,
+			   json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								     JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return ret;
+}
+
+static enum MHD_Result ep_status(struct MHD_Connection *c, const char *rest)
+{
+	unsigned long long code;
+
+	if (seg_ulong(&rest, 999, &code) < 0 || code < 100 || code > 599)
+		return respond_bad(c, "bad status code");
+	return respond_status(c, code);
+}
+
+static enum MHD_Result ep_flaky(struct MHD_Connection *c, const char *rest)
+{
+	unsigned long long n, code;
+	unsigned long seen;
+	char *key = seg_str(&rest);
+
+	if (key == NULL)
+		return respond_bad(c, "bad flaky key");
+	if (seg_ulong(&rest, ULONG_MAX, &n) < 0 || seg_ulong(&rest, 999, &code) < 0 ||
+	    code < 100 || code > 599) {
+		free(key);
+		return respond_bad(c, "bad flaky count or status code");
+	}
+	seen = flaky_count(key);
+	free(key);
+	if (seen <= n)
+		return respond_status(c, code);
+	return respond_json(c, MHD_HTTP_OK, "{\"ok\":true}");
+}
+
+/* Sleeps in short slices so that SIGTERM does not wait for a long /slow to finish. */
+static enum MHD_Result ep_slow(struct MHD_Connection *c, const char *rest)
+{
+	unsigned long long ms;
+
+	if (seg_ulong(&rest, SLOW_MAX_MS, &ms) < 0)
+		return respond_bad(c, "bad milliseconds");
+	while (ms > 0 && !atomic_load(&tg.stopping)) {
+		unsigned long long step = ms < 100 ? ms : 100;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(step * 1000000)};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		ms -= step;
+	}
+	/* If the client left meanwhile, MHD fails the send and closes; nothing else to do. */
+	return respond_json(c, MHD_HTTP_OK, "{\"ok\":true}");
+}
+
+static ssize_t big_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	uint64_t total = *(const uint64_t *)cls;
+	size_t n;
+
+	if (pos >= total)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	n = total - pos < max ? (size_t)(total - pos) : max;
+	memset(buf, 'x', n);
+	return (ssize_t)n;
+}
+
+static enum MHD_Result ep_big(struct MHD_Connection *c, const char *rest)
+{
+	unsigned long long bytes;
+	uint64_t *total;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (seg_ulong(&rest, BIG_MAX, &bytes) < 0)
+		return respond_bad(c, "bad size (at most 1 GiB)");
+	total = xmalloc(sizeof(*total));
+	*total = bytes;
+	/* MHD frees total through the free callback, also when creation fails. */
+	resp = MHD_create_response_from_callback(bytes, BIG_BLOCK, big_read, total, free);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result ep_verify(struct MHD_Connection *c, const char *sig)
+{
+	if (!tg.have_secret)
+		return respond_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    "{\"ok\":false,\"error\":\"no --secret\"}");
+	if (strcmp(sig, "valid") == 0)
+		return respond_json(c, MHD_HTTP_OK, "{\"ok\":true,\"sig\":\"valid\"}");
+	if (strcmp(sig, "missing") == 0)
+		return respond_json(c, MHD_HTTP_UNAUTHORIZED, "{\"ok\":false,\"sig\":\"missing\"}");
+	return respond_json(c, MHD_HTTP_UNAUTHORIZED, "{\"ok\":false,\"sig\":\"invalid\"}");
+}
+
+/* Handles a request whose body has been read completely: log it, then answer. */
+static enum MHD_Result dispatch(struct MHD_Connection *c, struct rq *r, const char *url,
+				const char *method)
+{
+	const char *uri = r->uri != NULL ? r->uri : url;
+	const char *q = strchr(uri, '?');
+	size_t path_len = q != NULL ? (size_t)(q - uri) : strlen(uri);
+	const char *query = q != NULL ? q + 1 : "";
+	char *path;
+	const char *sig, *rest;
+	enum MHD_Result ret;
+
+	if (r->too_big)
+		return respond(c, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain", "body too large", NULL);
+
+	sig = sig_check(c, r);
+	if (tg.log_fd >= 0)
+		log_request(c, r, method, uri, path_len, query, sig);
+	if (tg.demo)
+		demo_print(c, r, method, uri, path_len);
+
+	path = xmalloc(path_len + 1);
+	memcpy(path, uri, path_len);
+	path[path_len] = '\0';
+	if ((rest = path_rest(path, "/status")) != NULL)
+		ret = ep_status(c, rest);
+	else if ((rest = path_rest(path, "/flaky")) != NULL)
+		ret = ep_flaky(c, rest);
+	else if ((rest = path_rest(path, "/slow")) != NULL)
+		ret = ep_slow(c, rest);
+	else if ((rest = path_rest(path, "/big")) != NULL)
+		ret = ep_big(c, rest);
+	else if (path_rest(path, "/reset") != NULL)
+		ret = MHD_NO; /* MHD closes the connection without answering */
+	else if (path_rest(path, "/verify") != NULL)
+		ret = ep_verify(c, sig);
+	else
+		ret = ep_default(c, path, path_len);
+	free(path);
+	return ret;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: sees the raw request target, query included, before parsing. */
+static void *rq_new(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct rq *r = xmalloc(sizeof(*r));
+
+	(void)cls;
+	(void)c;
+	memset(r, 0, sizeof(*r));
+	r->t_us = now_us();
+	r->uri = xstrdup(uri != NULL ? uri : "/");
+	return r;
+}
+
+static void rq_free(void *cls, struct MHD_Connection *c, void **req_cls,
+		    enum MHD_RequestTerminationCode toe)
+{
+	struct rq *r = *req_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (r == NULL)
+		return;
+	free(r->uri);
+	free(r->body);
+	free(r);
+	*req_cls = NULL;
+}
+
+static void rq_append(struct rq *r, const char *data, size_t len)
+{
+	if (r->too_big || len > BODY_MAX - r->body_len) {
+		r->too_big = true;
+		return;
+	}
+	if (r->body_len + len + 1 > r->body_cap) {
+		size_t cap = r->body_cap ? r->body_cap : 4096;
+
+		while (cap < r->body_len + len + 1)
+			cap *= 2;
+		r->body = realloc(r->body, cap);
+		if (r->body == NULL)
+			oom();
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, len);
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **req_cls)
+{
+	struct rq *r = *req_cls;
+
+	(void)cls;
+	(void)version;
+	if (r == NULL) {
+		r = rq_new(NULL, url, c);
+		*req_cls = r;
+	}
+	if (!r->started) {
+		/* First call: headers only. Returning MHD_YES also answers Expect: 100-continue. */
+		r->started = true;
+		return MHD_YES;
+	}
+	if (*upload_size != 0) {
+		rq_append(r, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	return dispatch(c, r, url, method);
+}
+
+static void usage(void)
+{
+	fputs("usage: ag_target --port N [--bind ADDR] [--log FILE] [--secret whsec_...] [--demo]\n"
+	      "                 [--port-file FILE]\n",
+	      stderr);
+	exit(2);
+}
+
+/* Takes the --secret value: "whsec_" + base64 of the key, or else the raw bytes. */
+static int set_secret(const char *s)
+{
+	free(tg.key);
+	if (strncmp(s, "whsec_", 6) == 0) {
+		tg.key = b64_decode(s + 6, &tg.key_len);
+		if (tg.key == NULL)
+			return -1;
+	} else {
+		tg.key_len = strlen(s);
+		tg.key = xmalloc(tg.key_len);
+		memcpy(tg.key, s, tg.key_len);
+	}
+	tg.have_secret = true;
+	return 0;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	bool have_port = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--demo") == 0) {
+			tg.demo = true;
+			continue;
+		}
+		if (v == NULL)
+			usage();
+		i++;
+		if (strcmp(a, "--port") == 0) {
+			char *end;
+			unsigned long p;
+
+			errno = 0;
+			p = strtoul(v, &end, 10);
+			if (errno != 0 || end == v || *end != '\0' || p > 65535)
+				usage();
+			tg.port = (unsigned int)p;
+			have_port = true;
+		} else if (strcmp(a, "--bind") == 0) {
+			tg.bind = v;
+		} else if (strcmp(a, "--log") == 0) {
+			tg.log_path = v;
+		} else if (strcmp(a, "--port-file") == 0) {
+			tg.port_file = v;
+		} else if (strcmp(a, "--secret") == 0) {
+			if (set_secret(v) < 0) {
+				fputs("ag_target: --secret: bad base64 after whsec_\n", stderr);
+				exit(2);
+			}
+		} else {
+			usage();
+		}
+	}
+	if (!have_port)
+		usage();
+}
+
+/* Writes "<port>\n" to FILE.tmp and renames it, so a reader never sees a partial file. */
+static int write_port_file(const char *file, unsigned int port)
+{
+	size_t n = strlen(file) + 5;
+	char *tmp = xmalloc(n);
+	FILE *f;
+	int rc = -1;
+
+	snprintf(tmp, n, "%s.tmp", file);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		goto out;
+	fprintf(f, "%u\n", port);
+	if (fclose(f) != 0)
+		goto out;
+	if (rename(tmp, file) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		fprintf(stderr, "ag_target: port file %s: %s\n", file, strerror(errno));
+	free(tmp);
+	return rc;
+}
+
+static struct MHD_Daemon *start_daemon(void)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	const struct sockaddr *sa;
+	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (inet_pton(AF_INET, tg.bind, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)tg.port);
+		sa = (const struct sockaddr *)&sin;
+	} else if (inet_pton(AF_INET6, tg.bind, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)tg.port);
+		sa = (const struct sockaddr *)&sin6;
+		flags |= MHD_USE_IPv6;
+	} else {
+		fprintf(stderr, "ag_target: --bind %s: not an IP address\n", tg.bind);
+		return NULL;
+	}
+	/* select() would cap descriptors at FD_SETSIZE, below the 2048 connections, hence poll. */
+	return MHD_start_daemon(flags, (uint16_t)tg.port, NULL, NULL, on_request, NULL,
+				MHD_OPTION_SOCK_ADDR, sa,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+				MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
+				MHD_OPTION_URI_LOG_CALLBACK, rq_new, NULL,
+				MHD_OPTION_NOTIFY_COMPLETED, rq_free, NULL,
+				MHD_OPTION_END);
+}
+
+int main(int argc, char **argv)
+{
+	struct MHD_Daemon *d;
+	const union MHD_DaemonInfo *info;
+	sigset_t set;
+	int sig = 0;
+
+	parse_args(argc, argv);
+	if (tg.log_path != NULL) {
+		tg.log_fd = open(tg.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (tg.log_fd < 0) {
+			fprintf(stderr, "ag_target: --log %s: %s\n", tg.log_path, strerror(errno));
+			return 1;
+		}
+	}
+
+	/* Block the stop signals before MHD starts its threads, so they all inherit the mask. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	d = start_daemon();
+	if (d == NULL) {
+		fprintf(stderr, "ag_target: cannot listen on %s port %u\n", tg.bind, tg.port);
+		return 1;
+	}
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	if (info == NULL || info->port == 0) {
+		fputs("ag_target: cannot learn the bound port\n", stderr);
+		MHD_stop_daemon(d);
+		return 1;
+	}
+	if (tg.port_file != NULL && write_port_file(tg.port_file, info->port) < 0) {
+		MHD_stop_daemon(d);
+		return 1;
+	}
+	fprintf(stderr, "ag_target: listening on %s port %u\n", tg.bind, (unsigned int)info->port);
+
+	while (sigwait(&set, &sig) != 0)
+		;
+	atomic_store(&tg.stopping, true);
+	MHD_stop_daemon(d);
+	flaky_free_all();
+	free(tg.key);
+	if (tg.log_fd >= 0)
+		close(tg.log_fd);
+	return 0;
+}
