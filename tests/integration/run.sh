@@ -7,7 +7,8 @@
 #
 # Exported to the tests: AG_URL, AG_URL_STANDALONE, AG_BIN, ASYNCGATE_CONF, PGHOST, PGPORT,
 # PGDATABASE, PGUSER, AG_PGDATA, AG_PG_CTL_START, AG_PG_CTL_STOP, AG_PGCTL, AG_VAR, AG_TMP,
-# AG_REPO (see the exports below for what each is).
+# AG_REPO, AG_TARGET (the HTTP target), AG_TARGET_LOG (its request log), AG_TARGET_SECRET,
+# AG_DRAINER, AG_DRAIN_TOKEN (see the exports below for what each is).
 # Knobs: AG_BIN (handler, default build/asyncgate.fcgi), AG_TEST_TIMEOUT (per program, 300 s),
 # AG_KEEP=1 (keep the temp directory even when everything passed).
 set -euo pipefail
@@ -82,6 +83,7 @@ finish()
 			tail_log "$tmp/log/error.log"
 			tail_log "$tmp/log/standalone.log"
 			tail_log "$tmp/log/pg.log"
+			tail_log "$tmp/log/target.log"
 			say "logs and data kept in $tmp"
 		else
 			rm -rf -- "$tmp"
@@ -169,6 +171,7 @@ fi
 src=conf/asyncgate.conf
 [[ -f $src ]] || src=conf/asyncgate.conf.sample
 export ASYNCGATE_CONF=$tmp/asyncgate.conf
+export AG_DRAIN_TOKEN=test-drain-token-$RANDOM$RANDOM
 {
 	if [[ -f $src ]]; then
 		cat "$src"
@@ -177,7 +180,27 @@ export ASYNCGATE_CONF=$tmp/asyncgate.conf
 	fi
 	printf '\n# Test overrides appended by tests/integration/run.sh\n'
 	printf 'allow_targets = 127.0.0.1/32\nlog_level = debug\n'
+	printf 'drain_token = %s\ndrain_lease_margin = 1s\n' "$AG_DRAIN_TOKEN"
 } >"$ASYNCGATE_CONF"
+
+# The HTTP target the drainer calls (tests/target/ag_target.c): on a free port it picks itself,
+# logging every request it receives as one JSON line.
+target_bin=$repo/build/ag_target
+[[ -x $target_bin ]] || setup_fail "$target_bin is not built (make)"
+export AG_TARGET_LOG=$tmp/log/target.jsonl AG_TARGET_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+setsid "$target_bin" --port 0 --port-file "$tmp/run/target.port" --log "$AG_TARGET_LOG" \
+	--secret "$AG_TARGET_SECRET" </dev/null >>"$tmp/log/target.log" 2>&1 &
+pids+=("$!")
+names+=("HTTP target")
+for ((i = 0; i < 50; i++)); do
+	[[ -s $tmp/run/target.port ]] && break
+	ag_alive "${pids[-1]}" || setup_fail "HTTP target ($target_bin) exited"
+	sleep 0.1
+done
+[[ -s $tmp/run/target.port ]] || setup_fail "HTTP target did not report its port in 5 s"
+export AG_TARGET=http://127.0.0.1:$(cat "$tmp/run/target.port")
+export AG_DRAINER=$repo/build/asyncgate-drainer
+say "HTTP target pid ${pids[-1]} at $AG_TARGET"
 
 # The standalone handler: its own FastCGI socket, as under nginx or spawn-fcgi.
 sa_sock=$tmp/run/standalone.sock

@@ -1,0 +1,994 @@
+/* test_drain: the drainer (issue 3's acceptance list) against a real PostgreSQL, lighttpd and
+ * HTTP target (tests/target/ag_target.c): delivery intact, scheduling, retries and backoff,
+ * dead letters and callbacks, timeouts, large answers, kill -9, four drainers at once,
+ * /v1/drain, signatures, /metrics and the audit views. */
+#define _GNU_SOURCE
+#include "itest.h"
+#include "itest.c.inc"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "timeparse.h"
+#include "xalloc.h"
+
+static const char *url;	     /* lighttpd with spawned handlers */
+static const char *target;   /* the HTTP target */
+static const char *tlog;     /* its request log, one JSON object per line */
+static const char *drainer;  /* build/asyncgate-drainer */
+static const char *secret;   /* the target's Standard Webhooks secret */
+static const char *token;    /* drain_token of the test configuration */
+static char tmpdir[512];
+
+#define JSON "application/json"
+
+static int64_t now_ms(void)
+{
+	return timeparse_now_us() / 1000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* A fresh tag for the paths of one test, so its requests can be told apart in the log. */
+static const char *tag(void)
+{
+	static char buf[32];
+	unsigned char r[6];
+
+	RAND_bytes(r, sizeof(r));
+	snprintf(buf, sizeof(buf), "t%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
+	return buf;
+}
+
+/* Runs a statement that returns no rows; false (reported) when it fails. */
+static bool sql_exec(const char *sql, int n, const char *const *p)
+{
+	PGresult *res = PQexecParams(it_db(), sql, n, NULL, p, NULL, NULL, 0);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	CHECK(ok, "sql %s: %s", sql, PQresultErrorMessage(res));
+	PQclear(res);
+	return ok;
+}
+
+/* POSTs one instruction; returns the new id (static, until the next call) or "" (reported). */
+static const char *enqueue(const char *body)
+{
+	static char id[64];
+	struct hresp r;
+
+	it_http("POST", url, "/v1/calls", JSON, body, strlen(body), NULL, &r);
+	CHECK(r.status == 202, "enqueue: status %ld: %s", r.status, r.body ? r.body : "");
+	snprintf(id, sizeof(id), "%s", r.status == 202 ? it_jstr(&r, "id") : "");
+	it_hresp_free(&r);
+	return id;
+}
+
+static char *field(const char *id, const char *expr)
+{
+	char sql[512];
+	const char *p[1] = { id };
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM calls WHERE id = $1::uuid", expr);
+	return it_sql(sql, 1, p);
+}
+
+static bool field_is(const char *id, const char *expr, const char *want)
+{
+	char *v = field(id, expr);
+	bool ok = v != NULL && strcmp(v, want) == 0;
+
+	CHECK(ok, "%s of %s: got '%s', want '%s'", expr, id, v ? v : "(null)", want);
+	free(v);
+	return ok;
+}
+
+/* Waits until `SELECT count(*) ...` (with $1 = arg) reaches want; true when it did. */
+static bool wait_count(const char *sql, const char *arg, long want, long timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	const char *p[1] = { arg };
+	long n = -1;
+
+	while (now_ms() < end) {
+		n = it_sql_long(sql, arg != NULL ? 1 : 0, arg != NULL ? p : NULL);
+		if (n >= want)
+			return true;
+		sleep_ms(50);
+	}
+	CHECK(false, "waited %ld ms for %ld rows, have %ld: %s", timeout_ms, want, n, sql);
+	return false;
+}
+
+/* The target's log entries whose path starts with prefix, oldest first (caller puts). */
+static struct json_object *hits(const char *prefix)
+{
+	struct json_object *arr = json_object_new_array();
+	FILE *f = fopen(tlog, "r");
+	char *line = NULL;
+	size_t cap = 0;
+
+	if (f == NULL)
+		return arr;
+	while (getline(&line, &cap, f) > 0) {
+		struct json_object *o = json_tokener_parse(line), *p;
+
+		if (o != NULL && json_object_object_get_ex(o, "path", &p) &&
+		    strncmp(json_object_get_string(p), prefix, strlen(prefix)) == 0)
+			json_object_array_add(arr, o);
+		else
+			json_object_put(o);
+	}
+	free(line);
+	fclose(f);
+	return arr;
+}
+
+static const char *jget(struct json_object *o, const char *dotted)
+{
+	char key[128];
+	const char *dot;
+	struct json_object *v;
+
+	while ((dot = strchr(dotted, '.')) != NULL) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - dotted), dotted);
+		if (!json_object_object_get_ex(o, key, &o))
+			return NULL;
+		dotted = dot + 1;
+	}
+	if (!json_object_object_get_ex(o, dotted, &v) || v == NULL)
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool jis(struct json_object *o, const char *dotted, const char *want)
+{
+	const char *v = jget(o, dotted);
+
+	return CHECK(v != NULL && strcmp(v, want) == 0, "%s: got '%s', want '%s'", dotted,
+		     v ? v : "(none)", want);
+}
+
+/* Decodes the base64 body of a log entry into a new buffer (caller frees). */
+static unsigned char *hit_body(struct json_object *h, size_t *len)
+{
+	const char *b = jget(h, "body_base64");
+	size_t n = b != NULL ? strlen(b) : 0;
+	unsigned char *out = malloc(n + 4);
+	int k;
+
+	*len = 0;
+	if (n == 0)
+		return out;
+	k = EVP_DecodeBlock(out, (const unsigned char *)b, (int)n);
+	if (k < 0)
+		return out;
+	if (b[n - 1] == '=')
+		k--;
+	if (n > 1 && b[n - 2] == '=')
+		k--;
+	*len = (size_t)k;
+	out[k] = '\0';
+	return out;
+}
+
+/* Starts the drainer with args (NULL-terminated after the mode); returns its pid. Output goes
+ * to a log in the temp directory. */
+static pid_t drainer_spawn(const char *const *args)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char *argv[16];
+		int n = 0;
+		char logpath[600];
+		FILE *f;
+
+		snprintf(logpath, sizeof(logpath), "%s/drainer.log", tmpdir);
+		f = freopen(logpath, "a", stderr);
+		(void)f;
+		argv[n++] = (char *)drainer;
+		for (int i = 0; args[i] != NULL && n < 15; i++)
+			argv[n++] = (char *)args[i];
+		argv[n] = NULL;
+		execv(drainer, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Waits for pid; returns its exit status (-1 if killed or not done in timeout_ms), and its
+ * peak memory in KiB in *maxrss_kb when not NULL. */
+static int drainer_wait(pid_t pid, long timeout_ms, long *maxrss_kb)
+{
+	int64_t end = now_ms() + timeout_ms;
+	int status;
+	struct rusage ru;
+
+	for (;;) {
+		pid_t r = wait4(pid, &status, WNOHANG, &ru);
+
+		if (r == pid)
+			break;
+		if (now_ms() >= end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			CHECK(false, "drainer %d did not finish in %ld ms", (int)pid, timeout_ms);
+			return -1;
+		}
+		sleep_ms(20);
+	}
+	if (maxrss_kb != NULL)
+		*maxrss_kb = ru.ru_maxrss;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* One `--once` run; returns its exit status. */
+static int drain_once(void)
+{
+	pid_t pid = drainer_spawn((const char *const[]){ "--once", NULL });
+
+	return drainer_wait(pid, 60000, NULL);
+}
+
+static pid_t follow_start(void)
+{
+	pid_t pid = drainer_spawn((const char *const[]){ "--follow", NULL });
+
+	sleep_ms(300); /* connected and listening */
+	return pid;
+}
+
+/* SIGTERM, then the exit status must be 0. */
+static void follow_stop(pid_t pid)
+{
+	int rc;
+
+	kill(pid, SIGTERM);
+	rc = drainer_wait(pid, 30000, NULL);
+	CHECK(rc == 0, "--follow drainer exit status after SIGTERM: %d", rc);
+}
+
+static long attempts_of(const char *id)
+{
+	const char *p[1] = { id };
+
+	return it_sql_long("SELECT count(*) FROM attempts WHERE call_id = $1::uuid", 1, p);
+}
+
+/* ---- the tests ---- */
+
+/* What earlier test programs left in the queue (targets that are never meant to be called)
+ * must not be sent: cancel it. */
+static void t_clean_queue(void)
+{
+	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
+		 "WHERE state IN ('queued', 'retrying', 'in_flight')",
+		 0, NULL);
+	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
+}
+
+/* JSON body, headers and query arrive intact with the Async-* headers; a binary body is
+ * byte-identical. */
+static void t_intact(void)
+{
+	const char *tg = tag();
+	char body[2048], path[128], b64[400];
+	unsigned char bin[256];
+	const char *id, *id2;
+	char idc[64];
+	struct json_object *h, *e, *sent, *got;
+	unsigned char *data;
+	size_t len;
+
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/echo/%s?fixed=1\",\"method\":\"PATCH\","
+		 "\"query\":{\"a\":\"1 2\",\"tag\":[\"x\",\"y\"]},"
+		 "\"headers\":{\"X-Custom\":\"v\\u00e9 1\",\"Content-Type\":\"application/json\"},"
+		 "\"body\":{\"k\":[1,2.5,\"\\u00fc\",null,{\"n\":true}]},"
+		 "\"correlation_id\":\"corr-%s\"}",
+		 target, tg, tg);
+	id = enqueue(body);
+	snprintf(idc, sizeof(idc), "%s", id);
+	for (int i = 0; i < 256; i++)
+		bin[i] = (unsigned char)i;
+	EVP_EncodeBlock((unsigned char *)b64, bin, sizeof(bin));
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/bin/%s\",\"method\":\"PUT\",\"body_base64\":\"%s\"}", target,
+		 tg, b64);
+	id2 = enqueue(body);
+	CHECK(drain_once() == 0, "drainer --once failed");
+
+	snprintf(path, sizeof(path), "/echo/%s", tg);
+	h = hits(path);
+	if (CHECK(json_object_array_length(h) == 1, "%zu hits on %s, want 1",
+		  json_object_array_length(h), path)) {
+		e = json_object_array_get_idx(h, 0);
+		jis(e, "method", "PATCH");
+		jis(e, "query", "fixed=1&a=1%202&tag=x&tag=y");
+		jis(e, "headers.x-custom", "v\xc3\xa9 1");
+		jis(e, "headers.content-type", "application/json");
+		jis(e, "headers.async-call-id", idc);
+		jis(e, "headers.async-attempt", "1");
+		snprintf(body, sizeof(body), "corr-%s", tg);
+		jis(e, "headers.async-correlation-id", body);
+		data = hit_body(e, &len);
+		sent = json_tokener_parse("{\"k\":[1,2.5,\"\\u00fc\",null,{\"n\":true}]}");
+		got = json_tokener_parse((const char *)data);
+		CHECK(got != NULL && json_object_equal(sent, got), "JSON body changed: %s",
+		      (const char *)data);
+		json_object_put(sent);
+		json_object_put(got);
+		free(data);
+	}
+	json_object_put(h);
+	field_is(idc, "state", "succeeded");
+	field_is(idc, "attempts", "1");
+
+	snprintf(path, sizeof(path), "/bin/%s", tg);
+	h = hits(path);
+	if (CHECK(json_object_array_length(h) == 1, "%zu hits on %s", json_object_array_length(h),
+		  path)) {
+		e = json_object_array_get_idx(h, 0);
+		jis(e, "method", "PUT");
+		jis(e, "headers.content-type", "application/octet-stream");
+		data = hit_body(e, &len);
+		CHECK(len == sizeof(bin) && memcmp(data, bin, len) == 0,
+		      "binary body differs (%zu bytes)", len);
+		free(data);
+	}
+	json_object_put(h);
+	field_is(id2, "state", "succeeded");
+}
+
+/* delay 3s: not before its time, and within 1 s after it under --follow. */
+static void t_delay_follow(void)
+{
+	const char *tg = tag();
+	char body[512], path[128];
+	struct hresp r;
+	int64_t nb_us = 0, at_us;
+	pid_t pid = follow_start();
+	struct json_object *h = NULL;
+	int64_t end;
+
+	snprintf(body, sizeof(body), "{\"target\":\"%s/delay/%s\",\"delay\":\"3s\"}", target, tg);
+	it_http("POST", url, "/v1/calls", JSON, body, strlen(body), NULL, &r);
+	CHECK(r.status == 202 && strcmp(it_jstr(&r, "state"), "scheduled") == 0,
+	      "enqueue: %ld %s", r.status, r.body);
+	CHECK(timeparse_time(it_jstr(&r, "not_before"), &nb_us) == 0, "not_before");
+	it_hresp_free(&r);
+	snprintf(path, sizeof(path), "/delay/%s", tg);
+	for (end = now_ms() + 6000; now_ms() < end; sleep_ms(20)) {
+		json_object_put(h);
+		h = hits(path);
+		if (json_object_array_length(h) > 0)
+			break;
+	}
+	if (CHECK(json_object_array_length(h) == 1, "delayed call not delivered in 6 s")) {
+		at_us = json_object_get_int64(
+			json_object_object_get(json_object_array_get_idx(h, 0), "t_us"));
+		printf("# delay 3s: delivered %.3f s after not_before\n",
+		       (double)(at_us - nb_us) / 1e6);
+		CHECK(at_us >= nb_us, "delivered %.3f s early", (double)(nb_us - at_us) / 1e6);
+		CHECK(at_us - nb_us < 1000000, "delivered %.3f s late",
+		      (double)(at_us - nb_us) / 1e6);
+	}
+	json_object_put(h);
+	follow_stop(pid);
+}
+
+/* started_at of each attempt of id, in ms, oldest first; returns how many (at most max). */
+static int attempt_starts(const char *id, int64_t *out, int max)
+{
+	const char *p[1] = { id };
+	PGresult *res = PQexecParams(it_db(),
+				     "SELECT (EXTRACT(epoch FROM started_at) * 1000)::bigint "
+				     "FROM attempts WHERE call_id = $1::uuid ORDER BY attempt",
+				     1, NULL, p, NULL, NULL, 0);
+	int n = 0;
+
+	for (int i = 0; i < PQntuples(res) && n < max; i++)
+		out[n++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	PQclear(res);
+	return n;
+}
+
+/* 503, 503, 200: three attempts, succeeded, gaps within [initial, max]; Retry-After: 2. */
+static void t_retry_backoff(void)
+{
+	const char *tg = tag();
+	char body[512], id[64], id2[64];
+	int64_t st[8];
+	int n;
+	pid_t pid = follow_start();
+
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/flaky/%s/2/503\",\"retry\":{\"max_attempts\":5,"
+		 "\"initial\":\"300ms\",\"max\":\"1s\"}}",
+		 target, tg);
+	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/flaky/%sra/1/503?retry_after=2\",\"retry\":{\"max_attempts\":5,"
+		 "\"initial\":\"100ms\",\"max\":\"500ms\"}}",
+		 target, tg);
+	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	wait_count("SELECT count(*) FROM calls WHERE id = $1::uuid AND state = 'succeeded'", id, 1,
+		   10000);
+	wait_count("SELECT count(*) FROM calls WHERE id = $1::uuid AND state = 'succeeded'", id2,
+		   1, 10000);
+	follow_stop(pid);
+
+	field_is(id, "attempts", "3");
+	field_is(id, "last_status", "200");
+	n = attempt_starts(id, st, 8);
+	if (CHECK(n == 3, "%d attempt rows, want 3", n)) {
+		char *s = it_sql("SELECT string_agg(status::text, ',' ORDER BY attempt) FROM attempts "
+				 "WHERE call_id = $1::uuid",
+				 1, (const char *const[]){ id });
+
+		CHECK(s != NULL && strcmp(s, "503,503,200") == 0, "statuses %s", s ? s : "");
+		free(s);
+		for (int i = 1; i < 3; i++) {
+			int64_t gap = st[i] - st[i - 1];
+
+			printf("# backoff gap %d: %lld ms (bounds 300..1000 ms + claim latency)\n", i,
+			       (long long)gap);
+			CHECK(gap >= 300 && gap <= 1000 + 400, "gap %d is %lld ms", i,
+			      (long long)gap);
+		}
+	}
+	n = attempt_starts(id2, st, 8);
+	if (CHECK(n == 2, "%d attempt rows for the Retry-After call, want 2", n)) {
+		int64_t gap = st[1] - st[0];
+
+		printf("# Retry-After: 2 -> gap %lld ms\n", (long long)gap);
+		CHECK(gap >= 2000 && gap <= 3500, "Retry-After: 2 gave a gap of %lld ms",
+		      (long long)gap);
+	}
+}
+
+/* 400: dead after one attempt; the failure callback gets the envelope. */
+static void t_dead_failure_callback(void)
+{
+	const char *tg = tag();
+	char body[768], path[128], id[64];
+	struct json_object *h, *env;
+	struct hresp r;
+
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/status/400\",\"correlation_id\":\"c400-%s\","
+		 "\"callback\":\"%s/cb-ok/%s\","
+		 "\"failure_callback\":{\"url\":\"%s/cb-fail/%s\",\"headers\":{\"X-Team\":\"b\"}}}",
+		 target, tg, target, tg, target, tg);
+	snprintf(id, sizeof(id), "%s", enqueue(body));
+	CHECK(drain_once() == 0, "drainer --once failed");
+	field_is(id, "state", "dead");
+	field_is(id, "attempts", "1");
+	field_is(id, "last_status", "400");
+	CHECK(attempts_of(id) == 1, "attempt rows: %ld", attempts_of(id));
+
+	snprintf(path, sizeof(path), "/cb-ok/%s", tg);
+	h = hits(path);
+	CHECK(json_object_array_length(h) == 0, "the success callback was called");
+	json_object_put(h);
+	snprintf(path, sizeof(path), "/cb-fail/%s", tg);
+	h = hits(path);
+	if (CHECK(json_object_array_length(h) == 1, "%zu failure callbacks",
+		  json_object_array_length(h))) {
+		struct json_object *e = json_object_array_get_idx(h, 0);
+		size_t len;
+		unsigned char *data = hit_body(e, &len);
+
+		jis(e, "method", "POST");
+		jis(e, "headers.x-team", "b");
+		jis(e, "headers.content-type", "application/json");
+		jis(e, "headers.async-call-id", id);
+		snprintf(body, sizeof(body), "c400-%s", tg);
+		jis(e, "headers.async-correlation-id", body);
+		env = json_tokener_parse((const char *)data);
+		if (CHECK(env != NULL, "envelope is not JSON: %s", data)) {
+			jis(env, "call_id", id);
+			jis(env, "correlation_id", body);
+			jis(env, "outcome", "dead");
+			jis(env, "attempts", "1");
+			jis(env, "response.status", "400");
+			jis(env, "response.body", "status 400");
+		}
+		json_object_put(env);
+		free(data);
+	}
+	json_object_put(h);
+	/* the callback is a call of its own, shown with the call */
+	snprintf(path, sizeof(path), "/v1/calls/%s", id);
+	it_http("GET", url, path, NULL, NULL, 0, NULL, &r);
+	env = it_json(&r);
+	jis(env, "callback_call.state", "succeeded");
+	jis(env, "callback_call.last_status", "200");
+	json_object_put(env);
+	it_hresp_free(&r);
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE callback_of = $1::uuid AND "
+			  "callback_url IS NULL AND failure_callback_url IS NULL",
+			  1, (const char *const[]){ id }) == 1,
+	      "the callback call has no callback of its own");
+}
+
+/* A target that hangs: each attempt ends at the call's timeout and is retried. A reset
+ * connection is a retryable error too. */
+static void t_timeout_and_reset(void)
+{
+	const char *tg = tag();
+	char body[512], id[64], id2[64];
+	pid_t pid;
+	PGresult *res;
+
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/slow/8000/%s\",\"timeout\":\"1s\",\"retry\":{\"max_attempts\":2,"
+		 "\"initial\":\"100ms\",\"max\":\"200ms\"}}",
+		 target, tg);
+	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/reset/%s\",\"retry\":{\"max_attempts\":2,"
+		 "\"initial\":\"100ms\",\"max\":\"200ms\"}}",
+		 target, tg);
+	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	pid = follow_start();
+	wait_count("SELECT count(*) FROM calls WHERE id = $1::uuid AND state = 'dead'", id, 1,
+		   10000);
+	wait_count("SELECT count(*) FROM calls WHERE id = $1::uuid AND state = 'dead'", id2, 1,
+		   10000);
+	follow_stop(pid);
+	res = PQexecParams(it_db(),
+			   "SELECT attempt, duration_ms, status, error FROM attempts "
+			   "WHERE call_id = $1::uuid ORDER BY attempt",
+			   1, NULL, (const char *const[]){ id }, NULL, NULL, 0);
+	if (CHECK(PQntuples(res) == 2, "%d attempts of the hanging call", PQntuples(res))) {
+		for (int i = 0; i < 2; i++) {
+			long ms = strtol(PQgetvalue(res, i, 1), NULL, 10);
+
+			printf("# hang: attempt %d ended after %ld ms: %s\n", i + 1, ms,
+			       PQgetvalue(res, i, 3));
+			CHECK(ms >= 950 && ms <= 2500, "attempt took %ld ms, timeout is 1 s", ms);
+			CHECK(PQgetisnull(res, i, 2), "a status for a timed-out attempt");
+			CHECK(strstr(PQgetvalue(res, i, 3), "imeout") != NULL, "error: %s",
+			      PQgetvalue(res, i, 3));
+		}
+	}
+	PQclear(res);
+	res = PQexecParams(it_db(),
+			   "SELECT error FROM attempts WHERE call_id = $1::uuid ORDER BY attempt", 1,
+			   NULL, (const char *const[]){ id2 }, NULL, NULL, 0);
+	CHECK(PQntuples(res) == 2, "%d attempts of the reset call", PQntuples(res));
+	for (int i = 0; i < PQntuples(res); i++)
+		CHECK(PQgetlength(res, i, 0) > 0, "no error recorded for a reset");
+	if (PQntuples(res) > 0)
+		printf("# reset: %s\n", PQgetvalue(res, 0, 0));
+	PQclear(res);
+}
+
+/* 10 MB answers: the stored body is capped at 64 KiB, the size counted whole, and the
+ * drainer's memory stays bounded. */
+static void t_big_response(void)
+{
+	const char *tg = tag();
+	char body[512];
+	long rss_kb = 0;
+	pid_t pid;
+	int n = 8;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(body, sizeof(body), "{\"target\":\"%s/big/10485760/%s/%d\"}", target, tg, i);
+		enqueue(body);
+	}
+	pid = drainer_spawn((const char *const[]){ "--once", NULL });
+	CHECK(drainer_wait(pid, 60000, &rss_kb) == 0, "drainer --once failed");
+	printf("# %d x 10 MB answers: drainer peak RSS %ld KiB\n", n, rss_kb);
+	CHECK(rss_kb > 0 && rss_kb < 48 * 1024, "drainer peak RSS %ld KiB for %d x 10 MB", rss_kb,
+	      n);
+	snprintf(body, sizeof(body), "%%/big/10485760/%s/%%", tg);
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
+			  "WHERE c.target LIKE $1 AND c.state = 'succeeded' "
+			  "AND a.response_size = 10485760 AND octet_length(a.response_body) = 65536",
+			  1, (const char *const[]){ body }) == n,
+	      "stored bodies not capped at 64 KiB with the whole size counted");
+}
+
+/* kill -9 with calls in flight: none lost, none sent again while its lease holds. */
+static void t_kill9(void)
+{
+	const char *tg = tag();
+	char body[512], path[128], like[128];
+	int n = 20;
+	pid_t a, b;
+	struct json_object *h = NULL;
+	int64_t end, lease_ms;
+	long redelivered_early = 0, lost;
+	PGresult *res;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(body, sizeof(body),
+			 "{\"target\":\"%s/slow/1500/%s/%d\",\"timeout\":\"3s\"}", target, tg, i);
+		enqueue(body);
+	}
+	snprintf(path, sizeof(path), "/slow/1500/%s/", tg);
+	a = follow_start();
+	for (end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+		json_object_put(h);
+		h = hits(path);
+		if ((int)json_object_array_length(h) >= n)
+			break;
+	}
+	json_object_put(h);
+	h = NULL;
+	kill(a, SIGKILL);
+	drainer_wait(a, 5000, NULL);
+	snprintf(like, sizeof(like), "%%/slow/1500/%s/%%", tg);
+	/* leases as the dead drainer left them */
+	res = PQexecParams(it_db(),
+			   "SELECT id, (EXTRACT(epoch FROM lease_until) * 1000)::bigint FROM calls "
+			   "WHERE target LIKE $1 AND state = 'in_flight'",
+			   1, NULL, (const char *const[]){ like }, NULL, NULL, 0);
+	CHECK(PQntuples(res) == n, "%d of %d calls in flight at the kill", PQntuples(res), n);
+	b = follow_start();
+	wait_count("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'", like,
+		   n, 20000);
+	follow_stop(b);
+
+	h = hits(path);
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *id = PQgetvalue(res, i, 0);
+		int seen = 0;
+
+		lease_ms = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		for (size_t k = 0; k < json_object_array_length(h); k++) {
+			struct json_object *e = json_object_array_get_idx(h, k);
+			const char *cid = jget(e, "headers.async-call-id");
+
+			if (cid == NULL || strcmp(cid, id) != 0)
+				continue;
+			seen++;
+			if (seen == 2 && json_object_get_int64(json_object_object_get(e, "t_us")) /
+						 1000 <
+						 lease_ms)
+				redelivered_early++;
+		}
+		CHECK(seen == 2, "call %s delivered %d times (once before the kill, once after)",
+		      id, seen);
+	}
+	json_object_put(h);
+	PQclear(res);
+	lost = n - it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND "
+			       "state = 'succeeded'",
+			       1, (const char *const[]){ like });
+	printf("# kill -9: %d calls, %ld lost, %ld sent again before their lease ran out\n", n,
+	       lost, redelivered_early);
+	CHECK(lost == 0, "%ld calls lost", lost);
+	CHECK(redelivered_early == 0, "%ld calls sent again while the lease held",
+	      redelivered_early);
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
+			  "WHERE c.target LIKE $1 AND a.attempt = 1 AND a.error LIKE 'lease expired%'",
+			  1, (const char *const[]){ like }) == n,
+	      "the lost attempts are recorded as such");
+	CHECK(it_sql_long("SELECT sum(attempts) FROM calls WHERE target LIKE $1", 1,
+			  (const char *const[]){ like }) ==
+		      it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
+				  "WHERE c.target LIKE $1",
+				  1, (const char *const[]){ like }),
+	      "calls.attempts and the attempts table disagree");
+}
+
+/* Four drainers (two --once, two --follow) on 5,000 calls. */
+static void t_four_drainers(void)
+{
+	const char *tg = tag();
+	int total = 5000, batch = 1000;
+	char like[128], path[128];
+	struct buf b;
+	pid_t f1, f2, o1, o2;
+	int64_t t0;
+	struct json_object *h, *seen;
+	long dups = 0, expired_leases;
+
+	for (int k = 0; k < total / batch; k++) {
+		struct hresp r;
+
+		buf_init(&b);
+		buf_puts(&b, "[");
+		for (int i = 0; i < batch; i++)
+			buf_printf(&b, "%s{\"target\":\"%s/many/%s/%d\",\"body_text\":\"%d\"}",
+				   i ? "," : "", target, tg, k * batch + i, k * batch + i);
+		buf_puts(&b, "]");
+		it_http("POST", url, "/v1/calls", JSON, b.data, b.len, NULL, &r);
+		CHECK(r.status == 202, "batch %d: %ld", k, r.status);
+		it_hresp_free(&r);
+		buf_cleanup(&b);
+	}
+	t0 = now_ms();
+	f1 = follow_start();
+	o1 = drainer_spawn((const char *const[]){ "--once", NULL });
+	f2 = drainer_spawn((const char *const[]){ "--follow", NULL });
+	o2 = drainer_spawn((const char *const[]){ "--once", "--concurrency", "16", NULL });
+	snprintf(like, sizeof(like), "%%/many/%s/%%", tg);
+	wait_count("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'", like,
+		   total, 60000);
+	printf("# 4 drainers: %d calls delivered in %lld ms\n", total,
+	       (long long)(now_ms() - t0));
+	CHECK(drainer_wait(o1, 30000, NULL) == 0, "--once drainer 1 failed");
+	CHECK(drainer_wait(o2, 30000, NULL) == 0, "--once drainer 2 failed");
+	follow_stop(f1);
+	follow_stop(f2);
+
+	snprintf(path, sizeof(path), "/many/%s/", tg);
+	h = hits(path);
+	seen = json_object_new_object();
+	for (size_t k = 0; k < json_object_array_length(h); k++) {
+		const char *cid = jget(json_object_array_get_idx(h, k), "headers.async-call-id");
+
+		if (cid == NULL)
+			continue;
+		if (json_object_object_get_ex(seen, cid, NULL))
+			dups++;
+		else
+			json_object_object_add(seen, cid, NULL);
+	}
+	expired_leases = it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON "
+				     "c.id = a.call_id WHERE c.target LIKE $1 AND "
+				     "a.error LIKE 'lease expired%'",
+				     1, (const char *const[]){ like });
+	printf("# 4 drainers: %d distinct calls received, %ld duplicates, %ld leases expired\n",
+	       json_object_object_length(seen), dups, expired_leases);
+	CHECK(json_object_object_length(seen) == total, "%d distinct calls received, want %d",
+	      json_object_object_length(seen), total);
+	CHECK(dups == expired_leases, "%ld duplicates but %ld expired leases", dups,
+	      expired_leases);
+	CHECK(it_sql_long("SELECT sum(attempts) FROM calls WHERE target LIKE $1", 1,
+			  (const char *const[]){ like }) ==
+		      it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
+				  "WHERE c.target LIKE $1",
+				  1, (const char *const[]){ like }),
+	      "sum of calls.attempts differs from the attempts table");
+	CHECK(it_sql_long("SELECT count(DISTINCT drainer) FROM attempts a JOIN calls c ON "
+			  "c.id = a.call_id WHERE c.target LIKE $1",
+			  1, (const char *const[]){ like }) >= 2,
+	      "the work was not shared between drainers");
+	json_object_put(seen);
+	json_object_put(h);
+}
+
+/* /v1/drain: 401 without the right token and nothing claimed; with it, a summary that
+ * matches the rows it changed. */
+static void t_drain_endpoint(void)
+{
+	const char *tg = tag();
+	char body[512], like[128], auth[256];
+	struct hresp r;
+	struct json_object *o;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(body, sizeof(body), "{\"target\":\"%s/ping/%s/ok%d\"}", target, tg, i);
+		enqueue(body);
+	}
+	snprintf(body, sizeof(body), "{\"target\":\"%s/status/404?%s\"}", target, tg);
+	enqueue(body);
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/status/503?%s\",\"retry\":{\"max_attempts\":3}}", target, tg);
+	enqueue(body);
+	snprintf(like, sizeof(like), "%%%s%%", tg);
+
+	it_http("GET", url, "/v1/drain", NULL, NULL, 0,
+		(const char *const[]){ "Authorization: Bearer wrong-token", NULL }, &r);
+	CHECK(r.status == 401, "wrong token: %ld", r.status);
+	it_hresp_free(&r);
+	it_http("POST", url, "/v1/drain?token=wrong", NULL, "", 0, NULL, &r);
+	CHECK(r.status == 401, "wrong ?token: %ld", r.status);
+	it_hresp_free(&r);
+	it_http("GET", url, "/v1/drain", NULL, NULL, 0, NULL, &r);
+	CHECK(r.status == 401, "no token: %ld", r.status);
+	it_hresp_free(&r);
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'queued' "
+			  "AND attempts = 0",
+			  1, (const char *const[]){ like }) == 5,
+	      "a refused /v1/drain claimed calls");
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	it_http("POST", url, "/v1/drain", NULL, "", 0, (const char *const[]){ auth, NULL }, &r);
+	CHECK(r.status == 200, "right token: %ld %s", r.status, r.body ? r.body : "");
+	o = it_json(&r);
+	printf("# /v1/drain: %s\n", r.body ? r.body : "");
+	jis(o, "claimed", "5");
+	jis(o, "succeeded", "3");
+	jis(o, "dead", "1");
+	jis(o, "retried", "1");
+	json_object_put(o);
+	it_hresp_free(&r);
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'",
+			  1, (const char *const[]){ like }) == 3,
+	      "succeeded rows");
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'dead'", 1,
+			  (const char *const[]){ like }) == 1,
+	      "dead rows");
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'retrying'",
+			  1, (const char *const[]){ like }) == 1,
+	      "retrying rows");
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
+			  "WHERE c.target LIKE $1 AND a.drainer LIKE 'fcgi:%'",
+			  1, (const char *const[]){ like }) == 5,
+	      "attempt rows of the handler's drain");
+	/* the retrying one is not due yet: a second drain finds nothing */
+	snprintf(auth, sizeof(auth), "/v1/drain?token=%s", token);
+	it_http("GET", url, auth, NULL, NULL, 0, NULL, &r);
+	o = it_json(&r);
+	CHECK(r.status == 200, "?token=: %ld", r.status);
+	jis(o, "claimed", "0");
+	json_object_put(o);
+	it_hresp_free(&r);
+	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
+		 "WHERE target LIKE $1 AND state = 'retrying'",
+		 1, (const char *const[]){ like });
+}
+
+/* The target verifies the Standard Webhooks signature with the function's secret. */
+static void t_signature(void)
+{
+	const char *tg = tag();
+	char fn[64], bad[64], body[512], id[64], id2[64], path[128];
+	struct json_object *h;
+
+	snprintf(fn, sizeof(fn), "signed-%s", tg);
+	snprintf(bad, sizeof(bad), "badsig-%s", tg);
+	sql_exec("INSERT INTO functions (name, base_url, signing_secret, max_attempts) "
+		 "VALUES ($1, $2, $3, 1), ($4, $2, 'whsec_c29tZXRoaW5nIGVsc2UgZW50aXJlbHk=', 1)",
+		 4, (const char *const[]){ fn, target, secret, bad });
+	snprintf(body, sizeof(body),
+		 "{\"function\":\"%s\",\"path\":\"/verify/%s\",\"body\":{\"order\":1234}}", fn, tg);
+	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(body, sizeof(body),
+		 "{\"function\":\"%s\",\"path\":\"/verify/%s/bad\",\"body\":{\"order\":1}}", bad,
+		 tg);
+	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	CHECK(drain_once() == 0, "drainer --once failed");
+	field_is(id, "state", "succeeded");
+	field_is(id2, "state", "dead");
+	field_is(id2, "last_status", "401");
+	snprintf(path, sizeof(path), "/verify/%s", tg);
+	h = hits(path);
+	CHECK(json_object_array_length(h) == 2, "%zu hits", json_object_array_length(h));
+	for (size_t k = 0; k < json_object_array_length(h); k++) {
+		struct json_object *e = json_object_array_get_idx(h, k);
+		const char *p = jget(e, "path");
+		bool is_bad = p != NULL && strstr(p, "/bad") != NULL;
+
+		jis(e, "sig", is_bad ? "invalid" : "valid");
+		jis(e, "headers.webhook-id", is_bad ? id2 : id);
+	}
+	json_object_put(h);
+}
+
+/* The address policy applies to the address connected to: a function (not checked at accept)
+ * whose host is a loopback address outside allow_targets is refused by the drainer. */
+static void t_refused_address(void)
+{
+	const char *tg = tag();
+	char fn[64], base[128], body[256], id[64], *err;
+	const char *port = strrchr(target, ':');
+
+	snprintf(fn, sizeof(fn), "lo2-%s", tg);
+	snprintf(base, sizeof(base), "http://127.0.0.2%s", port != NULL ? port : "");
+	sql_exec("INSERT INTO functions (name, base_url) VALUES ($1, $2)", 2,
+		 (const char *const[]){ fn, base });
+	snprintf(body, sizeof(body), "{\"function\":\"%s\",\"path\":\"/x\"}", fn);
+	snprintf(id, sizeof(id), "%s", enqueue(body));
+	CHECK(drain_once() == 0, "drainer --once failed");
+	field_is(id, "state", "dead");
+	err = field(id, "last_error");
+	CHECK(err != NULL && strstr(err, "loopback") != NULL, "error: %s", err ? err : "(null)");
+	free(err);
+}
+
+/* GET /metrics and /v1/health read the views; the counters match the attempts table. */
+static void t_metrics_views(void)
+{
+	struct hresp r;
+	char want[128];
+	long success, total, lease;
+
+	it_http("GET", url, "/metrics", NULL, NULL, 0, NULL, &r);
+	CHECK(r.status == 200, "/metrics: %ld", r.status);
+	success = it_sql_long("SELECT count(*) FROM attempts WHERE status BETWEEN 200 AND 299", 0,
+			      NULL);
+	total = it_sql_long("SELECT count(*) FROM attempts", 0, NULL);
+	lease = it_sql_long("SELECT count(*) FROM attempts WHERE error LIKE 'lease expired%'", 0,
+			    NULL);
+	snprintf(want, sizeof(want), "asyncgate_attempts_total{outcome=\"success\"} %ld\n",
+		 success);
+	CHECK(r.body != NULL && strstr(r.body, want) != NULL, "missing: %s", want);
+	snprintf(want, sizeof(want), "asyncgate_dispatch_duration_seconds_count %ld\n",
+		 total - lease);
+	CHECK(r.body != NULL && strstr(r.body, want) != NULL, "missing: %s", want);
+	CHECK(r.body != NULL && strstr(r.body, "asyncgate_calls{state=\"queued\"} ") != NULL,
+	      "no queue depth");
+	CHECK(r.body != NULL && strstr(r.body, "asyncgate_oldest_due_age_seconds ") != NULL,
+	      "no oldest due age");
+	CHECK(r.body != NULL &&
+		      strstr(r.body, "asyncgate_dispatch_duration_seconds_bucket{le=\"+Inf\"}") !=
+			      NULL,
+	      "no histogram");
+	it_hresp_free(&r);
+
+	it_http("GET", url, "/v1/health", NULL, NULL, 0, NULL, &r);
+	CHECK(r.status == 200 && strstr(r.body, "\"oldest_due_age_s\"") != NULL, "health: %s",
+	      r.body ? r.body : "");
+	it_hresp_free(&r);
+
+	CHECK(it_sql_long("SELECT count(*) FROM ag_queue_depth", 0, NULL) == 4, "ag_queue_depth");
+	CHECK(it_sql_long("SELECT count(*) FROM ag_dead_letters WHERE last_status = 400", 0, NULL) >=
+		      1,
+	      "ag_dead_letters misses the 400");
+	CHECK(it_sql_long("SELECT sum(attempts) FROM ag_function_stats(interval '1 hour')", 0,
+			  NULL) == total,
+	      "ag_function_stats does not cover every attempt");
+	CHECK(it_sql_long("SELECT count(*) FROM ag_function_stats_1h WHERE success_rate < 0 OR "
+			  "success_rate > 1 OR p50_ms > p99_ms",
+			  0, NULL) == 0,
+	      "ag_function_stats_1h values out of range");
+	CHECK(it_sql_long("SELECT count(*) FROM ag_call_attempts WHERE attempt IS NOT NULL", 0,
+			  NULL) == total,
+	      "ag_call_attempts does not list every attempt");
+}
+
+int main(void)
+{
+	const char *t = getenv("AG_TMP");
+
+	url = getenv("AG_URL");
+	target = getenv("AG_TARGET");
+	tlog = getenv("AG_TARGET_LOG");
+	drainer = getenv("AG_DRAINER");
+	secret = getenv("AG_TARGET_SECRET");
+	token = getenv("AG_DRAIN_TOKEN");
+	if (url == NULL || target == NULL || tlog == NULL || drainer == NULL || secret == NULL ||
+	    token == NULL || PQstatus(it_db()) != CONNECTION_OK) {
+		printf("not ok - test_drain setup: AG_URL, AG_TARGET, AG_TARGET_LOG, AG_DRAINER, "
+		       "AG_TARGET_SECRET, AG_DRAIN_TOKEN and a reachable database are required\n");
+		return 1;
+	}
+	snprintf(tmpdir, sizeof(tmpdir), "%s", t != NULL ? t : "/tmp");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	it_run("drain: earlier tests' calls cancelled", t_clean_queue);
+	it_run("drain: JSON body, headers, query and Async-* arrive intact; binary byte-identical",
+	       t_intact);
+	it_run("drain: delay 3s is delivered on time (within 1 s) by --follow", t_delay_follow);
+	it_run("drain: 503, 503, 200 succeeds on attempt 3 within the backoff bounds; "
+	       "Retry-After: 2 honoured",
+	       t_retry_backoff);
+	it_run("drain: 400 is dead after one attempt; failure callback gets the envelope",
+	       t_dead_failure_callback);
+	it_run("drain: a hanging target times out and is retried; a reset is retried",
+	       t_timeout_and_reset);
+	it_run("drain: 10 MB answers are stored capped, drainer memory bounded", t_big_response);
+	it_run("drain: kill -9 mid-flight: none lost, none resent while the lease holds", t_kill9);
+	it_run("drain: four drainers (--once and --follow) deliver 5,000 calls", t_four_drainers);
+	it_run("drain: /v1/drain refuses a wrong token; its summary matches the rows",
+	       t_drain_endpoint);
+	it_run("drain: the target verifies the Standard Webhooks signature", t_signature);
+	it_run("drain: the address policy applies to the address connected to",
+	       t_refused_address);
+	it_run("drain: /metrics, /v1/health and the audit views agree with the attempts",
+	       t_metrics_views);
+	curl_global_cleanup();
+	PQfinish(it_db());
+	return it_finish();
+}
