@@ -768,6 +768,129 @@ static void t_four_drainers(void)
 	json_object_put(h);
 }
 
+/* expires_in: a call past it when claimed ends expired unsent; a call whose next retry would
+ * fall after it ends expired at once. Both get the failure callback with outcome "expired". */
+static void t_expiry(void)
+{
+	const char *tg = tag();
+	char body[512], path[128], id[64], id2[64];
+	struct json_object *h;
+
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/exp/%s\",\"expires_in\":\"1s\","
+		 "\"failure_callback\":\"%s/cb-exp/%s/a\"}",
+		 target, tg, target, tg);
+	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(body, sizeof(body),
+		 "{\"target\":\"%s/status/503?%s\",\"expires_in\":\"3s\","
+		 "\"retry\":{\"initial\":\"5s\",\"max\":\"10s\"},"
+		 "\"failure_callback\":\"%s/cb-exp/%s/b\"}",
+		 target, tg, target, tg);
+	sleep_ms(1300);
+	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	CHECK(drain_once() == 0, "drainer --once failed");
+	field_is(id, "state", "expired");
+	field_is(id, "attempts", "0");
+	CHECK(attempts_of(id) == 0, "an expired call was attempted");
+	snprintf(path, sizeof(path), "/exp/%s", tg);
+	h = hits(path);
+	CHECK(json_object_array_length(h) == 0, "an expired call reached the target");
+	json_object_put(h);
+	field_is(id2, "state", "expired");
+	field_is(id2, "attempts", "1");
+	field_is(id2, "last_status", "503");
+
+	snprintf(path, sizeof(path), "/cb-exp/%s/", tg);
+	h = hits(path);
+	if (CHECK(json_object_array_length(h) == 2, "%zu expiry callbacks",
+		  json_object_array_length(h))) {
+		for (size_t k = 0; k < 2; k++) {
+			struct json_object *e = json_object_array_get_idx(h, k), *env;
+			size_t len;
+			unsigned char *data = hit_body(e, &len);
+			bool first = strstr(jget(e, "path"), "/a") != NULL;
+
+			env = json_tokener_parse((const char *)data);
+			jis(env, "outcome", "expired");
+			jis(env, "call_id", first ? id : id2);
+			if (first)
+				CHECK(jget(env, "response") == NULL, "a response for an unsent call");
+			else
+				jis(env, "response.status", "503");
+			json_object_put(env);
+			free(data);
+		}
+	}
+	json_object_put(h);
+}
+
+/* SIGTERM: a --follow drainer stops claiming, finishes what is in flight, exits 0. A second
+ * signal gives what is in flight back to the queue at once, attempts not counted. */
+static void t_sigterm(void)
+{
+	const char *tg = tag();
+	char body[512], path[128], like[128];
+	struct json_object *h = NULL;
+	int n = 5, rc;
+	int64_t end, t;
+	pid_t pid;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(body, sizeof(body), "{\"target\":\"%s/slow/1500/%s/a%d\"}", target, tg, i);
+		enqueue(body);
+	}
+	snprintf(path, sizeof(path), "/slow/1500/%s/a", tg);
+	pid = follow_start();
+	for (end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+		json_object_put(h);
+		h = hits(path);
+		if ((int)json_object_array_length(h) >= n)
+			break;
+	}
+	json_object_put(h);
+	t = now_ms();
+	kill(pid, SIGTERM);
+	rc = drainer_wait(pid, 10000, NULL);
+	printf("# SIGTERM: exit %d after %lld ms with %d calls in flight\n", rc,
+	       (long long)(now_ms() - t), n);
+	CHECK(rc == 0, "exit status %d", rc);
+	snprintf(like, sizeof(like), "%%/slow/1500/%s/a%%", tg);
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'",
+			  1, (const char *const[]){ like }) == n,
+	      "in-flight calls not finished before exit");
+
+	for (int i = 0; i < n; i++) {
+		snprintf(body, sizeof(body), "{\"target\":\"%s/slow/4000/%s/b%d\"}", target, tg, i);
+		enqueue(body);
+	}
+	snprintf(path, sizeof(path), "/slow/4000/%s/b", tg);
+	h = NULL;
+	pid = follow_start();
+	for (end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+		json_object_put(h);
+		h = hits(path);
+		if ((int)json_object_array_length(h) >= n)
+			break;
+	}
+	json_object_put(h);
+	t = now_ms();
+	kill(pid, SIGTERM);
+	sleep_ms(100);
+	kill(pid, SIGTERM);
+	rc = drainer_wait(pid, 10000, NULL);
+	printf("# SIGTERM twice: exit %d after %lld ms\n", rc, (long long)(now_ms() - t));
+	CHECK(rc == 0, "exit status %d", rc);
+	CHECK(now_ms() - t < 3000, "a second SIGTERM did not stop it at once");
+	snprintf(like, sizeof(like), "%%/slow/4000/%s/b%%", tg);
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'queued' "
+			  "AND attempts = 0 AND lease_until IS NULL",
+			  1, (const char *const[]){ like }) == n,
+	      "released calls are not back in the queue, uncounted");
+	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
+		 "WHERE target LIKE $1 AND state = 'queued'",
+		 1, (const char *const[]){ like });
+}
+
 /* /v1/drain: 401 without the right token and nothing claimed; with it, a summary that
  * matches the rows it changed. */
 static void t_drain_endpoint(void)
@@ -978,6 +1101,9 @@ int main(void)
 	       t_dead_failure_callback);
 	it_run("drain: a hanging target times out and is retried; a reset is retried",
 	       t_timeout_and_reset);
+	it_run("drain: expires_in ends calls expired, unsent or after a retry, with callbacks",
+	       t_expiry);
+	it_run("drain: SIGTERM finishes in-flight calls; a second SIGTERM releases them", t_sigterm);
 	it_run("drain: 10 MB answers are stored capped, drainer memory bounded", t_big_response);
 	it_run("drain: kill -9 mid-flight: none lost, none resent while the lease holds", t_kill9);
 	it_run("drain: four drainers (--once and --follow) deliver 5,000 calls", t_four_drainers);
