@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # t_make_run: the embedded default (scripts/run.sh, what `make run` starts after building) serves
-# POST /v1/calls on 127.0.0.1:8080 (or a free port when 8080 is taken), stops cleanly, and a
+# POST /v1/calls on 127.0.0.1:8080 (or a free port when 8080 is taken), its drainer delivers the
+# printed demo call to the demo target and the callback arrives, it stops cleanly, and a
 # second run, and a run after everything was kill -9'd, serve again with the data kept.
 # State goes to a temp directory (AG_RUN_VAR), never to the developer's var/.
 set -uo pipefail
@@ -17,6 +18,9 @@ if ! port_free "$port"; then
 	done
 fi
 url=http://127.0.0.1:$port
+for ((demo_port = port + 1; ; demo_port++)); do
+	port_free "$demo_port" && break
+done
 
 ok() { printf 'ok - make run: %s\n' "$1"; }
 notok() { printf 'not ok - make run: %s\n' "$1"; sed 's/^/#   /' "$dir/run.log" | tail -n 15; }
@@ -24,7 +28,7 @@ notok() { printf 'not ok - make run: %s\n' "$1"; sed 's/^/#   /' "$dir/run.log" 
 start() {
 	: >"$dir/run.log"
 	env -u PGHOST -u PGPORT -u PGDATABASE -u PGUSER -u ASYNCGATE_CONF \
-		AG_RUN_VAR="$dir/var" AG_PORT="$port" AG_PROCS=1 \
+		AG_RUN_VAR="$dir/var" AG_PORT="$port" AG_DEMO_PORT="$demo_port" AG_PROCS=1 \
 		bash "$repo/scripts/run.sh" >"$dir/run.log" 2>&1 &
 	run_pid=$!
 	for ((i = 0; i < 300; i++)); do
@@ -72,15 +76,41 @@ else
 fi
 id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$dir/out")
 
+# 1b. The printed example: the drainer delivers the call to the demo target, whose lines show
+# the call and then its callback arriving.
+demo=http://127.0.0.1:$demo_port
+code=$(curl -s -o "$dir/demo" -w '%{http_code}' --max-time 5 -X POST "$url/v1/calls" \
+	-H 'Content-Type: application/json' \
+	-d "{\"target\": \"$demo/hello\", \"body\": {\"hello\": \"world\"},
+	     \"correlation_id\": \"demo-1\", \"callback\": \"$demo/callback\"}")
+demo_id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$dir/demo")
+for ((i = 0; i < 100; i++)); do
+	grep -q "callback for call $demo_id outcome=succeeded" "$dir/run.log" && break
+	sleep 0.1
+done
+if [ "$code" = 202 ] && [ -n "$demo_id" ] &&
+	grep -q "demo-target: POST /hello Async-Call-Id=$demo_id Async-Attempt=1" "$dir/run.log" &&
+	grep -q "callback for call $demo_id outcome=succeeded status=200" "$dir/run.log" &&
+	curl -s "$url/v1/calls/$demo_id" | grep -q '"state":"succeeded"'; then
+	ok "the demo call reaches the demo target and its callback arrives"
+else
+	notok "demo call $demo_id (POST $code) not shown as delivered with its callback"
+fi
+
 # 2. TERM (as Ctrl-C) stops everything it started, and exits 0.
 kill -TERM "$run_pid"
 wait "$run_pid"
 rc=$?
 run_pid=
-if [ "$rc" = 0 ] && port_free "$port" && ! [ -S "$dir/var/run/.s.PGSQL.5432" ]; then
-	ok "stops lighttpd and PostgreSQL and exits 0"
+leftover=
+for p in /proc/[0-9]*; do
+	grep -qsz "ASYNCGATE_CONF=$dir/var/asyncgate.conf" "$p/environ" && leftover="$leftover ${p#/proc/}"
+done
+if [ "$rc" = 0 ] && port_free "$port" && port_free "$demo_port" && [ -z "$leftover" ] &&
+	! [ -S "$dir/var/run/.s.PGSQL.5432" ]; then
+	ok "stops the drainer, the demo target, lighttpd and PostgreSQL and exits 0"
 else
-	notok "stop: exit $rc, port free: $(port_free "$port" && echo yes || echo no)"
+	notok "stop: exit $rc, port free: $(port_free "$port" && echo yes || echo no), left:$leftover"
 fi
 
 # 3. A second run works, and the first run's call is still there.
