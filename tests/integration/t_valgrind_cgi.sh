@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t_valgrind_cgi: the handler under valgrind, as plain CGI against the test database, on each
 # kind of request (valid, batch, idempotent replay, bad input, transparent mode, status, list,
-# cancel, retry, health): no invalid memory access and no definite or indirect leak.
+# cancel, retry, health, metrics, drain), and the drainer over every kind of outcome: no invalid
+# memory access and no definite or indirect leak.
 set -uo pipefail
 bin=${AG_BIN:?run me from tests/integration/run.sh}
 if ! command -v valgrind >/dev/null; then
@@ -52,4 +53,36 @@ vg "cancel" DELETE "/v1/calls/$id" "" ""
 vg "retry" POST "/v1/calls/$id/retry" "" ""
 vg "health" GET /v1/health "" ""
 vg "malformed id" GET /v1/calls/zz "" ""
+vg "metrics" GET /metrics "" ""
+vg "drain, wrong token" GET /v1/drain "" "" HTTP_AUTHORIZATION="Bearer nope"
+
+# The drain cycle, in the handler and in the drainer, over every kind of outcome.
+X=${AG_TARGET:?}
+drain_calls() {
+	vg "enqueue calls for a drain ($1)" POST /v1/calls $J "[
+		{\"target\":\"$X/ok/vg\",\"body\":{\"a\":1},\"callback\":\"$X/cb/vg\"},
+		{\"target\":\"$X/status/503\",\"retry\":{\"max_attempts\":2}},
+		{\"target\":\"$X/status/400\",\"failure_callback\":\"$X/cb/vg\"},
+		{\"target\":\"$X/big/1048576\"},
+		{\"target\":\"$X/reset\",\"retry\":{\"max_attempts\":1}},
+		{\"target\":\"$X/bin\",\"method\":\"PUT\",\"body_base64\":\"AAEC\"}]"
+}
+drain_calls handler
+vg "drain, right token" POST /v1/drain "" "" HTTP_AUTHORIZATION="Bearer ${AG_DRAIN_TOKEN:?}"
+drain_calls drainer
+drainer=${AG_DRAINER:?}
+env -i ASYNCGATE_CONF="$ASYNCGATE_CONF" PGHOST="$PGHOST" PGPORT="$PGPORT" \
+	PGDATABASE="$PGDATABASE" PGUSER="$PGUSER" \
+	valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+	--errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$drainer" --once \
+	>"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" = 0 ] && grep -q 'claimed=[1-9]' "$tmp/out"; then
+	echo "ok - valgrind: drainer --once over success, retry, dead, callbacks, 1 MB, reset"
+else
+	echo "not ok - valgrind: drainer --once (exit $rc)"
+	cat "$tmp/out" | sed 's/^/#   /'
+	grep '==' "$tmp/err" | head -n 30 | sed 's/^/#   /'
+	fail=1
+fi
 exit "$fail"
