@@ -108,6 +108,8 @@ struct drain {
 	struct json_object *pending; /* settle rows waiting for their batch */
 	int64_t pending_since_ms;
 	int64_t due_hint_ms; /* monotonic: when something this drainer settled falls due */
+	int64_t flush_retry_ms;	  /* monotonic: no settle attempt before this (after a failure) */
+	int64_t flush_backoff_ms; /* the current wait between failed settles */
 };
 
 static int64_t mono_ms(void)
@@ -659,6 +661,8 @@ static int flush(struct drain *d, struct drain_stats *st)
 
 	if (n == 0)
 		return 0;
+	if (mono_ms() < d->flush_retry_ms)
+		return -1; /* the database failed a moment ago: do not hammer it */
 	snprintf(ma, sizeof(ma), "%" PRId64, cf->default_max_attempts);
 	snprintf(ri, sizeof(ri), "%" PRId64, cf->default_retry_initial_ms);
 	snprintf(rm, sizeof(rm), "%" PRId64,
@@ -668,8 +672,15 @@ static int flush(struct drain *d, struct drain_stats *st)
 	rows = json_object_to_json_string_ext(d->pending, JSON_C_TO_STRING_PLAIN |
 								  JSON_C_TO_STRING_NOSLASHESCAPE);
 	res = db_exec(d->db, Q_DRAIN_SETTLE, (const char *[]){ rows, d->name, ma, ri, rm, to });
-	if (res == NULL)
+	if (res == NULL) {
+		d->flush_backoff_ms = d->flush_backoff_ms == 0 ? 200 : d->flush_backoff_ms * 2;
+		if (d->flush_backoff_ms > 5000)
+			d->flush_backoff_ms = 5000;
+		d->flush_retry_ms = mono_ms() + d->flush_backoff_ms;
 		return -1;
+	}
+	d->flush_backoff_ms = 0;
+	d->flush_retry_ms = 0;
 	/* count by the state each row asked for, among those the database took */
 	states = json_object_new_object();
 	for (int i = 0; i < PQntuples(res); i++)
@@ -1130,19 +1141,29 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 
 		now = mono_ms();
 		npending = json_object_array_length(d->pending);
-		if (npending >= SETTLE_MAX ||
-		    (npending > 0 && (now - d->pending_since_ms >= SETTLE_WAIT_MS || d->active == 0))) {
+		if (now >= d->flush_retry_ms &&
+		    (npending >= SETTLE_MAX ||
+		     (npending > 0 &&
+		      (now - d->pending_since_ms >= SETTLE_WAIT_MS || d->active == 0)))) {
 			if (flush(d, st) != 0 && !o->follow)
 				failed = true;
 			continue;
 		}
+		if (!o->follow && failed && d->active == 0)
+			break; /* --once: the database is gone; the leases take over */
 		if (d->active == 0 && (!claiming || (!o->follow && !more_due)))
 			continue; /* the top of the loop claims again or ends the run */
 
 		/* Sleep until a transfer needs us, a batch is due, the next claim, or a wake. */
 		timeout = POLL_MAX_MS;
-		if (npending > 0 && d->pending_since_ms + SETTLE_WAIT_MS - now < timeout)
-			timeout = (long)(d->pending_since_ms + SETTLE_WAIT_MS - now);
+		if (npending > 0) {
+			int64_t at = d->pending_since_ms + SETTLE_WAIT_MS;
+
+			if (at < d->flush_retry_ms)
+				at = d->flush_retry_ms;
+			if (at - now < timeout)
+				timeout = (long)(at - now);
+		}
 		if (claiming && claim_ready(d, o, conc, more_due) && next_claim - now < timeout)
 			timeout = (long)(next_claim - now);
 		if (timeout < 0)
@@ -1174,6 +1195,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 
 	/* What is left to record: a few tries, then the leases take over. */
 	for (int i = 0; i < 3 && json_object_array_length(d->pending) > 0; i++) {
+		d->flush_retry_ms = 0;
 		if (flush(d, st) == 0)
 			break;
 		nanosleep(&(struct timespec){ 0, 200000000L * (i + 1) }, NULL);

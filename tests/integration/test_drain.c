@@ -891,6 +891,60 @@ static void t_sigterm(void)
 		 1, (const char *const[]){ like });
 }
 
+static int pg_ctl(const char *what)
+{
+	char cmd[1024];
+	const char *c = getenv(strcmp(what, "stop") == 0 ? "AG_PG_CTL_STOP" : "AG_PG_CTL_START");
+
+	if (c == NULL)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "%s >/dev/null 2>&1", c);
+	return system(cmd);
+}
+
+/* PostgreSQL goes away while calls are in flight: --follow keeps their outcomes and records
+ * them once it is back (nothing lost, nothing sent twice); --once without a database exits 1. */
+static void t_db_outage(void)
+{
+	const char *tg = tag();
+	char body[512], path[128], like[128];
+	struct json_object *h = NULL;
+	int n = 5, rc;
+	int64_t end;
+	pid_t pid;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(body, sizeof(body), "{\"target\":\"%s/slow/1000/%s/%d\"}", target, tg, i);
+		enqueue(body);
+	}
+	snprintf(path, sizeof(path), "/slow/1000/%s/", tg);
+	pid = follow_start();
+	for (end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+		json_object_put(h);
+		h = hits(path);
+		if ((int)json_object_array_length(h) >= n)
+			break;
+	}
+	json_object_put(h);
+	CHECK(pg_ctl("stop") == 0, "could not stop PostgreSQL");
+	sleep_ms(2500); /* the answers come back; their outcomes cannot be recorded */
+	rc = drain_once();
+	CHECK(rc == 1, "--once without a database: exit %d, want 1", rc);
+	CHECK(pg_ctl("start") == 0, "could not start PostgreSQL");
+	snprintf(like, sizeof(like), "%%/slow/1000/%s/%%", tg);
+	wait_count("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'", like,
+		   n, 15000);
+	follow_stop(pid);
+	h = hits(path);
+	CHECK((int)json_object_array_length(h) == n, "%zu deliveries of %d calls",
+	      json_object_array_length(h), n);
+	json_object_put(h);
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
+			  "WHERE c.target LIKE $1 AND a.status = 200",
+			  1, (const char *const[]){ like }) == n,
+	      "attempts recorded after the outage");
+}
+
 /* /v1/drain: 401 without the right token and nothing claimed; with it, a summary that
  * matches the rows it changed. */
 static void t_drain_endpoint(void)
@@ -1107,6 +1161,9 @@ int main(void)
 	it_run("drain: 10 MB answers are stored capped, drainer memory bounded", t_big_response);
 	it_run("drain: kill -9 mid-flight: none lost, none resent while the lease holds", t_kill9);
 	it_run("drain: four drainers (--once and --follow) deliver 5,000 calls", t_four_drainers);
+	it_run("drain: PostgreSQL outage mid-flight: outcomes kept and recorded after; --once "
+	       "exits 1",
+	       t_db_outage);
 	it_run("drain: /v1/drain refuses a wrong token; its summary matches the rows",
 	       t_drain_endpoint);
 	it_run("drain: the target verifies the Standard Webhooks signature", t_signature);
