@@ -105,10 +105,15 @@ check: deps
 bench:
 	@echo "bench: not yet (issue 6)"; exit 1
 
-install: $(API_BIN) $(DRN_BIN) $(TGT_BIN)
+# The drainer's cron line and systemd units go to $(DATADIR)/examples: their ExecStart paths
+# assume PREFIX=/usr/local, so an operator reads them before copying them into place.
+install: $(API_BIN) $(DRN_BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
-		$(DESTDIR)$(DATADIR)/sql
+		$(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/examples
 	install -m 0755 $(API_BIN) $(DESTDIR)$(LIBEXECDIR)/asyncgate.fcgi
+	install -m 0755 $(DRN_BIN) $(DESTDIR)$(BINDIR)/asyncgate-drainer
+	install -m 0644 conf/asyncgate-drainer.cron conf/systemd/*.service conf/systemd/*.timer \
+		$(DESTDIR)$(DATADIR)/examples/
 	install -m 0755 sql/migrate.sh $(DESTDIR)$(BINDIR)/asyncgate-migrate
 	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
 	install -m 0644 conf/asyncgate.conf $(DESTDIR)$(SYSCONFDIR)/asyncgate.conf.sample
@@ -117,7 +122,7 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/asyncgate.fcgi $(DESTDIR)$(BINDIR)/asyncgate-migrate \
 		$(DESTDIR)$(BINDIR)/asyncgate-drainer \
 		$(DESTDIR)$(SYSCONFDIR)/asyncgate.conf.sample
-	rm -rf $(DESTDIR)$(DATADIR)/sql
+	rm -rf $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/examples
 
 clean:
 	rm -rf build

@@ -62,9 +62,20 @@ static void listener_close(struct listener *l)
 	l->conn = NULL;
 }
 
+/* libpq's message on one log line, control characters escaped. */
+static const char *flat(const char *s, char *out, size_t outsz)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		n--;
+	return log_esc(out, outsz, s, n);
+}
+
 static int listener_fd(void *arg)
 {
 	struct listener *l = arg;
+	char msg[256];
 	PGresult *res;
 
 	if (l->conn != NULL && PQstatus(l->conn) == CONNECTION_OK)
@@ -76,7 +87,7 @@ static int listener_fd(void *arg)
 	l->conn = PQconnectdb(l->conninfo);
 	if (PQstatus(l->conn) != CONNECTION_OK) {
 		log_warn("drainer: LISTEN connection failed (polling meanwhile): %s",
-			 PQerrorMessage(l->conn));
+			 flat(PQerrorMessage(l->conn), msg, sizeof(msg)));
 		listener_close(l);
 		return -1;
 	}
@@ -84,7 +95,7 @@ static int listener_fd(void *arg)
 	res = PQexec(l->conn, "LISTEN " CHANNEL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_warn("drainer: LISTEN failed (polling meanwhile): %s",
-			 PQerrorMessage(l->conn));
+			 flat(PQerrorMessage(l->conn), msg, sizeof(msg)));
 		PQclear(res);
 		listener_close(l);
 		return -1;
@@ -98,12 +109,14 @@ static int listener_fd(void *arg)
 static void listener_wake(void *arg)
 {
 	struct listener *l = arg;
+	char msg[256];
 	PGnotify *n;
 
 	if (l->conn == NULL)
 		return;
 	if (PQconsumeInput(l->conn) == 0) {
-		log_warn("drainer: LISTEN connection lost: %s", PQerrorMessage(l->conn));
+		log_warn("drainer: LISTEN connection lost: %s",
+			 flat(PQerrorMessage(l->conn), msg, sizeof(msg)));
 		listener_close(l);
 		return;
 	}
