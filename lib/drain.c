@@ -159,7 +159,7 @@ int64_t drain_backoff_ms(int64_t initial_ms, int64_t max_ms, int failures, doubl
 		ceiling = ceiling > max_ms / 2 ? max_ms : (ceiling > 0 ? ceiling * 2 : 1);
 	if (ceiling > max_ms)
 		ceiling = max_ms;
-	if (u < 0)
+	if (!(u >= 0)) /* also NaN */
 		u = 0;
 	if (u >= 1)
 		u = 0.999999;
@@ -169,10 +169,32 @@ int64_t drain_backoff_ms(int64_t initial_ms, int64_t max_ms, int failures, doubl
 	return delay;
 }
 
+/* Strict standard base64 (RFC 4648 section 4): the alphabet, then at most two '=' at the end. */
+static bool base64_strict(const char *s, size_t n)
+{
+	size_t pad = 0;
+
+	if (n == 0 || n % 4 != 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad > 0 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+				 (c >= '0' && c <= '9') || c == '+' || c == '/'))
+			return false;
+	}
+	return pad <= 2;
+}
+
 char *drain_signature(const char *secret, const char *id, int64_t ts, const void *body,
 		      size_t len)
 {
-	unsigned char key[256];
+	unsigned char key[192];
+	const unsigned char *k;
 	int keylen;
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
@@ -184,32 +206,30 @@ char *drain_signature(const char *secret, const char *id, int64_t ts, const void
 		const char *s = secret + 6;
 		size_t slen = strlen(s);
 
-		if (slen == 0 || slen % 4 != 0 || slen / 4 * 3 > sizeof(key)) {
+		if (!base64_strict(s, slen) || slen / 4 * 3 > sizeof(key)) {
 			log_err("drain: a function's signing secret is not whsec_ + base64");
 			return NULL;
 		}
 		keylen = EVP_DecodeBlock(key, (const unsigned char *)s, (int)slen);
-		if (keylen < 0) {
+		/* EVP_DecodeBlock counts the padding as data bytes */
+		if (keylen >= 0 && s[slen - 1] == '=')
+			keylen--;
+		if (keylen >= 0 && s[slen - 2] == '=')
+			keylen--;
+		if (keylen <= 0) {
 			log_err("drain: a function's signing secret is not whsec_ + base64");
 			return NULL;
 		}
-		/* EVP_DecodeBlock counts the padding as data bytes */
-		if (s[slen - 1] == '=')
-			keylen--;
-		if (s[slen - 2] == '=')
-			keylen--;
+		k = key;
 	} else {
-		size_t slen = strlen(secret);
-
-		if (slen > sizeof(key))
-			slen = sizeof(key);
-		memcpy(key, secret, slen);
-		keylen = (int)slen;
+		/* a raw secret: its bytes are the key (HMAC hashes a long key itself) */
+		k = (const unsigned char *)secret;
+		keylen = (int)strlen(secret);
 	}
 	buf_init(&msg);
 	buf_printf(&msg, "%s.%" PRId64 ".", id, ts);
 	buf_append(&msg, body, len);
-	if (HMAC(EVP_sha256(), key, keylen, (const unsigned char *)msg.data, msg.len, mac,
+	if (HMAC(EVP_sha256(), k, keylen, (const unsigned char *)msg.data, msg.len, mac,
 		 &maclen) != NULL) {
 		EVP_EncodeBlock(b64, mac, (int)maclen);
 		out = xasprintf("v1,%s", (const char *)b64);

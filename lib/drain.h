@@ -75,13 +75,15 @@ enum send_verdict drain_verdict(long status, int curl_code, bool refused);
 
 /* Delay before the next attempt after `failures` failed attempts (>= 1): uniform in
  * [initial, min(max, initial * 2^failures)] (exponential backoff, full jitter above the
- * initial delay), u in [0, 1). A Retry-After of retry_after_ms (>= 0; -1 = none) is a floor. */
+ * initial delay; with initial 0 the upper end starts at 1 ms and doubles), u in [0, 1).
+ * A Retry-After of retry_after_ms (>= 0; -1 = none) is a floor. */
 int64_t drain_backoff_ms(int64_t initial_ms, int64_t max_ms, int failures, double u,
 			 int64_t retry_after_ms);
 
 /* The Standard Webhooks signature "v1,<base64 HMAC-SHA256>" of "<id>.<ts>.<body>" under secret
- * ("whsec_" + base64 key, or raw key bytes without the prefix). Returns a new string (caller
- * frees), or NULL when the secret's base64 is malformed (logged without the secret). */
+ * ("whsec_" + strict base64 of a non-empty key of at most 192 bytes, or raw key bytes without
+ * the prefix). Returns a new string (caller frees), or NULL when the secret is malformed
+ * (logged without the secret). */
 char *drain_signature(const char *secret, const char *id, int64_t ts, const void *body,
 		      size_t len) MUSTCHECK;
 

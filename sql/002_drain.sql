@@ -4,6 +4,10 @@
 -- Applied once by sql/migrate.sh inside one transaction, recorded in schema_migrations.
 -- Never edit this file once it has landed: add 003_*.sql instead.
 
+-- A function's base URL is a prefix that path and query are appended to: it may not carry a
+-- query or a fragment of its own (the drainer would append the path after them).
+ALTER TABLE functions ADD CONSTRAINT functions_base_url_plain CHECK (base_url !~ '[?#]');
+
 -- attempt_stats: running totals of attempts by outcome and duration bucket, for the Prometheus
 -- counters of GET /metrics. The drainer adds to it in the same statement that records a batch of
 -- attempts, so the totals never drift from the attempts table; unlike counting the attempts

@@ -409,6 +409,64 @@ static void test_req_reset_frees(void **state)
 	req_reset(&rq); /* twice is harmless */
 }
 
+static void check_query(const char *query, const char *name, const char *want)
+{
+	char *got = http_query_get(query, name);
+
+	if (want == NULL) {
+		if (got != NULL) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg),
+				 "http_query_get(\"%s\", \"%s\") gave \"%s\", want NULL",
+				 query ? query : "NULL", name, got);
+			free(got);
+			fail_msg("%s", msg);
+		}
+		return;
+	}
+	if (got == NULL)
+		fail_msg("http_query_get(\"%s\", \"%s\") gave NULL, want \"%s\"",
+			 query ? query : "NULL", name, want);
+	if (strcmp(got, want) != 0) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg),
+			 "http_query_get(\"%s\", \"%s\") gave \"%s\", want \"%s\"", query, name,
+			 got, want);
+		free(got);
+		fail_msg("%s", msg);
+	}
+	free(got);
+}
+
+static void test_query_get(void **state)
+{
+	(void)state;
+	check_query("a=1&b=x%20y", "b", "x y");
+	check_query("a=1&b=x%20y", "a", "1");
+	check_query("b=x+y", "b", "x y"); /* '+' is a space */
+	check_query("b=a%2Bb", "b", "a+b"); /* an encoded '+' stays one */
+	check_query("b=%2B+", "b", "+ ");
+	check_query("a=1&a=2", "a", "1"); /* the first of repeated keys */
+	check_query("a=&a=2", "a", "");
+	check_query("token=1", "tok", NULL); /* a prefix of another key */
+	check_query("token=1&tok=2", "tok", "2");
+	check_query("tok=1", "token", NULL);
+	check_query("a&b=1", "a", ""); /* a key without '=' */
+	check_query("b=1&a", "a", "");
+	check_query("a=b=c", "a", "b=c");
+	check_query("a=1&b=2", "c", NULL); /* absent */
+	check_query("xa=1", "a", NULL);
+	check_query("a=%zz", "a", NULL); /* malformed */
+	check_query("a=%2", "a", NULL);
+	check_query("a=%00", "a", NULL);
+	check_query("a=%zz&b=1", "b", "1"); /* another pair's error does not matter */
+	check_query("&&a=1&", "a", "1");
+	check_query(NULL, "a", NULL);
+	check_query("", "a", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -423,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_http_reason),
 		cmocka_unit_test(test_req_param),
 		cmocka_unit_test(test_req_reset_frees),
+		cmocka_unit_test(test_query_get),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
