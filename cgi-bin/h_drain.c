@@ -87,7 +87,10 @@ int h_drain(const struct req *rq, struct resp *rs, struct app *app)
 	o.max_calls = max_calls;
 	rc = drain_run(app->drain, &o, &st);
 	if (rc != 0 && st.claimed == 0) {
-		h_db_error(rs, app);
+		if (app->db.error != DB_OK)
+			h_db_error(rs, app);
+		else
+			resp_problem(rs, 500, NULL, "the drain cycle failed (see the error log)");
 		return 0;
 	}
 	text = drain_stats_json(&st);

@@ -7,29 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drain.h"
 #include "xalloc.h"
 
-/* One histogram bucket row of attempt_stats: outcome, bound (ms, -1 = +Inf), count, sum. */
+/* Attempts counted under one histogram bound. */
 struct bucket {
-	int64_t bound_ms;
 	int64_t n;
 };
-
-static int cmp_bucket(const void *a, const void *b)
-{
-	const struct bucket *x = a, *y = b;
-	int64_t bx = x->bound_ms < 0 ? INT64_MAX : x->bound_ms;
-	int64_t by = y->bound_ms < 0 ? INT64_MAX : y->bound_ms;
-
-	return bx < by ? -1 : bx > by;
-}
 
 int h_metrics(const struct req *rq, struct resp *rs, struct app *app)
 {
 	PGresult *depth = NULL, *att = NULL;
 	struct buf b;
 	struct bucket *bk = NULL;
-	int nb = 0;
+	const int *bounds;
+	size_t nbounds = 0;
 	int64_t total_n = 0, total_ms = 0, cum = 0;
 	double oldest = 0;
 
@@ -73,33 +65,31 @@ int h_metrics(const struct req *rq, struct resp *rs, struct app *app)
 			   n);
 	}
 
-	/* The histogram over all outcomes: per-bucket counts summed, then made cumulative. */
+	/* The histogram over all outcomes, every bound always present (a stable series set):
+	 * per-bucket counts summed, then made cumulative. Calls never sent (-2) have no
+	 * duration; they count as attempts above but not here. */
+	bounds = drain_buckets_ms(&nbounds);
+	bk = xcalloc(nbounds + 1, sizeof(*bk)); /* the last one is +Inf (-1) */
 	for (int i = 0; i < PQntuples(att); i++) {
 		int64_t bound = strtoll(PQgetvalue(att, i, 1), NULL, 10);
 		int64_t n = strtoll(PQgetvalue(att, i, 2), NULL, 10);
-		int k;
+		size_t k;
 
+		if (bound == -2)
+			continue;
 		total_n += n;
 		total_ms += strtoll(PQgetvalue(att, i, 3), NULL, 10);
-		for (k = 0; k < nb && bk[k].bound_ms != bound; k++)
+		for (k = 0; k < nbounds && bounds[k] != bound; k++)
 			;
-		if (k == nb) {
-			bk = xrealloc(bk, (size_t)(nb + 1) * sizeof(*bk));
-			bk[nb].bound_ms = bound;
-			bk[nb].n = 0;
-			nb++;
-		}
-		bk[k].n += n;
+		bk[k].n += n; /* k == nbounds: above the last bound */
 	}
-	qsort(bk, (size_t)nb, sizeof(*bk), cmp_bucket);
 	buf_puts(&b, "# HELP asyncgate_dispatch_duration_seconds Time from sending a call to its "
 		     "answer or error.\n"
 		     "# TYPE asyncgate_dispatch_duration_seconds histogram\n");
-	for (int k = 0; k < nb; k++) {
+	for (size_t k = 0; k < nbounds; k++) {
 		cum += bk[k].n;
-		if (bk[k].bound_ms >= 0)
-			buf_printf(&b, "asyncgate_dispatch_duration_seconds_bucket{le=\"%g\"} %" PRId64 "\n",
-				   (double)bk[k].bound_ms / 1000.0, cum);
+		buf_printf(&b, "asyncgate_dispatch_duration_seconds_bucket{le=\"%g\"} %" PRId64 "\n",
+			   (double)bounds[k] / 1000.0, cum);
 	}
 	buf_printf(&b,
 		   "asyncgate_dispatch_duration_seconds_bucket{le=\"+Inf\"} %" PRId64 "\n"

@@ -84,7 +84,13 @@ static int listener_fd(void *arg)
 	if (mono_s() < l->retry_at)
 		return -1;
 	l->retry_at = mono_s() + 5;
-	l->conn = PQconnectdb(l->conninfo);
+	/* As db_connect: a bounded connect, the primary only (NOTIFY is not sent on a standby),
+	 * and the operator's conninfo last, so its own settings win. */
+	l->conn = PQconnectdbParams(
+		(const char *const[]){ "connect_timeout", "fallback_application_name",
+				       "target_session_attrs", "dbname", NULL },
+		(const char *const[]){ "5", "asyncgate-listen", "read-write", l->conninfo, NULL },
+		1);
 	if (PQstatus(l->conn) != CONNECTION_OK) {
 		log_warn("drainer: LISTEN connection failed (polling meanwhile): %s",
 			 flat(PQerrorMessage(l->conn), msg, sizeof(msg)));

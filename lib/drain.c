@@ -28,6 +28,7 @@ _Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is need
 
 #define SETTLE_MAX 256	      /* outcomes per settle statement */
 #define SETTLE_WAIT_MS 50     /* longest an outcome waits for its batch */
+#define SETTLE_MAX_BYTES (32u << 20) /* stored response bytes per batch, about */
 #define POLL_MAX_MS 200	      /* longest wait, so a stop signal is seen soon */
 #define MAX_RESP_HEADERS 100  /* response headers kept per attempt */
 #define MAX_RESP_HEADER 8192  /* bytes of one response header kept */
@@ -108,6 +109,8 @@ struct drain {
 	struct json_object *pending; /* settle rows waiting for their batch */
 	int64_t pending_since_ms;
 	int64_t due_hint_ms; /* monotonic: when something this drainer settled falls due */
+	size_t pending_bytes;	  /* stored response bytes in pending (a batch stays far below
+				   * PostgreSQL's 1 GB parameter limit) */
 	int64_t flush_retry_ms;	  /* monotonic: no settle attempt before this (after a failure) */
 	int64_t flush_backoff_ms; /* the current wait between failed settles */
 };
@@ -300,6 +303,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	colon = memchr(p, ':', len);
 	if (colon == NULL || colon == p || j->resp_header_count >= MAX_RESP_HEADERS)
 		return len;
+	name = xstrndup(p, (size_t)(colon - p));
+	if (!http_token_valid(name)) { /* not a field name (RFC 9110 5.1): not kept */
+		free(name);
+		return len;
+	}
 	vs = (size_t)(colon - p) + 1;
 	ve = len;
 	while (vs < ve && (p[vs] == ' ' || p[vs] == '\t'))
@@ -309,7 +317,6 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 		ve--;
 	if (ve - vs > MAX_RESP_HEADER)
 		ve = vs + MAX_RESP_HEADER;
-	name = xstrndup(p, (size_t)(colon - p));
 	for (char *c = name; *c != '\0'; c++)
 		if (*c >= 'A' && *c <= 'Z')
 			*c = (char)(*c - 'A' + 'a');
@@ -431,12 +438,21 @@ static int job_headers(struct job *j, const PGresult *res, int row, const char *
 		call_h = json_tokener_parse(col(res, row, CC_HEADERS));
 	if (col(res, row, CC_DEFAULT_HEADERS) != NULL)
 		def_h = json_tokener_parse(col(res, row, CC_DEFAULT_HEADERS));
+	/* Operators write default_headers by SQL: anything that is not a string value under a
+	 * token name is skipped (and logged), never sent. */
 	if (def_h != NULL && json_object_is_type(def_h, json_type_object)) {
 		json_object_object_foreach (def_h, k, v) {
-			const char *s = json_object_get_string(v);
+			const char *s = json_object_is_type(v, json_type_string)
+						? json_object_get_string(v)
+						: NULL;
 
-			if (obj_has_ci(call_h, k) || http_header_reserved(k) ||
-			    !http_token_valid(k) || !http_value_valid(s, strlen(s))) {
+			if (obj_has_ci(call_h, k))
+				continue;
+			if (s == NULL || http_header_reserved(k) || !http_token_valid(k) ||
+			    !http_value_valid(s, strlen(s))) {
+				log_warn("drain call=%s: a default header of its function is not a "
+					 "valid header; skipped",
+					 j->id);
 				continue;
 			}
 			add_header(&j->headers, k, s);
@@ -444,10 +460,12 @@ static int job_headers(struct job *j, const PGresult *res, int row, const char *
 	}
 	if (call_h != NULL && json_object_is_type(call_h, json_type_object)) {
 		json_object_object_foreach (call_h, k, v) {
-			const char *s = json_object_get_string(v);
+			const char *s = json_object_is_type(v, json_type_string)
+						? json_object_get_string(v)
+						: NULL;
 
 			/* checked when accepted; checked again, a header is a header */
-			if (!http_token_valid(k) || !http_value_valid(s, strlen(s)))
+			if (s == NULL || !http_token_valid(k) || !http_value_valid(s, strlen(s)))
 				continue;
 			add_header(&j->headers, k, s);
 		}
@@ -563,6 +581,12 @@ static char *base64(const void *p, size_t len)
 	return out;
 }
 
+const int *drain_buckets_ms(size_t *n)
+{
+	*n = sizeof(bucket_bounds_ms) / sizeof(bucket_bounds_ms[0]);
+	return bucket_bounds_ms;
+}
+
 static int bucket_of(int64_t ms)
 {
 	for (size_t i = 0; i < sizeof(bucket_bounds_ms) / sizeof(bucket_bounds_ms[0]); i++)
@@ -618,8 +642,14 @@ static char *envelope(const struct job *j, const char *outcome, long status, con
 
 static void pending_add(struct drain *d, struct json_object *row)
 {
+	struct json_object *v;
+
 	if (json_object_array_length(d->pending) == 0)
 		d->pending_since_ms = mono_ms();
+	if (json_object_object_get_ex(row, "response_body", &v))
+		d->pending_bytes += (size_t)json_object_get_string_len(v);
+	if (json_object_object_get_ex(row, "cb_body", &v))
+		d->pending_bytes += (size_t)json_object_get_string_len(v);
 	json_object_array_add(d->pending, row);
 }
 
@@ -650,7 +680,8 @@ static void settle_job(struct drain *d, struct job *j, const char *state, int64_
 		}
 		add_int(r, "response_size", j->resp_size);
 		add_str(r, "outcome", outcome);
-		add_int(r, "bucket_ms", bucket_of(duration_ms));
+		/* -2: no request was made (the call could not be sent as stored) */
+		add_int(r, "bucket_ms", j->t0_ms != 0 ? bucket_of(duration_ms) : -2);
 	}
 	add_str(r, "error", error);
 	if (final && (strcmp(state, "succeeded") == 0 ? j->has_callback
@@ -668,48 +699,39 @@ static void settle_job(struct drain *d, struct job *j, const char *state, int64_
 	pending_add(d, r);
 }
 
-/* Sends the pending outcomes in one statement. Returns 0 (nothing pending, or sent), or -1
- * (logged; they stay pending). */
-static int flush(struct drain *d, struct drain_stats *st)
+/* Runs Q_DRAIN_SETTLE over rows and counts what the database took. Returns 0, or -1 with
+ * nothing changed (db->error says why). */
+static int settle_rows(struct drain *d, struct json_object *rows, struct drain_stats *st)
 {
-	size_t n = json_object_array_length(d->pending);
+	size_t n = json_object_array_length(rows);
 	const struct conf *cf = d->cf;
 	char ma[24], ri[24], rm[24], to[24];
-	const char *rows;
+	const char *text;
 	PGresult *res;
 	struct json_object *states;
 
-	if (n == 0)
-		return 0;
-	if (mono_ms() < d->flush_retry_ms)
-		return -1; /* the database failed a moment ago: do not hammer it */
 	snprintf(ma, sizeof(ma), "%" PRId64, cf->default_max_attempts);
 	snprintf(ri, sizeof(ri), "%" PRId64, cf->default_retry_initial_ms);
 	snprintf(rm, sizeof(rm), "%" PRId64,
 		 cf->default_retry_max_ms > cf->default_retry_initial_ms ? cf->default_retry_max_ms
 									 : cf->default_retry_initial_ms);
 	snprintf(to, sizeof(to), "%" PRId64, cf->default_timeout_ms);
-	rows = json_object_to_json_string_ext(d->pending, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE);
-	res = db_exec(d->db, Q_DRAIN_SETTLE, (const char *[]){ rows, d->name, ma, ri, rm, to });
-	if (res == NULL) {
-		d->flush_backoff_ms = d->flush_backoff_ms == 0 ? 200 : d->flush_backoff_ms * 2;
-		if (d->flush_backoff_ms > 5000)
-			d->flush_backoff_ms = 5000;
-		d->flush_retry_ms = mono_ms() + d->flush_backoff_ms;
+	text = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN |
+							    JSON_C_TO_STRING_NOSLASHESCAPE);
+	res = db_exec(d->db, Q_DRAIN_SETTLE, (const char *[]){ text, d->name, ma, ri, rm, to });
+	if (res == NULL)
 		return -1;
-	}
-	d->flush_backoff_ms = 0;
-	d->flush_retry_ms = 0;
 	/* count by the state each row asked for, among those the database took */
 	states = json_object_new_object();
 	for (int i = 0; i < PQntuples(res); i++)
 		json_object_object_add(states, PQgetvalue(res, i, 0),
 				       json_object_new_string(PQgetvalue(res, i, 1)));
+	PQclear(res);
 	for (size_t i = 0; i < n; i++) {
-		struct json_object *r = json_object_array_get_idx(d->pending, i), *v;
+		struct json_object *r = json_object_array_get_idx(rows, i), *v;
 		const char *id = json_object_get_string(json_object_object_get(r, "id"));
 		const char *state;
+		int64_t at = INT64_MAX;
 
 		if (!json_object_object_get_ex(states, id, &v)) {
 			st->lost++;
@@ -727,25 +749,106 @@ static int flush(struct drain *d, struct drain_stats *st)
 			st->dead++;
 		else if (strcmp(state, "expired") == 0)
 			st->expired++;
-	}
-	json_object_put(states);
-	PQclear(res);
-	/* what this batch made due soon: callbacks now, retries after their delay */
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *r = json_object_array_get_idx(d->pending, i), *v;
-		int64_t at = INT64_MAX;
-
-		if (json_object_object_get_ex(r, "cb_id", &v))
+		/* what this batch made due soon: callbacks now, retries after their delay */
+		if (json_object_object_get_ex(r, "cb_id", NULL))
 			at = mono_ms();
-		else if (strcmp(json_object_get_string(json_object_object_get(r, "state")),
-				"retrying") == 0)
+		else if (strcmp(state, "retrying") == 0)
 			at = mono_ms() +
 			     json_object_get_int64(json_object_object_get(r, "delay_ms"));
 		if (at < d->due_hint_ms)
 			d->due_hint_ms = at;
 	}
-	json_object_put(d->pending);
+	json_object_put(states);
+	return 0;
+}
+
+/* The database refused the batch itself (not an outage): settle row by row so that one bad
+ * row cannot hold up the others, and drop a row that still fails (logged; its call comes back
+ * after its lease). Returns 0, or -1 when the database became unavailable meanwhile (the rows
+ * not yet settled stay pending). */
+static int settle_singly(struct drain *d, struct drain_stats *st)
+{
+	struct json_object *all = d->pending;
+	size_t n = json_object_array_length(all);
+	int rc = 0;
+
 	d->pending = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *r = json_object_array_get_idx(all, i);
+		struct json_object *one = json_object_new_array();
+
+		json_object_array_add(one, json_object_get(r));
+		if (rc == 0 && settle_rows(d, one, st) != 0 && d->db->error == DB_QUERY) {
+			/* Keep the outcome, drop what the database would not take (the answer's
+			 * headers and body, the callback). */
+			static const char *const keep[] = { "id",	   "attempt",	  "state",
+							    "delay_ms",	   "started_us", "duration_ms",
+							    "status",	   "outcome",	  "bucket_ms" };
+			struct json_object *lean = json_object_new_object(), *v;
+			char err[96];
+
+			snprintf(err, sizeof(err),
+				 "the answer could not be stored (sqlstate %s)", d->db->sqlstate);
+			for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
+				if (json_object_object_get_ex(r, keep[k], &v))
+					json_object_object_add(lean, keep[k], json_object_get(v));
+			add_str(lean, "error", err);
+			json_object_put(one);
+			one = json_object_new_array();
+			json_object_array_add(one, lean);
+			log_err("drain call=%s: outcome refused by the database (sqlstate %s); "
+				"recording it without the answer",
+				json_object_get_string(json_object_object_get(r, "id")),
+				d->db->sqlstate);
+			if (settle_rows(d, one, st) != 0) {
+				if (d->db->error == DB_QUERY) {
+					log_err("drain call=%s: outcome not recorded; the call is sent "
+						"again after its lease",
+						json_object_get_string(
+							json_object_object_get(r, "id")));
+					st->unsettled++;
+				} else {
+					rc = -1;
+				}
+			}
+		} else if (rc == 0 && d->db->error != DB_OK) {
+			rc = -1;
+		}
+		if (rc != 0)
+			pending_add(d, json_object_get(r));
+		json_object_put(one);
+	}
+	json_object_put(all);
+	return rc;
+}
+
+/* Sends the pending outcomes in one statement. Returns 0 (nothing pending, or sent), or -1
+ * (logged; what was not recorded stays pending, retried after a back-off). */
+static int flush(struct drain *d, struct drain_stats *st)
+{
+	int rc;
+
+	if (json_object_array_length(d->pending) == 0)
+		return 0;
+	if (mono_ms() < d->flush_retry_ms)
+		return -1; /* the database failed a moment ago: do not hammer it */
+	rc = settle_rows(d, d->pending, st);
+	if (rc == 0) {
+		json_object_put(d->pending);
+		d->pending = json_object_new_array();
+	} else if (d->db->error == DB_QUERY) {
+		rc = settle_singly(d, st);
+	}
+	d->pending_bytes = 0;
+	if (rc != 0) {
+		d->flush_backoff_ms = d->flush_backoff_ms == 0 ? 200 : d->flush_backoff_ms * 2;
+		if (d->flush_backoff_ms > 5000)
+			d->flush_backoff_ms = 5000;
+		d->flush_retry_ms = mono_ms() + d->flush_backoff_ms;
+		return -1;
+	}
+	d->flush_backoff_ms = 0;
+	d->flush_retry_ms = 0;
 	return 0;
 }
 
@@ -765,14 +868,23 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (code != CURLE_OK)
 		status = 0; /* a response cut off is not an answer */
+	/* A refused address is the reason only if no other address of the host answered. */
+	if (code == CURLE_OK)
+		j->refused = NULL;
 	v = drain_verdict(status, (int)code, j->refused != NULL);
 	if (j->refused != NULL) {
 		snprintf(err, sizeof(err), "refused: the target resolves to a %s address",
 			 j->refused);
 		error = err;
+	} else if (code == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(err, sizeof(err), "%s", j->errbuf); /* release_all's reason */
+		error = err;
 	} else if (code != CURLE_OK) {
 		snprintf(err, sizeof(err), "%s: %s", curl_easy_strerror(code),
 			 j->errbuf[0] != '\0' ? j->errbuf : "-");
+		for (char *c = err; *c != '\0'; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+				*c = '?';
 		error = err;
 	}
 	if (v == SEND_OK) {
@@ -934,21 +1046,29 @@ static void reap(struct drain *d)
 	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
 		struct job *j = NULL;
 
+		CURL *easy;
+		CURLcode result;
+
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-		curl_multi_remove_handle(d->multi, m->easy_handle);
+		easy = m->easy_handle; /* m is gone after remove_handle */
+		result = m->data.result;
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&j);
+		curl_multi_remove_handle(d->multi, easy);
 		if (j == NULL)
 			continue;
-		job_done(d, j, m->data.result);
+		job_done(d, j, result);
 		j->active = false;
 		d->active--;
 		job_reset(j);
 	}
 }
 
-/* Aborts every transfer in flight and gives its call back unsent. */
-static void release_all(struct drain *d, struct drain_stats *st)
+/* Aborts every transfer in flight. A call whose request has not gone out yet goes back to
+ * the queue as it was; one that may have reached the target counts as an attempt that failed
+ * ("aborted"), retried with back-off like any other, so that a target slower than a /v1/drain
+ * budget cannot be sent the same attempt over and over. */
+static void release_all(struct drain *d, struct drain_stats *st, const char *why)
 {
 	struct json_object *rows = json_object_new_array();
 	PGresult *res;
@@ -956,10 +1076,20 @@ static void release_all(struct drain *d, struct drain_stats *st)
 	for (int i = 0; i < d->njobs; i++) {
 		struct job *j = &d->jobs[i];
 		struct json_object *r;
+		long sent = 0;
 
 		if (!j->active)
 			continue;
+		curl_easy_getinfo(j->easy, CURLINFO_REQUEST_SIZE, &sent);
 		curl_multi_remove_handle(d->multi, j->easy);
+		if (sent > 0) {
+			snprintf(j->errbuf, sizeof(j->errbuf), "aborted: %s", why);
+			job_done(d, j, CURLE_ABORTED_BY_CALLBACK);
+			j->active = false;
+			d->active--;
+			job_reset(j);
+			continue;
+		}
 		r = json_object_new_object();
 		add_str(r, "id", j->id);
 		add_int(r, "attempt", j->attempt);
@@ -1112,7 +1242,9 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		CURLMcode mc;
 
 		if (stop >= 2 || (o->hard_ms > 0 && now - t0 >= o->hard_ms)) {
-			release_all(d, st);
+			release_all(d, st,
+				    stop >= 2 ? "the drainer was stopped"
+					      : "the drain budget ran out before the answer");
 			break;
 		}
 		if (d->due_hint_ms < next_claim) {
@@ -1153,7 +1285,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		mc = curl_multi_perform(d->multi, &still);
 		if (mc != CURLM_OK) {
 			log_err("drain: curl_multi_perform: %s", curl_multi_strerror(mc));
-			release_all(d, st);
+			release_all(d, st, "libcurl failed");
 			rc = -1;
 			break;
 		}
@@ -1162,7 +1294,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		now = mono_ms();
 		npending = json_object_array_length(d->pending);
 		if (now >= d->flush_retry_ms &&
-		    (npending >= SETTLE_MAX ||
+		    (npending >= SETTLE_MAX || d->pending_bytes >= SETTLE_MAX_BYTES ||
 		     (npending > 0 &&
 		      (now - d->pending_since_ms >= SETTLE_WAIT_MS || d->active == 0)))) {
 			if (flush(d, st) != 0 && !o->follow)
@@ -1201,7 +1333,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		mc = curl_multi_poll(d->multi, nwfd > 0 ? wfd : NULL, nwfd, (int)timeout, NULL);
 		if (mc != CURLM_OK) {
 			log_err("drain: curl_multi_poll: %s", curl_multi_strerror(mc));
-			release_all(d, st);
+			release_all(d, st, "libcurl failed");
 			rc = -1;
 			break;
 		}

@@ -60,6 +60,11 @@ void drain_free(struct drain *d);
  * (logged; what was claimed and not settled comes back after its lease). */
 int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *st) MUSTCHECK;
 
+/* The upper bounds (ms) of the dispatch duration histogram of /metrics, ascending; *n gets
+ * their number. attempt_stats.bucket_ms holds one of them, -1 (above the last) or -2 (no
+ * request was made). */
+const int *drain_buckets_ms(size_t *n);
+
 /* The stats as one JSON object text {"claimed":…,…,"ms":…}; caller frees. */
 char *drain_stats_json(const struct drain_stats *st) MUSTCHECK;
 

@@ -223,7 +223,8 @@ const struct query queries[Q__COUNT] = {
 	 * $2 drainer name, $3..$6 a callback's max attempts, retry initial and max (ms), timeout
 	 * (ms). Only calls this drainer still holds at that attempt are touched, so a drainer
 	 * whose lease ran out changes nothing. In the same statement: the attempt rows, the
-	 * callback calls of calls that ended, and the /metrics counters. Idempotent: sent again
+	 * callback calls of calls that ended, and the /metrics counters (of the attempt rows
+	 * actually inserted). Idempotent: sent again
 	 * after a lost connection it finds the calls no longer in flight and does nothing.
 	 * Returns the id and new state of each call settled. */
 	[Q_DRAIN_SETTLE] = { "drain_settle",
@@ -258,11 +259,11 @@ const struct query queries[Q__COUNT] = {
 		" FROM r JOIN u ON u.id = r.id"
 		" WHERE r.started_us IS NOT NULL"
 		" ON CONFLICT DO NOTHING"
+		" RETURNING call_id"
 		"), m AS ("
 		" INSERT INTO attempt_stats (outcome, bucket_ms, n, sum_ms)"
 		" SELECT r.outcome, r.bucket_ms, count(*), COALESCE(sum(r.duration_ms), 0)"
-		" FROM r JOIN u ON u.id = r.id"
-		" WHERE r.started_us IS NOT NULL"
+		" FROM r JOIN a ON a.call_id = r.id"
 		" GROUP BY 1, 2"
 		" ORDER BY 1, 2"
 		" ON CONFLICT (outcome, bucket_ms) DO UPDATE"

@@ -9,12 +9,15 @@
 ALTER TABLE functions ADD CONSTRAINT functions_base_url_plain CHECK (base_url !~ '[?#]');
 
 -- attempt_stats: running totals of attempts by outcome and duration bucket, for the Prometheus
--- counters of GET /metrics. The drainer adds to it in the same statement that records a batch of
--- attempts, so the totals never drift from the attempts table; unlike counting the attempts
--- table, reading it costs the same at any size, and ag_purge leaves it alone (counters only grow).
+-- counters of GET /metrics. The drainer adds to it in the same statement that inserts a batch of
+-- attempt rows, counting the rows inserted, so the totals follow the attempts table (except for
+-- the "lease expired" rows a claim writes for a drainer that died: no outcome came for those).
+-- Unlike counting the attempts table, reading it costs the same at any size, and ag_purge leaves
+-- it alone (counters only grow).
 --   outcome:    success (2xx) | retry (the call will be tried again) | dead (the call ended dead)
 --               | expired (the call ran out of time after this attempt)
---   bucket_ms:  the smallest histogram bound (ms) the duration fits under; -1 = above the last
+--   bucket_ms:  the smallest histogram bound (ms) the duration fits under; -1 = above the last;
+--               -2 = no request was made (the call could not be sent as stored)
 CREATE TABLE attempt_stats (
 	outcome    text NOT NULL,
 	bucket_ms  integer NOT NULL,

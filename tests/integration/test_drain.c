@@ -6,9 +6,12 @@
 #include "itest.h"
 #include "itest.c.inc"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -825,11 +828,15 @@ static void t_expiry(void)
 }
 
 /* SIGTERM: a --follow drainer stops claiming, finishes what is in flight, exits 0. A second
- * signal gives what is in flight back to the queue at once, attempts not counted. */
+ * signal stops at once: a call whose request went out counts as an aborted attempt (retried
+ * later); one whose request did not is given back to the queue as it was. */
 static void t_sigterm(void)
 {
 	const char *tg = tag();
-	char body[512], path[128], like[128];
+	char body[512], path[128], like[128], unsent[64];
+	struct sockaddr_in sa;
+	socklen_t salen;
+	int lfd;
 	struct json_object *h = NULL;
 	int n = 5, rc;
 	int64_t end, t;
@@ -859,10 +866,23 @@ static void t_sigterm(void)
 			  1, (const char *const[]){ like }) == n,
 	      "in-flight calls not finished before exit");
 
+	/* Second run: calls whose request went out, and one whose TLS handshake never ends (a
+	 * listener that never accepts), so its request never left. */
 	for (int i = 0; i < n; i++) {
 		snprintf(body, sizeof(body), "{\"target\":\"%s/slow/4000/%s/b%d\"}", target, tg, i);
 		enqueue(body);
 	}
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	salen = sizeof(sa);
+	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0 &&
+		      getsockname(lfd, (struct sockaddr *)&sa, &salen) == 0,
+	      "a listener for the unsent call");
+	snprintf(body, sizeof(body), "{\"target\":\"https://127.0.0.1:%d/%s/c\",\"timeout\":\"20s\"}",
+		 ntohs(sa.sin_port), tg);
+	snprintf(unsent, sizeof(unsent), "%s", enqueue(body));
 	snprintf(path, sizeof(path), "/slow/4000/%s/b", tg);
 	h = NULL;
 	pid = follow_start();
@@ -882,13 +902,22 @@ static void t_sigterm(void)
 	CHECK(rc == 0, "exit status %d", rc);
 	CHECK(now_ms() - t < 3000, "a second SIGTERM did not stop it at once");
 	snprintf(like, sizeof(like), "%%/slow/4000/%s/b%%", tg);
-	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'queued' "
-			  "AND attempts = 0 AND lease_until IS NULL",
+	CHECK(it_sql_long("SELECT count(*) FROM calls c JOIN attempts a ON a.call_id = c.id "
+			  "WHERE c.target LIKE $1 AND c.state = 'retrying' AND c.attempts = 1 "
+			  "AND a.error LIKE 'aborted: the drainer was stopped%'",
 			  1, (const char *const[]){ like }) == n,
-	      "released calls are not back in the queue, uncounted");
+	      "calls sent when the drainer stopped are not recorded as aborted attempts");
+	field_is(unsent, "state", "queued");
+	field_is(unsent, "attempts", "0");
+	CHECK(attempts_of(unsent) == 0, "an unsent call has an attempt row");
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE id = $1::uuid AND lease_until IS NULL",
+			  1, (const char *const[]){ unsent }) == 1,
+	      "the unsent call still holds a lease");
+	if (lfd >= 0)
+		close(lfd);
 	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
-		 "WHERE target LIKE $1 AND state = 'queued'",
-		 1, (const char *const[]){ like });
+		 "WHERE (target LIKE $1 OR id = $2::uuid) AND state IN ('queued', 'retrying')",
+		 2, (const char *const[]){ like, unsent });
 }
 
 static int pg_ctl(const char *what)
@@ -1075,6 +1104,37 @@ static void t_refused_address(void)
 	free(err);
 }
 
+/* A function's default headers go under the call's own; a value that is not a string (the
+ * table takes any JSON object) is skipped, not sent and not fatal. */
+static void t_default_headers(void)
+{
+	const char *tg = tag();
+	char fn[64], body[256], id[64], path[128];
+	struct json_object *h;
+
+	snprintf(fn, sizeof(fn), "dh-%s", tg);
+	sql_exec("INSERT INTO functions (name, base_url, default_headers) VALUES ($1, $2, "
+		 "'{\"X-Default\": \"d\", \"X-Null\": null, \"X-Num\": 1, \"X-Over\": \"fn\"}')",
+		 2, (const char *const[]){ fn, target });
+	snprintf(body, sizeof(body),
+		 "{\"function\":\"%s\",\"path\":\"/dh/%s\",\"headers\":{\"x-over\":\"call\"}}",
+		 fn, tg);
+	snprintf(id, sizeof(id), "%s", enqueue(body));
+	CHECK(drain_once() == 0, "drainer --once failed");
+	field_is(id, "state", "succeeded");
+	snprintf(path, sizeof(path), "/dh/%s", tg);
+	h = hits(path);
+	if (CHECK(json_object_array_length(h) == 1, "%zu hits", json_object_array_length(h))) {
+		struct json_object *e = json_object_array_get_idx(h, 0);
+
+		jis(e, "headers.x-default", "d");
+		jis(e, "headers.x-over", "call");
+		CHECK(jget(e, "headers.x-null") == NULL, "a null default header was sent");
+		CHECK(jget(e, "headers.x-num") == NULL, "a number default header was sent");
+	}
+	json_object_put(h);
+}
+
 /* GET /metrics and /v1/health read the views; the counters match the attempts table. */
 static void t_metrics_views(void)
 {
@@ -1157,7 +1217,9 @@ int main(void)
 	       t_timeout_and_reset);
 	it_run("drain: expires_in ends calls expired, unsent or after a retry, with callbacks",
 	       t_expiry);
-	it_run("drain: SIGTERM finishes in-flight calls; a second SIGTERM releases them", t_sigterm);
+	it_run("drain: SIGTERM finishes in-flight calls; a second one aborts sent ones as attempts "
+	       "and gives unsent ones back",
+	       t_sigterm);
 	it_run("drain: 10 MB answers are stored capped, drainer memory bounded", t_big_response);
 	it_run("drain: kill -9 mid-flight: none lost, none resent while the lease holds", t_kill9);
 	it_run("drain: four drainers (--once and --follow) deliver 5,000 calls", t_four_drainers);
@@ -1169,6 +1231,8 @@ int main(void)
 	it_run("drain: the target verifies the Standard Webhooks signature", t_signature);
 	it_run("drain: the address policy applies to the address connected to",
 	       t_refused_address);
+	it_run("drain: function default headers under the call's; non-string values skipped",
+	       t_default_headers);
 	it_run("drain: /metrics, /v1/health and the audit views agree with the attempts",
 	       t_metrics_views);
 	curl_global_cleanup();
