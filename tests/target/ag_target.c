@@ -3,11 +3,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +24,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#ifndef MHD_HTTP_CONTENT_TOO_LARGE /* before libmicrohttpd 0.9.74 */
+#define MHD_HTTP_CONTENT_TOO_LARGE 413
+#endif
+
 #define BODY_MAX (64u * 1024 * 1024)
 #define BIG_MAX (1024ull * 1024 * 1024)
 #define BIG_BLOCK (64 * 1024)
@@ -35,13 +39,13 @@
 
 /* One request: created by the URI log callback, freed when MHD reports it completed. */
 struct rq {
-	int64_t t_us;   /* arrival, CLOCK_REALTIME */
-	char *uri;      /* owned; raw request target, query included */
-	char *body;     /* owned; NUL-terminated for convenience, body_len counts the real bytes */
+	int64_t t_us; /* arrival, CLOCK_REALTIME */
+	char *uri;    /* owned; raw request target, query included */
+	char *body;   /* owned; NUL-terminated for convenience, body_len counts the real bytes */
 	size_t body_len;
 	size_t body_cap;
-	bool too_big;   /* body exceeded BODY_MAX; the rest was discarded */
-	bool started;   /* the access handler has seen the headers */
+	bool too_big; /* body exceeded BODY_MAX; the rest was discarded */
+	bool started; /* the access handler has seen the headers */
 };
 
 /* A /flaky key and how many requests it has seen. */
@@ -59,9 +63,9 @@ struct target {
 	const char *port_file;
 	bool demo;
 	bool have_secret;
-	unsigned char *key;     /* owned; the webhook secret's key bytes */
+	unsigned char *key; /* owned; the webhook secret's key bytes */
 	size_t key_len;
-	int log_fd;             /* -1 without --log */
+	int log_fd; /* -1 without --log */
 	pthread_mutex_t log_lock;
 	pthread_mutex_t out_lock;
 	pthread_mutex_t flaky_lock;
@@ -185,9 +189,11 @@ static int seg_ulong(const char **p, unsigned long long max, unsigned long long 
 	if (!isdigit((unsigned char)*s))
 		return -1;
 	while (isdigit((unsigned char)*s)) {
-		v = v * 10 + (unsigned long long)(*s - '0');
-		if (v > max)
+		unsigned long long d = (unsigned long long)(*s - '0');
+
+		if (v > (max - d) / 10)
 			return -1;
+		v = v * 10 + d;
 		s++;
 	}
 	if (*s != '\0' && *s != '/')
@@ -434,16 +440,12 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned int status, co
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	if (retry_after != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
-	/* No final response follows a 1xx here, so close rather than leave the client waiting. */
-	if (status < 200)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
 
-static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned int status,
-				    const char *body)
+static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned int status, const char *body)
 {
 	return respond(c, status, "application/json", body, NULL);
 }
@@ -471,8 +473,8 @@ static enum MHD_Result ep_default(struct MHD_Connection *c, const char *path, si
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
 	json_object_object_add(o, "path", json_object_new_string_len(path, (int)path_len));
 	ret = respond_json(c, MHD_HTTP_OK,
-			   json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								     JSON_C_TO_STRING_NOSLASHESCAPE));
+			   json_object_to_json_string_ext(
+				   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return ret;
 }
@@ -494,8 +496,8 @@ static enum MHD_Result ep_flaky(struct MHD_Connection *c, const char *rest)
 
 	if (key == NULL)
 		return respond_bad(c, "bad flaky key");
-	if (seg_ulong(&rest, ULONG_MAX, &n) < 0 || seg_ulong(&rest, 999, &code) < 0 ||
-	    code < 100 || code > 599) {
+	if (seg_ulong(&rest, ULONG_MAX, &n) < 0 || seg_ulong(&rest, 999, &code) < 0 || code < 100 ||
+	    code > 599) {
 		free(key);
 		return respond_bad(c, "bad flaky count or status code");
 	}
@@ -527,7 +529,7 @@ static enum MHD_Result ep_slow(struct MHD_Connection *c, const char *rest)
 
 static ssize_t big_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-	uint64_t total = *(const uint64_t *)cls;
+	uint64_t total = (uintptr_t)cls;
 	size_t n;
 
 	if (pos >= total)
@@ -540,16 +542,14 @@ static ssize_t big_read(void *cls, uint64_t pos, char *buf, size_t max)
 static enum MHD_Result ep_big(struct MHD_Connection *c, const char *rest)
 {
 	unsigned long long bytes;
-	uint64_t *total;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
 	if (seg_ulong(&rest, BIG_MAX, &bytes) < 0)
 		return respond_bad(c, "bad size (at most 1 GiB)");
-	total = xmalloc(sizeof(*total));
-	*total = bytes;
-	/* MHD frees total through the free callback, also when creation fails. */
-	resp = MHD_create_response_from_callback(bytes, BIG_BLOCK, big_read, total, free);
+	/* The size rides in the closure pointer (1 GiB fits any uintptr_t), so nothing to free. */
+	resp = MHD_create_response_from_callback(bytes, BIG_BLOCK, big_read,
+						 (void *)(uintptr_t)bytes, NULL);
 	if (resp == NULL)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
@@ -781,11 +781,21 @@ out:
 	return rc;
 }
 
+/* MHD's own complaints (bad requests, the deliberate /reset close), marked as coming from it. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	fputs("ag_target: mhd: ", stderr);
+	vfprintf(stderr, fmt, ap);
+}
+
+/* Starts the daemon on --bind (IPv4 or IPv6 literal) and --port; NULL after logging why not. */
 static struct MHD_Daemon *start_daemon(void)
 {
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
 	const struct sockaddr *sa;
+	struct MHD_Daemon *d;
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			     MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
@@ -804,16 +814,25 @@ static struct MHD_Daemon *start_daemon(void)
 		fprintf(stderr, "ag_target: --bind %s: not an IP address\n", tg.bind);
 		return NULL;
 	}
-	/* select() would cap descriptors at FD_SETSIZE, below the 2048 connections, hence poll. */
-	return MHD_start_daemon(flags, (uint16_t)tg.port, NULL, NULL, on_request, NULL,
-				MHD_OPTION_SOCK_ADDR, sa,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
-				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
-				MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
-				MHD_OPTION_URI_LOG_CALLBACK, rq_new, NULL,
-				MHD_OPTION_NOTIFY_COMPLETED, rq_free, NULL,
-				MHD_OPTION_END);
+	/*
+	 * The logger must come first to catch option errors. poll, because select() caps
+	 * descriptors at FD_SETSIZE, below the connection limit.
+	 */
+	/* clang-format off */
+	d = MHD_start_daemon(flags, (uint16_t)tg.port, NULL, NULL, on_request, NULL,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     MHD_OPTION_SOCK_ADDR, sa,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
+			     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+			     MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
+			     MHD_OPTION_URI_LOG_CALLBACK, rq_new, NULL,
+			     MHD_OPTION_NOTIFY_COMPLETED, rq_free, NULL,
+			     MHD_OPTION_END);
+	/* clang-format on */
+	if (d == NULL)
+		fprintf(stderr, "ag_target: cannot listen on %s port %u\n", tg.bind, tg.port);
+	return d;
 }
 
 int main(int argc, char **argv)
@@ -832,18 +851,22 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* Block the stop signals before MHD starts its threads, so they all inherit the mask. */
+	/*
+	 * Block the stop signals before MHD starts its threads, so they all inherit the mask and
+	 * sigwait() below takes them. SIG_DFL first: a shell starts background jobs with SIGINT
+	 * ignored, and an ignored signal is discarded instead of becoming pending.
+	 */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	d = start_daemon();
-	if (d == NULL) {
-		fprintf(stderr, "ag_target: cannot listen on %s port %u\n", tg.bind, tg.port);
+	if (d == NULL)
 		return 1;
-	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	if (info == NULL || info->port == 0) {
 		fputs("ag_target: cannot learn the bound port\n", stderr);
