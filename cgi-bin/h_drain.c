@@ -75,7 +75,8 @@ int h_drain(const struct req *rq, struct resp *rs, struct app *app)
 		app->drain = drain_new(&app->cf, &app->np, &app->db, name);
 		free(name);
 		if (app->drain == NULL) {
-			resp_problem(rs, 500, NULL, "the drainer could not start (see the error log)");
+			resp_problem(rs, 500, NULL,
+				     "the drainer could not start (see the error log)");
 			return 0;
 		}
 	}

@@ -88,7 +88,8 @@ int h_metrics(const struct req *rq, struct resp *rs, struct app *app)
 		     "# TYPE asyncgate_dispatch_duration_seconds histogram\n");
 	for (size_t k = 0; k < nbounds; k++) {
 		cum += bk[k].n;
-		buf_printf(&b, "asyncgate_dispatch_duration_seconds_bucket{le=\"%g\"} %" PRId64 "\n",
+		buf_printf(&b,
+			   "asyncgate_dispatch_duration_seconds_bucket{le=\"%g\"} %" PRId64 "\n",
 			   (double)bounds[k] / 1000.0, cum);
 	}
 	buf_printf(&b,

@@ -62,16 +62,6 @@ static void listener_close(struct listener *l)
 	l->conn = NULL;
 }
 
-/* libpq's message on one log line, control characters escaped. */
-static const char *flat(const char *s, char *out, size_t outsz)
-{
-	size_t n = strlen(s);
-
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
-		n--;
-	return log_esc(out, outsz, s, n);
-}
-
 static int listener_fd(void *arg)
 {
 	struct listener *l = arg;
@@ -87,13 +77,12 @@ static int listener_fd(void *arg)
 	/* As db_connect: a bounded connect, the primary only (NOTIFY is not sent on a standby),
 	 * and the operator's conninfo last, so its own settings win. */
 	l->conn = PQconnectdbParams(
-		(const char *const[]){ "connect_timeout", "fallback_application_name",
-				       "target_session_attrs", "dbname", NULL },
-		(const char *const[]){ "5", "asyncgate-listen", "read-write", l->conninfo, NULL },
-		1);
+		(const char *const[]){"connect_timeout", "fallback_application_name",
+				      "target_session_attrs", "dbname", NULL},
+		(const char *const[]){"5", "asyncgate-listen", "read-write", l->conninfo, NULL}, 1);
 	if (PQstatus(l->conn) != CONNECTION_OK) {
 		log_warn("drainer: LISTEN connection failed (polling meanwhile): %s",
-			 flat(PQerrorMessage(l->conn), msg, sizeof(msg)));
+			 log_flat(msg, sizeof(msg), PQerrorMessage(l->conn)));
 		listener_close(l);
 		return -1;
 	}
@@ -101,7 +90,7 @@ static int listener_fd(void *arg)
 	res = PQexec(l->conn, "LISTEN " CHANNEL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_warn("drainer: LISTEN failed (polling meanwhile): %s",
-			 flat(PQerrorMessage(l->conn), msg, sizeof(msg)));
+			 log_flat(msg, sizeof(msg), PQerrorMessage(l->conn)));
 		PQclear(res);
 		listener_close(l);
 		return -1;
@@ -122,7 +111,7 @@ static void listener_wake(void *arg)
 		return;
 	if (PQconsumeInput(l->conn) == 0) {
 		log_warn("drainer: LISTEN connection lost: %s",
-			 flat(PQerrorMessage(l->conn), msg, sizeof(msg)));
+			 log_flat(msg, sizeof(msg), PQerrorMessage(l->conn)));
 		listener_close(l);
 		return;
 	}
@@ -154,7 +143,7 @@ int main(int argc, char **argv)
 	struct netpolicy np;
 	struct db db;
 	struct drain *d = NULL;
-	struct listener lis = { 0 };
+	struct listener lis = {0};
 	struct drain_opts o;
 	struct drain_stats st;
 	char host[128], *myname = NULL;
@@ -238,9 +227,8 @@ int main(int argc, char **argv)
 		}
 		rc = drain_run(d, &o, &st) == 0 ? 0 : 1;
 		printf("asyncgate-drainer: claimed=%" PRId64 " succeeded=%" PRId64
-		       " retried=%" PRId64 " dead=%" PRId64 " expired=%" PRId64
-		       " released=%" PRId64 " lost=%" PRId64 " unsettled=%" PRId64 " ms=%" PRId64
-		       "\n",
+		       " retried=%" PRId64 " dead=%" PRId64 " expired=%" PRId64 " released=%" PRId64
+		       " lost=%" PRId64 " unsettled=%" PRId64 " ms=%" PRId64 "\n",
 		       st.claimed, st.succeeded, st.retried, st.dead, st.expired, st.released,
 		       st.lost, st.unsettled, st.ms);
 		fflush(stdout);
@@ -258,12 +246,12 @@ int main(int argc, char **argv)
 		if (drain_run(d, &o, &st) != 0 && stop_flag == 0) {
 			/* database gone: drain_run backs off while following; this is a deeper
 			 * failure (libcurl). Wait a little and start over. */
-			nanosleep(&(struct timespec){ 1, 0 }, NULL);
+			nanosleep(&(struct timespec){1, 0}, NULL);
 		}
 		if (st.claimed > 0 || st.lost > 0 || st.released > 0)
-			log_info("drainer: claimed=%" PRId64 " succeeded=%" PRId64 " retried=%" PRId64
-				 " dead=%" PRId64 " expired=%" PRId64 " released=%" PRId64
-				 " lost=%" PRId64 " unsettled=%" PRId64,
+			log_info("drainer: claimed=%" PRId64 " succeeded=%" PRId64
+				 " retried=%" PRId64 " dead=%" PRId64 " expired=%" PRId64
+				 " released=%" PRId64 " lost=%" PRId64 " unsettled=%" PRId64,
 				 st.claimed, st.succeeded, st.retried, st.dead, st.expired,
 				 st.released, st.lost, st.unsettled);
 	}

@@ -41,16 +41,6 @@ static void db_drop(struct db *db)
 	db->conn = NULL;
 }
 
-/* libpq messages span lines (ERROR, DETAIL, HINT): one log line each, escaped. */
-static const char *flat(const char *msg, char *out, size_t outsz)
-{
-	size_t n = strlen(msg);
-
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		n--;
-	return log_esc(out, outsz, msg, n);
-}
-
 int db_connect(struct db *db)
 {
 	/* The conninfo comes last and is expanded, so its own settings win over these defaults:
@@ -73,7 +63,8 @@ int db_connect(struct db *db)
 	db_drop(db);
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
-		log_err("db connect failed: %s", flat(PQerrorMessage(db->conn), msg, sizeof(msg)));
+		log_err("db connect failed: %s",
+			log_flat(msg, sizeof(msg), PQerrorMessage(db->conn)));
 		db_drop(db);
 		return -1;
 	}
@@ -83,7 +74,7 @@ int db_connect(struct db *db)
 
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			log_err("db prepare %s failed: %s", queries[i].name,
-				flat(PQresultErrorMessage(res), msg, sizeof(msg)));
+				log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
 			PQclear(res);
 			db_drop(db);
 			return -1;
@@ -134,7 +125,7 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 			 * was out. Whether it ran is unknown; reconnect, and resend it only if
 			 * that is harmless. */
 			log_warn("db %s: connection lost: %s", queries[q].name,
-				 flat(PQerrorMessage(db->conn), msg, sizeof(msg)));
+				 log_flat(msg, sizeof(msg), PQerrorMessage(db->conn)));
 			PQclear(res);
 			db_drop(db);
 			if (lost) {
@@ -156,13 +147,14 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 		}
 		if (sqlstate_unavailable(db->sqlstate)) {
 			log_warn("db %s: server unavailable: sqlstate=%s %s", queries[q].name,
-				 db->sqlstate, flat(PQresultErrorMessage(res), msg, sizeof(msg)));
+				 db->sqlstate,
+				 log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
 			PQclear(res);
 			db->error = DB_UNAVAILABLE;
 			return NULL;
 		}
 		log_err("db %s failed: sqlstate=%s %s", queries[q].name, db->sqlstate,
-			flat(PQresultErrorMessage(res), msg, sizeof(msg)));
+			log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
 		PQclear(res);
 		db->error = DB_QUERY;
 		return NULL;

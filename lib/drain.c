@@ -26,12 +26,12 @@
 /* CURLOPT_PROTOCOLS_STR and CURLINFO_RETRY_AFTER (7.85.0; Debian 12 has 7.88.1). */
 _Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is needed");
 
-#define SETTLE_MAX 256	      /* outcomes per settle statement */
-#define SETTLE_WAIT_MS 50     /* longest an outcome waits for its batch */
+#define SETTLE_MAX 256		     /* outcomes per settle statement */
+#define SETTLE_WAIT_MS 50	     /* longest an outcome waits for its batch */
 #define SETTLE_MAX_BYTES (32u << 20) /* stored response bytes per batch, about */
-#define POLL_MAX_MS 200	      /* longest wait, so a stop signal is seen soon */
-#define MAX_RESP_HEADERS 100  /* response headers kept per attempt */
-#define MAX_RESP_HEADER 8192  /* bytes of one response header kept */
+#define POLL_MAX_MS 200		     /* longest wait, so a stop signal is seen soon */
+#define MAX_RESP_HEADERS 100	     /* response headers kept per attempt */
+#define MAX_RESP_HEADER 8192	     /* bytes of one response header kept */
 #define RETRY_AFTER_MAX_S (24LL * 86400)
 #define USER_AGENT "asyncgate/0.1"
 
@@ -66,8 +66,8 @@ enum claim_col {
 };
 
 /* Duration histogram bounds of /metrics (ms); a duration above the last one is bucket -1. */
-static const int bucket_bounds_ms[] = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-					30000, 60000 };
+static const int bucket_bounds_ms[] = {5,    10,   25,	 50,	100,   250,  500,
+				       1000, 2500, 5000, 10000, 30000, 60000};
 
 /* One call in flight. Strings are owned and freed by job_reset; the easy handle lives with the
  * slot and is reused (curl_easy_reset) for the next call. */
@@ -80,7 +80,7 @@ struct job {
 	char *correlation_id;
 	char *callback_of; /* on a callback call: the call it reports on */
 	int64_t max_attempts, attempt_floor, retry_initial_ms, retry_max_ms;
-	int64_t expires_ms; /* wall clock ms, database time; -1 = never */
+	int64_t expires_ms;    /* wall clock ms, database time; -1 = never */
 	int64_t clock_skew_ms; /* database now - local now, at the claim */
 	bool has_callback, has_failure_callback;
 	char *url;
@@ -108,7 +108,7 @@ struct drain {
 	int active;
 	struct json_object *pending; /* settle rows waiting for their batch */
 	int64_t pending_since_ms;
-	int64_t due_hint_ms; /* monotonic: when something this drainer settled falls due */
+	int64_t due_hint_ms;	  /* monotonic: when something this drainer settled falls due */
 	size_t pending_bytes;	  /* stored response bytes in pending (a batch stays far below
 				   * PostgreSQL's 1 GB parameter limit) */
 	int64_t flush_retry_ms;	  /* monotonic: no settle attempt before this (after a failure) */
@@ -130,15 +130,13 @@ enum send_verdict drain_verdict(long status, int curl_code, bool refused)
 	if (refused)
 		return SEND_DEAD;
 	switch ((CURLcode)curl_code) {
-	case CURLE_OK:
-		break;
+	case CURLE_OK: break;
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 	case CURLE_NOT_BUILT_IN:
 	case CURLE_TOO_MANY_REDIRECTS:
 	case CURLE_BAD_FUNCTION_ARGUMENT:
-	case CURLE_BAD_CONTENT_ENCODING:
-		return SEND_DEAD;
+	case CURLE_BAD_CONTENT_ENCODING: return SEND_DEAD;
 	default:
 		/* connect, DNS, TLS, timeouts, resets, empty replies: the network's fault */
 		return SEND_RETRY;
@@ -193,8 +191,7 @@ static bool base64_strict(const char *s, size_t n)
 	return pad <= 2;
 }
 
-char *drain_signature(const char *secret, const char *id, int64_t ts, const void *body,
-		      size_t len)
+char *drain_signature(const char *secret, const char *id, int64_t ts, const void *body, size_t len)
 {
 	unsigned char key[192];
 	const unsigned char *k;
@@ -232,8 +229,8 @@ char *drain_signature(const char *secret, const char *id, int64_t ts, const void
 	buf_init(&msg);
 	buf_printf(&msg, "%s.%" PRId64 ".", id, ts);
 	buf_append(&msg, body, len);
-	if (HMAC(EVP_sha256(), k, keylen, (const unsigned char *)msg.data, msg.len, mac,
-		 &maclen) != NULL) {
+	if (HMAC(EVP_sha256(), k, keylen, (const unsigned char *)msg.data, msg.len, mac, &maclen) !=
+	    NULL) {
 		EVP_EncodeBlock(b64, mac, (int)maclen);
 		out = xasprintf("v1,%s", (const char *)b64);
 	} else {
@@ -312,8 +309,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	ve = len;
 	while (vs < ve && (p[vs] == ' ' || p[vs] == '\t'))
 		vs++;
-	while (ve > vs && (p[ve - 1] == '\r' || p[ve - 1] == '\n' || p[ve - 1] == ' ' ||
-			   p[ve - 1] == '\t'))
+	while (ve > vs &&
+	       (p[ve - 1] == '\r' || p[ve - 1] == '\n' || p[ve - 1] == ' ' || p[ve - 1] == '\t'))
 		ve--;
 	if (ve - vs > MAX_RESP_HEADER)
 		ve = vs + MAX_RESP_HEADER;
@@ -406,7 +403,8 @@ static void add_line(struct curl_slist **l, const char *line)
 
 static void add_header(struct curl_slist **l, const char *name, const char *value)
 {
-	/* "Name:" would make libcurl drop the header; "Name;" sends it empty (CURLOPT_HTTPHEADER) */
+	/* "Name:" would make libcurl drop the header; "Name;" sends it empty (CURLOPT_HTTPHEADER)
+	 */
 	char *line = value[0] == '\0' ? xasprintf("%s;", name) : xasprintf("%s: %s", name, value);
 
 	add_line(l, line);
@@ -490,8 +488,8 @@ static int job_headers(struct job *j, const PGresult *res, int row, const char *
 		add_header(&j->headers, "Async-Correlation-Id", j->correlation_id);
 	if (secret != NULL && secret[0] != '\0') {
 		int64_t ts = timeparse_now_us() / 1000000;
-		char *sig = drain_signature(secret, j->id, ts, j->body != NULL ? j->body : (void *)"",
-					    j->body_len);
+		char *sig = drain_signature(secret, j->id, ts,
+					    j->body != NULL ? j->body : (void *)"", j->body_len);
 
 		if (sig == NULL)
 			goto out;
@@ -603,9 +601,9 @@ static char *envelope(const struct job *j, const char *outcome, long status, con
 	char *text;
 
 	add_str(o, "call_id", j->id);
-	json_object_object_add(o, "correlation_id", j->correlation_id != NULL
-							    ? json_object_new_string(j->correlation_id)
-							    : NULL);
+	json_object_object_add(o, "correlation_id",
+			       j->correlation_id != NULL ? json_object_new_string(j->correlation_id)
+							 : NULL);
 	add_str(o, "outcome", outcome);
 	add_int(o, "attempts", j->attempt);
 	if (status > 0) {
@@ -615,10 +613,11 @@ static char *envelope(const struct job *j, const char *outcome, long status, con
 		json_object_object_add(r, "headers", json_object_get(j->resp_headers));
 		if (http_utf8_valid(j->resp_body.data != NULL ? j->resp_body.data : "",
 				    j->resp_body.len)) {
-			json_object_object_add(r, "body",
-					       json_object_new_string_len(
-						       j->resp_body.data != NULL ? j->resp_body.data : "",
-						       (int)j->resp_body.len));
+			json_object_object_add(
+				r, "body",
+				json_object_new_string_len(
+					j->resp_body.data != NULL ? j->resp_body.data : "",
+					(int)j->resp_body.len));
 		} else {
 			char *b = base64(j->resp_body.data, j->resp_body.len);
 
@@ -626,16 +625,16 @@ static char *envelope(const struct job *j, const char *outcome, long status, con
 			free(b);
 		}
 		add_int(r, "size", j->resp_size);
-		json_object_object_add(r, "truncated",
-				       json_object_new_boolean(j->resp_size >
-							       (int64_t)j->resp_body.len));
+		json_object_object_add(
+			r, "truncated",
+			json_object_new_boolean(j->resp_size > (int64_t)j->resp_body.len));
 		json_object_object_add(o, "response", r);
 	} else {
 		json_object_object_add(o, "response", NULL);
 	}
 	json_object_object_add(o, "error", error != NULL ? json_object_new_string(error) : NULL);
 	text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return text;
 }
@@ -684,8 +683,9 @@ static void settle_job(struct drain *d, struct job *j, const char *state, int64_
 		add_int(r, "bucket_ms", j->t0_ms != 0 ? bucket_of(duration_ms) : -2);
 	}
 	add_str(r, "error", error);
-	if (final && (strcmp(state, "succeeded") == 0 ? j->has_callback
-						       : (j->has_callback || j->has_failure_callback))) {
+	if (final &&
+	    (strcmp(state, "succeeded") == 0 ? j->has_callback
+					     : (j->has_callback || j->has_failure_callback))) {
 		char cb[UUID_LEN];
 
 		if (uuid_v7(cb) == 0) {
@@ -713,12 +713,13 @@ static int settle_rows(struct drain *d, struct json_object *rows, struct drain_s
 	snprintf(ma, sizeof(ma), "%" PRId64, cf->default_max_attempts);
 	snprintf(ri, sizeof(ri), "%" PRId64, cf->default_retry_initial_ms);
 	snprintf(rm, sizeof(rm), "%" PRId64,
-		 cf->default_retry_max_ms > cf->default_retry_initial_ms ? cf->default_retry_max_ms
-									 : cf->default_retry_initial_ms);
+		 cf->default_retry_max_ms > cf->default_retry_initial_ms
+			 ? cf->default_retry_max_ms
+			 : cf->default_retry_initial_ms);
 	snprintf(to, sizeof(to), "%" PRId64, cf->default_timeout_ms);
 	text = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN |
 							    JSON_C_TO_STRING_NOSLASHESCAPE);
-	res = db_exec(d->db, Q_DRAIN_SETTLE, (const char *[]){ text, d->name, ma, ri, rm, to });
+	res = db_exec(d->db, Q_DRAIN_SETTLE, (const char *[]){text, d->name, ma, ri, rm, to});
 	if (res == NULL)
 		return -1;
 	/* count by the state each row asked for, among those the database took */
@@ -781,14 +782,14 @@ static int settle_singly(struct drain *d, struct drain_stats *st)
 		if (rc == 0 && settle_rows(d, one, st) != 0 && d->db->error == DB_QUERY) {
 			/* Keep the outcome, drop what the database would not take (the answer's
 			 * headers and body, the callback). */
-			static const char *const keep[] = { "id",	   "attempt",	  "state",
-							    "delay_ms",	   "started_us", "duration_ms",
-							    "status",	   "outcome",	  "bucket_ms" };
+			static const char *const keep[] = {"id",       "attempt",    "state",
+							   "delay_ms", "started_us", "duration_ms",
+							   "status",   "outcome",    "bucket_ms"};
 			struct json_object *lean = json_object_new_object(), *v;
 			char err[96];
 
-			snprintf(err, sizeof(err),
-				 "the answer could not be stored (sqlstate %s)", d->db->sqlstate);
+			snprintf(err, sizeof(err), "the answer could not be stored (sqlstate %s)",
+				 d->db->sqlstate);
 			for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
 				if (json_object_object_get_ex(r, keep[k], &v))
 					json_object_object_add(lean, keep[k], json_object_get(v));
@@ -802,7 +803,8 @@ static int settle_singly(struct drain *d, struct drain_stats *st)
 				d->db->sqlstate);
 			if (settle_rows(d, one, st) != 0) {
 				if (d->db->error == DB_QUERY) {
-					log_err("drain call=%s: outcome not recorded; the call is sent "
+					log_err("drain call=%s: outcome not recorded; the call is "
+						"sent "
 						"again after its lease",
 						json_object_get_string(
 							json_object_object_get(r, "id")));
@@ -897,11 +899,11 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 		uint32_t r = 0;
 		int64_t ra_ms = -1;
 
-		if (status > 0 && curl_easy_getinfo(j->easy, CURLINFO_RETRY_AFTER, &retry_after) ==
-					  CURLE_OK &&
+		if (status > 0 &&
+		    curl_easy_getinfo(j->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
 		    retry_after > 0)
 			ra_ms = (retry_after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S
-								  : (int64_t)retry_after) *
+								 : (int64_t)retry_after) *
 				1000;
 		if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 			r = (uint32_t)rand();
@@ -964,8 +966,8 @@ static void job_start(struct drain *d, struct job *j, const PGresult *res, int r
 	j->resp_headers = json_object_new_object();
 
 	if (col_bool(res, row, CC_EXPIRED)) {
-		settle_job(d, j, "expired", 0, false, 0, "expired before it could be sent",
-			   NULL, 0);
+		settle_job(d, j, "expired", 0, false, 0, "expired before it could be sent", NULL,
+			   0);
 		job_reset(j);
 		return;
 	}
@@ -1019,7 +1021,7 @@ static int claim(struct drain *d, int n, struct drain_stats *st)
 
 	snprintf(nb, sizeof(nb), "%d", n);
 	snprintf(margin, sizeof(margin), "%" PRId64, d->cf->drain_lease_margin_ms);
-	res = db_exec(d->db, Q_DRAIN_CLAIM, (const char *[]){ nb, d->name, margin });
+	res = db_exec(d->db, Q_DRAIN_CLAIM, (const char *[]){nb, d->name, margin});
 	if (res == NULL)
 		return -1;
 	rows = PQntuples(res);
@@ -1100,7 +1102,7 @@ static void release_all(struct drain *d, struct drain_stats *st, const char *why
 	}
 	if (json_object_array_length(rows) > 0) {
 		res = db_exec(d->db, Q_DRAIN_RELEASE,
-			      (const char *[]){ json_object_to_json_string(rows), d->name });
+			      (const char *[]){json_object_to_json_string(rows), d->name});
 		if (res != NULL) {
 			st->released += PQntuples(res);
 			PQclear(res);
@@ -1200,8 +1202,7 @@ void drain_free(struct drain *d)
 /* Whether a claim now makes sense: in bulk (a quarter of the slots at least) while calls keep
  * coming; otherwise on the timer or a NOTIFY (--follow), or once everything in hand is done
  * (--once: the queue may hold new callbacks and retries by then). */
-static bool claim_ready(const struct drain *d, const struct drain_opts *o, int conc,
-			bool more_due)
+static bool claim_ready(const struct drain *d, const struct drain_opts *o, int conc, bool more_due)
 {
 	int free_n = conc - d->active;
 
@@ -1274,10 +1275,12 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 				    json_object_array_length(d->pending) == 0)
 					break; /* --once: nothing more is due */
 				if (!more_due && o->follow)
-					next_claim = mono_ms() +
-						     next_due_ms(d, 50, d->cf->drain_poll_interval_ms);
+					next_claim =
+						mono_ms() +
+						next_due_ms(d, 50, d->cf->drain_poll_interval_ms);
 			}
-			continue; /* a claim takes time: look at the clock and the stop flag again */
+			continue; /* a claim takes time: look at the clock and the stop flag again
+				   */
 		}
 		if (!claiming && d->active == 0)
 			break;
@@ -1350,7 +1353,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		d->flush_retry_ms = 0;
 		if (flush(d, st) == 0)
 			break;
-		nanosleep(&(struct timespec){ 0, 200000000L * (i + 1) }, NULL);
+		nanosleep(&(struct timespec){0, 200000000L * (i + 1)}, NULL);
 	}
 	if (json_object_array_length(d->pending) > 0) {
 		st->unsettled += (int64_t)json_object_array_length(d->pending);

@@ -92,3 +92,12 @@ char *log_esc(char *out, size_t outsz, const char *in, size_t inlen)
 	out[o] = '\0';
 	return out;
 }
+
+const char *log_flat(char *out, size_t outsz, const char *msg)
+{
+	size_t n = strlen(msg);
+
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		n--;
+	return log_esc(out, outsz, msg, n);
+}

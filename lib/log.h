@@ -27,5 +27,8 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* Copies untrusted text into out for a log line: at most outsz-1 bytes, control characters and
  * non-ASCII bytes as \xNN, a trailing "..." when cut (kcgi logging.c). Returns out. */
 char *log_esc(char *out, size_t outsz, const char *in, size_t inlen);
+/* A library's multi-line message (libpq: ERROR, DETAIL, HINT) as one escaped log line, without
+ * its trailing newline. Returns out. */
+const char *log_flat(char *out, size_t outsz, const char *msg);
 
 #endif

@@ -33,6 +33,10 @@ PGconn *it_db(void);
 /* The first column of the first row of a query with text params, as a new string, or NULL. */
 char *it_sql(const char *sql, int nparams, const char *const *params);
 long it_sql_long(const char *sql, int nparams, const char *const *params);
+/* `SELECT expr FROM calls WHERE id = $1` as a new string (caller frees), or NULL. */
+char *it_field(const char *id, const char *expr);
+/* it_field equals want; a failed CHECK (reported) otherwise. */
+bool it_field_is(const char *id, const char *expr, const char *want);
 
 /* Test bookkeeping. it_check records a failure (printing the message) and returns cond. */
 bool it_check(bool cond, const char *file, int line, const char *fmt, ...)

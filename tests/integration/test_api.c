@@ -25,25 +25,6 @@ static long calls_count(void)
 	return it_sql_long("SELECT count(*) FROM calls", 0, NULL);
 }
 
-static char *row_field(const char *id, const char *expr)
-{
-	char sql[512];
-	const char *p[1] = { id };
-
-	snprintf(sql, sizeof(sql), "SELECT %s FROM calls WHERE id = $1::uuid", expr);
-	return it_sql(sql, 1, p);
-}
-
-static bool field_is(const char *id, const char *expr, const char *want)
-{
-	char *v = row_field(id, expr);
-	bool ok = v != NULL && strcmp(v, want) == 0;
-
-	CHECK(ok, "%s of %s: got '%s', want '%s'", expr, id, v ? v : "(null)", want);
-	free(v);
-	return ok;
-}
-
 static void post(const char *body, const char *const *hdrs, struct hresp *r)
 {
 	it_http("POST", url, "/v1/calls", JSON, body, strlen(body), hdrs, r);
@@ -77,23 +58,23 @@ static void t_valid_call_stored(void)
 	CHECK(strstr(it_jstr(&r, "status_url"), id) != NULL, "status_url");
 	CHECK(strlen(it_jstr(&r, "not_before")) == 24, "not_before %s", it_jstr(&r, "not_before"));
 	CHECK(calls_count() == before + 1, "row count %ld -> %ld", before, calls_count());
-	field_is(id, "state", "queued");
-	field_is(id, "method", "PUT");
-	field_is(id, "target", T "/orders");
-	field_is(id, "query", "size=small&tag=a&tag=b&q=x%20y%26z");
-	field_is(id, "headers->>'X-A'", "1");
-	field_is(id, "headers->>'Content-Type'", "application/vnd.x+json");
-	field_is(id, "convert_from(body, 'UTF8')", "{\"any\":[1,2,\"three\"],\"n\":null}");
-	field_is(id, "body_type", "json");
-	field_is(id, "correlation_id", "order-1234");
-	field_is(id, "callback_url", T "/replies");
-	field_is(id, "failure_callback_url", T "/failures");
-	field_is(id, "failure_callback_headers->>'X-Team'", "b");
-	field_is(id, "max_attempts || ' ' || retry_initial_ms || ' ' || retry_max_ms", "7 2000 300000");
-	field_is(id, "timeout_ms", "20000");
-	field_is(id, "round(extract(epoch FROM not_before - created_at))", "90");
-	field_is(id, "round(extract(epoch FROM expires_at - not_before))", "86400");
-	field_is(id, "tableoid::regclass::text", "calls_live");
+	it_field_is(id, "state", "queued");
+	it_field_is(id, "method", "PUT");
+	it_field_is(id, "target", T "/orders");
+	it_field_is(id, "query", "size=small&tag=a&tag=b&q=x%20y%26z");
+	it_field_is(id, "headers->>'X-A'", "1");
+	it_field_is(id, "headers->>'Content-Type'", "application/vnd.x+json");
+	it_field_is(id, "convert_from(body, 'UTF8')", "{\"any\":[1,2,\"three\"],\"n\":null}");
+	it_field_is(id, "body_type", "json");
+	it_field_is(id, "correlation_id", "order-1234");
+	it_field_is(id, "callback_url", T "/replies");
+	it_field_is(id, "failure_callback_url", T "/failures");
+	it_field_is(id, "failure_callback_headers->>'X-Team'", "b");
+	it_field_is(id, "max_attempts || ' ' || retry_initial_ms || ' ' || retry_max_ms", "7 2000 300000");
+	it_field_is(id, "timeout_ms", "20000");
+	it_field_is(id, "round(extract(epoch FROM not_before - created_at))", "90");
+	it_field_is(id, "round(extract(epoch FROM expires_at - not_before))", "86400");
+	it_field_is(id, "tableoid::regclass::text", "calls_live");
 	free(loc);
 	it_hresp_free(&r);
 }
@@ -117,7 +98,7 @@ static void t_body_kinds(void)
 	CHECK(r.status == 202, "base64 status %ld: %s", r.status, r.body);
 	for (int i = 0; i < 256; i++)
 		snprintf(hex + 2 * i, 3, "%02x", i);
-	got = row_field(it_jstr(&r, "id"), "encode(body, 'hex')");
+	got = it_field(it_jstr(&r, "id"), "encode(body, 'hex')");
 	CHECK(got != NULL && strcmp(got, hex) == 0, "binary body differs");
 	free(got);
 	CHECK(strcmp(it_jstr(&r, "state"), "queued") == 0, "past not_before is due now");
@@ -140,9 +121,9 @@ static void t_body_kinds(void)
 		post(body, NULL, &r);
 		CHECK(r.status == 202, "text status %ld: %s", r.status, r.body);
 		snprintf(idc, sizeof(idc), "%s", it_jstr(&r, "id"));
-		field_is(idc, "encode(body, 'hex')", "68c3a96c6c6f0a");
-		field_is(idc, "ag_ts(not_before)", want);
-		field_is(idc, "body_type", "text");
+		it_field_is(idc, "encode(body, 'hex')", "68c3a96c6c6f0a");
+		it_field_is(idc, "ag_ts(not_before)", want);
+		it_field_is(idc, "body_type", "text");
 	}
 	it_hresp_free(&r);
 }
@@ -172,26 +153,26 @@ static void t_transparent_binary(void)
 	CHECK(r.status == 202, "status %ld: %s", r.status, r.body);
 	snprintf(id, sizeof(id), "%s", it_jstr(&r, "id"));
 	CHECK(strcmp(it_jstr(&r, "state"), "scheduled") == 0, "Async-Delay makes it scheduled");
-	got = row_field(id, "encode(body, 'hex')");
+	got = it_field(id, "encode(body, 'hex')");
 	CHECK(got != NULL && strcmp(got, hex) == 0, "binary body not byte-identical");
 	free(got);
 	{
 		char idc[64];
 
 		snprintf(idc, sizeof(idc), "%s", id);
-		field_is(idc, "method", "PATCH");
-		field_is(idc, "target", T "/hook/sub/path");
-		field_is(idc, "query", "a=1&b=%2F2");
-		field_is(idc, "headers->>'X-Trace'", "abc-123");
-		field_is(idc, "headers->>'Content-Type'", "application/octet-stream");
-		field_is(idc, "headers ? 'Authorization'", "f");
-		field_is(idc, "(SELECT count(*) FROM jsonb_object_keys(headers) k WHERE k ILIKE "
+		it_field_is(idc, "method", "PATCH");
+		it_field_is(idc, "target", T "/hook/sub/path");
+		it_field_is(idc, "query", "a=1&b=%2F2");
+		it_field_is(idc, "headers->>'X-Trace'", "abc-123");
+		it_field_is(idc, "headers->>'Content-Type'", "application/octet-stream");
+		it_field_is(idc, "headers ? 'Authorization'", "f");
+		it_field_is(idc, "(SELECT count(*) FROM jsonb_object_keys(headers) k WHERE k ILIKE "
 			      "'async-%' OR k ILIKE 'idempotency-key' OR k ILIKE 'host')::text",
 			 "0");
-		field_is(idc, "correlation_id", "tr-1");
-		field_is(idc, "max_attempts", "3");
-		field_is(idc, "callback_url", T "/cb");
-		field_is(idc, "idempotency_key", "tb-1");
+		it_field_is(idc, "correlation_id", "tr-1");
+		it_field_is(idc, "max_attempts", "3");
+		it_field_is(idc, "callback_url", T "/cb");
+		it_field_is(idc, "idempotency_key", "tb-1");
 	}
 	it_hresp_free(&r);
 
@@ -203,8 +184,8 @@ static void t_transparent_binary(void)
 		char idc[64];
 
 		snprintf(idc, sizeof(idc), "%s", it_jstr(&r, "id"));
-		field_is(idc, "target", T "/plain/x");
-		field_is(idc, "query", "k=v");
+		it_field_is(idc, "target", T "/plain/x");
+		it_field_is(idc, "query", "k=v");
 	}
 	it_hresp_free(&r);
 }
@@ -221,14 +202,14 @@ static void t_functions(void)
 	post("{\"function\":\"resize-image\",\"path\":\"/v2/thumbs\",\"body\":{\"w\":64}}", NULL, &r);
 	CHECK(r.status == 202, "function call: %ld %s", r.status, r.body);
 	snprintf(idc, sizeof(idc), "%s", it_jstr(&r, "id"));
-	field_is(idc, "function || ' ' || path", "resize-image /v2/thumbs");
-	field_is(idc, "max_attempts || ' ' || timeout_ms", "4 5000");
+	it_field_is(idc, "function || ' ' || path", "resize-image /v2/thumbs");
+	it_field_is(idc, "max_attempts || ' ' || timeout_ms", "4 5000");
 	it_hresp_free(&r);
 
 	it_http("DELETE", url, "/v1/async/resize-image/v3/x?y=1", NULL, NULL, 0, NULL, &r);
 	CHECK(r.status == 202, "transparent function: %ld %s", r.status, r.body);
 	snprintf(idc, sizeof(idc), "%s", it_jstr(&r, "id"));
-	field_is(idc, "function || ' ' || path || ' ' || method || ' ' || query",
+	it_field_is(idc, "function || ' ' || path || ' ' || method || ' ' || query",
 		 "resize-image /v3/x DELETE y=1");
 	it_hresp_free(&r);
 }
@@ -274,7 +255,7 @@ static void t_batch(void)
 		const char *last = json_object_get_string(
 			json_object_object_get(json_object_array_get_idx(arr, 999), "id"));
 
-		field_is(last, "target", T "/b/999");
+		it_field_is(last, "target", T "/b/999");
 	}
 	json_object_put(arr);
 	CHECK(calls_count() == before + 1000, "batch rows %ld", calls_count() - before);
@@ -674,8 +655,8 @@ static void t_cancel_retry(void)
 	CHECK(r.status == 200 && strcmp(it_jstr(&r, "state"), "cancelled") == 0, "cancel: %ld %s",
 	      r.status, r.body);
 	it_hresp_free(&r);
-	field_is(id, "state || ' ' || tableoid::regclass::text", "cancelled calls_done");
-	field_is(id, "finished_at IS NOT NULL", "t");
+	it_field_is(id, "state || ' ' || tableoid::regclass::text", "cancelled calls_done");
+	it_field_is(id, "finished_at IS NOT NULL", "t");
 	it_http("DELETE", url, path, NULL, NULL, 0, NULL, &r);
 	CHECK(r.status == 409 && strstr(it_jstr(&r, "detail"), "cancelled") != NULL,
 	      "cancel twice: %ld", r.status);
@@ -684,8 +665,8 @@ static void t_cancel_retry(void)
 	CHECK(r.status == 202 && strcmp(it_jstr(&r, "state"), "queued") == 0, "retry: %ld %s",
 	      r.status, r.body);
 	it_hresp_free(&r);
-	field_is(id, "state || ' ' || tableoid::regclass::text", "queued calls_live");
-	field_is(id, "finished_at IS NULL AND not_before <= now()", "t");
+	it_field_is(id, "state || ' ' || tableoid::regclass::text", "queued calls_live");
+	it_field_is(id, "finished_at IS NULL AND not_before <= now()", "t");
 	/* Not cancellable once in flight (as a drainer would leave it). */
 	{
 		const char *p[1] = { id };
@@ -742,7 +723,7 @@ static void t_standalone(void)
 		strlen("{\"target\":\"" T "/standalone\"}"), NULL, &r);
 	CHECK(r.status == 202, "standalone socket: %ld %s", r.status, r.body);
 	if (r.status == 202)
-		field_is(it_jstr(&r, "id"), "target", T "/standalone");
+		it_field_is(it_jstr(&r, "id"), "target", T "/standalone");
 	it_hresp_free(&r);
 }
 
@@ -828,7 +809,7 @@ static void t_client_scope(void)
 	run_cgi_as("alice", "POST", "/v1/calls", "{\"target\":\"" T "/alice\"}", out, sizeof(out));
 	CHECK(strncmp(out, "Status: 202", 11) == 0, "alice enqueues: %.100s", out);
 	cgi_id(out, id, sizeof(id));
-	field_is(id, "client", "alice");
+	it_field_is(id, "client", "alice");
 	snprintf(path, sizeof(path), "/v1/calls/%s", id);
 	run_cgi_as("bob", "GET", path, "", out, sizeof(out));
 	CHECK(strncmp(out, "Status: 404", 11) == 0, "bob reads alice's call: %.100s", out);
@@ -842,7 +823,7 @@ static void t_client_scope(void)
 	CHECK(strstr(out, id) != NULL, "alice's list lacks her call");
 	run_cgi_as("alice", "GET", path, "", out, sizeof(out));
 	CHECK(strncmp(out, "Status: 200", 11) == 0, "alice reads her call: %.100s", out);
-	field_is(id, "state", "queued");
+	it_field_is(id, "state", "queued");
 }
 
 /* A cancel that waits on a row which another transaction moves to calls_done meets a
@@ -892,7 +873,7 @@ static void t_partition_race(void)
 	close(fds[1]);
 	PQfinish(other);
 	CHECK(status == 409, "cancel racing a partition move: %ld (want 409)", status);
-	field_is(id, "state || ' ' || tableoid::regclass::text", "dead calls_done");
+	it_field_is(id, "state || ' ' || tableoid::regclass::text", "dead calls_done");
 }
 
 static void t_plain_cgi(void)
@@ -980,7 +961,7 @@ static void t_db_outage(void)
 	post("{\"target\":\"" T "/after-outage\"}", NULL, &r);
 	CHECK(r.status == 202, "after restart: %ld %s", r.status, r.body);
 	if (r.status == 202)
-		field_is(it_jstr(&r, "id"), "target", T "/after-outage");
+		it_field_is(it_jstr(&r, "id"), "target", T "/after-outage");
 	it_hresp_free(&r);
 	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target = '" T "/outage'", 0, NULL) == 0,
 	      "nothing written while down");

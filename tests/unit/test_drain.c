@@ -39,10 +39,10 @@ static void check_verdict(long status, int code, bool refused, enum send_verdict
 
 static void test_verdict_status(void **state)
 {
-	static const long ok[] = { 200, 201, 202, 204, 299 };
-	static const long retry[] = { 408, 425, 429, 500, 502, 503, 504, 599 };
-	static const long dead[] = { 0, 100, 199, 300, 301, 302, 304, 400, 401, 403, 404,
-				     409, 410, 413, 422, 451, 600 };
+	static const long ok[] = {200, 201, 202, 204, 299};
+	static const long retry[] = {408, 425, 429, 500, 502, 503, 504, 599};
+	static const long dead[] = {0,	 100, 199, 300, 301, 302, 304, 400, 401,
+				    403, 404, 409, 410, 413, 422, 451, 600};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
@@ -57,19 +57,15 @@ static void test_verdict_status(void **state)
 static void test_verdict_curl_errors(void **state)
 {
 	static const CURLcode retry[] = {
-		CURLE_COULDNT_CONNECT,
-		CURLE_OPERATION_TIMEDOUT,
-		CURLE_GOT_NOTHING,
-		CURLE_RECV_ERROR,
-		CURLE_COULDNT_RESOLVE_HOST,
-		CURLE_SEND_ERROR,
+		CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT,   CURLE_GOT_NOTHING,
+		CURLE_RECV_ERROR,      CURLE_COULDNT_RESOLVE_HOST, CURLE_SEND_ERROR,
 	};
 	static const CURLcode dead[] = {
 		CURLE_URL_MALFORMAT,
 		CURLE_UNSUPPORTED_PROTOCOL,
 		CURLE_TOO_MANY_REDIRECTS,
 	};
-	static const long statuses[] = { 0, 200, 404, 503 };
+	static const long statuses[] = {0, 200, 404, 503};
 
 	(void)state;
 	for (size_t s = 0; s < sizeof(statuses) / sizeof(statuses[0]); s++) {
@@ -90,8 +86,8 @@ static void test_verdict_refused(void **state)
 	check_verdict(0, CURLE_OPERATION_TIMEDOUT, true, SEND_DEAD);
 }
 
-static void check_backoff_range(int64_t initial, int64_t max, int failures, double u,
-				int64_t lo, int64_t hi)
+static void check_backoff_range(int64_t initial, int64_t max, int failures, double u, int64_t lo,
+				int64_t hi)
 {
 	int64_t got = drain_backoff_ms(initial, max, failures, u, -1);
 
@@ -107,15 +103,10 @@ static void test_backoff_bounds(void **state)
 	static const struct {
 		int64_t initial, max;
 	} cfgs[] = {
-		{ 1000, 3600000 },
-		{ 1, 10 },
-		{ 500, 500 },
-		{ 0, 1000 },
-		{ 250, 60000 },
-		{ 1000, 24 * DAY_MS },
-		{ 30000, 86400000 },
+		{1000, 3600000},     {1, 10},		{500, 500}, {0, 1000}, {250, 60000},
+		{1000, 24 * DAY_MS}, {30000, 86400000},
 	};
-	static const double us[] = { 0, 0.5, 0.999999 };
+	static const double us[] = {0, 0.5, 0.999999};
 
 	(void)state;
 	for (size_t c = 0; c < sizeof(cfgs) / sizeof(cfgs[0]); c++) {
@@ -237,9 +228,9 @@ static void test_signature_malformed(void **state)
 {
 	char too_long[6 + 348 + 1]; /* 261 key bytes */
 	const char *cases[] = {
-		"whsec_abc",  "whsec_",	    "whsec_a",	  "whsec_aGk",	    "whsec_ab!c",
-		"whsec_aG k", "whsec_====", "whsec_a===", "whsec_ab=c", "whsec_aGk=aGk=",
-		too_long,
+		"whsec_abc",  "whsec_",		"whsec_a",    "whsec_aGk",
+		"whsec_ab!c", "whsec_aG k",	"whsec_====", "whsec_a===",
+		"whsec_ab=c", "whsec_aGk=aGk=", too_long,
 	};
 
 	(void)state;
@@ -279,7 +270,7 @@ static void test_signature_long_raw(void **state)
 /* The body is signed over its full length, NUL bytes included. */
 static void test_signature_nul_body(void **state)
 {
-	static const char body[] = { 'a', 'b', '\0', 'c', 'd' };
+	static const char body[] = {'a', 'b', '\0', 'c', 'd'};
 	char *full, *cut;
 
 	(void)state;
@@ -296,8 +287,8 @@ static void test_signature_nul_body(void **state)
 	free(cut);
 }
 
-static void check_url(const char *target, const char *base_url, const char *path,
-		      const char *query, const char *want)
+static void check_url(const char *target, const char *base_url, const char *path, const char *query,
+		      const char *want)
 {
 	char *got = drain_url(target, base_url, path, query);
 
@@ -338,15 +329,9 @@ static void test_stats_json(void **state)
 		const char *name;
 		int64_t value;
 	} want[] = {
-		{ "claimed", 11 },
-		{ "succeeded", 2 },
-		{ "retried", 3 },
-		{ "dead", 4 },
-		{ "expired", 0 },
-		{ "released", 5 },
-		{ "lost", 6 },
-		{ "unsettled", 7 },
-		{ "ms", 9007199254740993LL },
+		{"claimed", 11}, {"succeeded", 2}, {"retried", 3},
+		{"dead", 4},	 {"expired", 0},   {"released", 5},
+		{"lost", 6},	 {"unsettled", 7}, {"ms", 9007199254740993LL},
 	};
 	struct drain_stats st = {
 		.claimed = 11,
