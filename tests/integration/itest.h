@@ -38,6 +38,10 @@ char *it_field(const char *id, const char *expr);
 /* it_field equals want; a failed CHECK (reported) otherwise. */
 bool it_field_is(const char *id, const char *expr, const char *want);
 
+/* Stops or starts the test PostgreSQL ("stop" | "start", via AG_PG_CTL_STOP/START); returns
+ * system()'s status (0 = done), -1 when the harness did not say how. */
+int it_pg_ctl(const char *what);
+
 /* Test bookkeeping. it_check records a failure (printing the message) and returns cond. */
 bool it_check(bool cond, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

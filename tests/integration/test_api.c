@@ -923,18 +923,6 @@ static int handler_pids(int *pids, int max)
 	return n;
 }
 
-static int pgctl(const char *what)
-{
-	char cmd[1024];
-
-	const char *c = getenv(strcmp(what, "stop") == 0 ? "AG_PG_CTL_STOP" : "AG_PG_CTL_START");
-
-	if (c == NULL)
-		return -1;
-	snprintf(cmd, sizeof(cmd), "%s >/dev/null 2>&1", c);
-	return system(cmd);
-}
-
 /* PostgreSQL stops: 503 with Retry-After and nothing written; it comes back: the same handler
  * processes serve again. */
 static void t_db_outage(void)
@@ -946,7 +934,7 @@ static void t_db_outage(void)
 	char *ra;
 
 	CHECK(nb > 0, "no handler process found for %s", getenv("AG_BIN"));
-	CHECK(pgctl("stop") == 0, "pgctl stop failed");
+	CHECK(it_pg_ctl("stop") == 0, "pgctl stop failed");
 	post("{\"target\":\"" T "/outage\"}", NULL, &r);
 	ra = it_header(&r, "Retry-After");
 	CHECK(r.status == 503, "while down: %ld %s", r.status, r.body);
@@ -957,7 +945,7 @@ static void t_db_outage(void)
 	it_http("GET", url, "/v1/health", NULL, NULL, 0, NULL, &r);
 	CHECK(r.status == 503, "health while down: %ld", r.status);
 	it_hresp_free(&r);
-	CHECK(pgctl("start") == 0, "pgctl start failed");
+	CHECK(it_pg_ctl("start") == 0, "pgctl start failed");
 	post("{\"target\":\"" T "/after-outage\"}", NULL, &r);
 	CHECK(r.status == 202, "after restart: %ld %s", r.status, r.body);
 	if (r.status == 202)

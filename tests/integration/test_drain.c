@@ -896,17 +896,6 @@ static void t_sigterm(void)
 		 2, (const char *const[]){like, unsent});
 }
 
-static int pg_ctl(const char *what)
-{
-	char cmd[1024];
-	const char *c = getenv(strcmp(what, "stop") == 0 ? "AG_PG_CTL_STOP" : "AG_PG_CTL_START");
-
-	if (c == NULL)
-		return -1;
-	snprintf(cmd, sizeof(cmd), "%s >/dev/null 2>&1", c);
-	return system(cmd);
-}
-
 /* PostgreSQL goes away while calls are in flight: --follow keeps their outcomes and records
  * them once it is back (nothing lost, nothing sent twice); --once without a database exits 1. */
 static void t_db_outage(void)
@@ -924,11 +913,11 @@ static void t_db_outage(void)
 	snprintf(path, sizeof(path), "/slow/1000/%s/", tg);
 	pid = follow_start();
 	json_object_put(wait_hits(path, n, 5000));
-	CHECK(pg_ctl("stop") == 0, "could not stop PostgreSQL");
+	CHECK(it_pg_ctl("stop") == 0, "could not stop PostgreSQL");
 	sleep_ms(2500); /* the answers come back; their outcomes cannot be recorded */
 	rc = drain_once();
 	CHECK(rc == 1, "--once without a database: exit %d, want 1", rc);
-	CHECK(pg_ctl("start") == 0, "could not start PostgreSQL");
+	CHECK(it_pg_ctl("start") == 0, "could not start PostgreSQL");
 	snprintf(like, sizeof(like), "%%/slow/1000/%s/%%", tg);
 	wait_count("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'", like,
 		   n, 15000);
