@@ -1004,6 +1004,101 @@ static void t_drain_endpoint(void)
 		 1, (const char *const[]){like});
 }
 
+/* Runs the handler as plain CGI for POST /v1/drain with conf, and returns what it wrote (new
+ * string; caller frees), or NULL. */
+static char *cgi_drain(const char *conf)
+{
+	int fd[2];
+	pid_t pid;
+	struct buf out;
+	char chunk[4096];
+	ssize_t n;
+
+	if (pipe(fd) != 0)
+		return NULL;
+	pid = fork();
+	if (pid == 0) {
+		char auth[256];
+
+		snprintf(auth, sizeof(auth), "Bearer %s", token);
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		if (freopen("/dev/null", "r", stdin) == NULL)
+			_exit(126);
+		setenv("ASYNCGATE_CONF", conf, 1);
+		setenv("REQUEST_METHOD", "POST", 1);
+		setenv("REQUEST_URI", "/v1/drain", 1);
+		setenv("CONTENT_LENGTH", "0", 1);
+		setenv("HTTP_AUTHORIZATION", auth, 1);
+		execl(getenv("AG_BIN"), "asyncgate.fcgi", (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	buf_init(&out);
+	while ((n = read(fd[0], chunk, sizeof(chunk))) > 0)
+		buf_append(&out, chunk, (size_t)n);
+	close(fd[0]);
+	waitpid(pid, NULL, 0);
+	return buf_take(&out, NULL);
+}
+
+/* /v1/drain's budget: a call still waiting for its answer when the budget ends counts as an
+ * aborted attempt (retried with back-off, so a slow target cannot be sent the same attempt on
+ * every ping); the answer comes when the budget ends, not when the target answers. */
+static void t_drain_budget(void)
+{
+	const char *tg = tag();
+	char body[256], conf[600], id[64], *out, *err;
+	const char *json;
+	FILE *in, *f;
+	char line[512];
+	int64_t t;
+	struct json_object *o;
+
+	snprintf(conf, sizeof(conf), "%s/budget.conf", tmpdir);
+	in = fopen(getenv("ASYNCGATE_CONF"), "r");
+	f = fopen(conf, "w");
+	if (!CHECK(in != NULL && f != NULL, "cannot write %s", conf)) {
+		if (in != NULL)
+			fclose(in);
+		if (f != NULL)
+			fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), in) != NULL)
+		fputs(line, f);
+	fputs("\ndrain_budget = 1s\n", f);
+	fclose(in);
+	fclose(f);
+	snprintf(body, sizeof(body), "{\"target\":\"%s/slow/5000/%s\"}", target, tg);
+	snprintf(id, sizeof(id), "%s", enqueue(body));
+	t = now_ms();
+	out = cgi_drain(conf);
+	t = now_ms() - t;
+	json = out != NULL ? strstr(out, "\r\n\r\n") : NULL;
+	o = json != NULL ? json_tokener_parse(json + 4) : NULL;
+	printf("# /v1/drain with a 1 s budget and a 5 s target: %lld ms: %s\n", (long long)t,
+	       json != NULL ? json + 4 : "(no answer)");
+	CHECK(out != NULL && strncmp(out, "Status: 200", 11) == 0, "CGI answer: %.80s",
+	      out ? out : "");
+	jis(o, "claimed", "1");
+	jis(o, "retried", "1");
+	CHECK(t < 3000, "the drain took %lld ms with a 1 s budget", (long long)t);
+	it_field_is(id, "state", "retrying");
+	it_field_is(id, "attempts", "1");
+	err = it_field(id, "last_error");
+	CHECK(err != NULL && strncmp(err, "aborted: the drain budget ran out", 33) == 0,
+	      "last_error: %s", err ? err : "(null)");
+	free(err);
+	CHECK(attempts_of(id) == 1, "attempt rows: %ld", attempts_of(id));
+	json_object_put(o);
+	free(out);
+	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
+		 "WHERE id = $1::uuid AND state = 'retrying'",
+		 1, (const char *const[]){id});
+}
+
 /* The target verifies the Standard Webhooks signature with the function's secret. */
 static void t_signature(void)
 {
@@ -1186,6 +1281,8 @@ int main(void)
 	       t_db_outage);
 	it_run("drain: /v1/drain refuses a wrong token; its summary matches the rows",
 	       t_drain_endpoint);
+	it_run("drain: at the end of the /v1/drain budget a sent call counts as an aborted attempt",
+	       t_drain_budget);
 	it_run("drain: the target verifies the Standard Webhooks signature", t_signature);
 	it_run("drain: the address policy applies to the address connected to", t_refused_address);
 	it_run("drain: function default headers under the call's; non-string values skipped",
