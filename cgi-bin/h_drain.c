@@ -2,12 +2,10 @@
  * ping or a scheduler in a serverless setup; guarded by the drain_token of the configuration. */
 #include "handlers.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -65,13 +63,8 @@ int h_drain(const struct req *rq, struct resp *rs, struct app *app)
 		free(qmax);
 	}
 	if (app->drain == NULL) {
-		char host[128];
-		char *name;
+		char *name = drain_name("fcgi:");
 
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "localhost");
-		host[sizeof(host) - 1] = '\0';
-		name = xasprintf("fcgi:%s:%ld", host, (long)getpid());
 		app->drain = drain_new(&app->cf, &app->np, &app->db, name);
 		free(name);
 		if (app->drain == NULL) {

@@ -1,13 +1,11 @@
 /* asyncgate-drainer: flags, signals and the LISTEN connection around lib/drain.c, for cron
  * (--once) and for a long-running service (--follow). */
 #include <errno.h>
-#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -146,7 +144,7 @@ int main(int argc, char **argv)
 	struct listener lis = {0};
 	struct drain_opts o;
 	struct drain_stats st;
-	char host[128], *myname = NULL;
+	char *myname = NULL, *line;
 	struct sigaction sa;
 	int rc = 1;
 
@@ -198,10 +196,7 @@ int main(int argc, char **argv)
 		log_set_level(lvl);
 	if (concurrency == 0)
 		concurrency = cf.drain_concurrency;
-	if (gethostname(host, sizeof(host)) != 0)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	myname = name != NULL ? xstrdup(name) : xasprintf("%s:%ld", host, (long)getpid());
+	myname = name != NULL ? xstrdup(name) : drain_name("");
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -226,11 +221,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		rc = drain_run(d, &o, &st) == 0 ? 0 : 1;
-		printf("asyncgate-drainer: claimed=%" PRId64 " succeeded=%" PRId64
-		       " retried=%" PRId64 " dead=%" PRId64 " expired=%" PRId64 " released=%" PRId64
-		       " lost=%" PRId64 " unsettled=%" PRId64 " ms=%" PRId64 "\n",
-		       st.claimed, st.succeeded, st.retried, st.dead, st.expired, st.released,
-		       st.lost, st.unsettled, st.ms);
+		line = drain_stats_line(&st);
+		printf("asyncgate-drainer: %s\n", line);
+		free(line);
 		fflush(stdout);
 		goto out;
 	}
@@ -248,12 +241,11 @@ int main(int argc, char **argv)
 			 * failure (libcurl). Wait a little and start over. */
 			nanosleep(&(struct timespec){1, 0}, NULL);
 		}
-		if (st.claimed > 0 || st.lost > 0 || st.released > 0)
-			log_info("drainer: claimed=%" PRId64 " succeeded=%" PRId64
-				 " retried=%" PRId64 " dead=%" PRId64 " expired=%" PRId64
-				 " released=%" PRId64 " lost=%" PRId64 " unsettled=%" PRId64,
-				 st.claimed, st.succeeded, st.retried, st.dead, st.expired,
-				 st.released, st.lost, st.unsettled);
+		if (st.claimed > 0 || st.lost > 0 || st.released > 0) {
+			line = drain_stats_line(&st);
+			log_info("drainer: %s", line);
+			free(line);
+		}
 	}
 	log_info("drainer: stopped");
 	rc = 0;

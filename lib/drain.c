@@ -3,6 +3,7 @@
 #include "drain.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -423,6 +425,29 @@ static bool obj_has_ci(struct json_object *o, const char *name)
 	return false;
 }
 
+/* Adds the headers of object h (NULL: none) that over (NULL: none) does not name. Operators
+ * write default_headers by SQL, and a header is a header: anything that is not a string under
+ * a token name, or that the gateway sets itself, is skipped (and logged), never sent. */
+static void add_headers(struct job *j, struct json_object *h, struct json_object *over,
+			const char *what)
+{
+	if (h == NULL || !json_object_is_type(h, json_type_object))
+		return;
+	json_object_object_foreach (h, k, v) {
+		const char *s =
+			json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+
+		if (obj_has_ci(over, k))
+			continue;
+		if (s == NULL || http_header_reserved(k) || !http_token_valid(k) ||
+		    !http_value_valid(s, strlen(s))) {
+			log_warn("drain call=%s: %s is not a valid header; skipped", j->id, what);
+			continue;
+		}
+		add_header(&j->headers, k, s);
+	}
+}
+
 /* The outbound headers: the function's defaults under the call's own, a Content-Type for the
  * body kind when none was given, the Async-* headers and, with a secret, the signature. */
 static int job_headers(struct job *j, const PGresult *res, int row, const char *body_type)
@@ -436,38 +461,8 @@ static int job_headers(struct job *j, const PGresult *res, int row, const char *
 		call_h = json_tokener_parse(col(res, row, CC_HEADERS));
 	if (col(res, row, CC_DEFAULT_HEADERS) != NULL)
 		def_h = json_tokener_parse(col(res, row, CC_DEFAULT_HEADERS));
-	/* Operators write default_headers by SQL: anything that is not a string value under a
-	 * token name is skipped (and logged), never sent. */
-	if (def_h != NULL && json_object_is_type(def_h, json_type_object)) {
-		json_object_object_foreach (def_h, k, v) {
-			const char *s = json_object_is_type(v, json_type_string)
-						? json_object_get_string(v)
-						: NULL;
-
-			if (obj_has_ci(call_h, k))
-				continue;
-			if (s == NULL || http_header_reserved(k) || !http_token_valid(k) ||
-			    !http_value_valid(s, strlen(s))) {
-				log_warn("drain call=%s: a default header of its function is not a "
-					 "valid header; skipped",
-					 j->id);
-				continue;
-			}
-			add_header(&j->headers, k, s);
-		}
-	}
-	if (call_h != NULL && json_object_is_type(call_h, json_type_object)) {
-		json_object_object_foreach (call_h, k, v) {
-			const char *s = json_object_is_type(v, json_type_string)
-						? json_object_get_string(v)
-						: NULL;
-
-			/* checked when accepted; checked again, a header is a header */
-			if (s == NULL || !http_token_valid(k) || !http_value_valid(s, strlen(s)))
-				continue;
-			add_header(&j->headers, k, s);
-		}
-	}
+	add_headers(j, def_h, call_h, "a default header of its function");
+	add_headers(j, call_h, NULL, "a header of the call");
 	if (!obj_has_ci(call_h, "Content-Type") && !obj_has_ci(def_h, "Content-Type")) {
 		if (body_type == NULL)
 			add_line(&j->headers, "Content-Type:"); /* no form type from libcurl */
@@ -1370,11 +1365,56 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 	return rc;
 }
 
+/* The counters of struct drain_stats in their reporting order, for the JSON and text forms. */
+static const struct {
+	const char *name;
+	size_t offset;
+} stat_fields[] = {
+	{"claimed", offsetof(struct drain_stats, claimed)},
+	{"succeeded", offsetof(struct drain_stats, succeeded)},
+	{"retried", offsetof(struct drain_stats, retried)},
+	{"dead", offsetof(struct drain_stats, dead)},
+	{"expired", offsetof(struct drain_stats, expired)},
+	{"released", offsetof(struct drain_stats, released)},
+	{"lost", offsetof(struct drain_stats, lost)},
+	{"unsettled", offsetof(struct drain_stats, unsettled)},
+	{"ms", offsetof(struct drain_stats, ms)},
+};
+
+static int64_t stat_value(const struct drain_stats *st, size_t i)
+{
+	return *(const int64_t *)(const void *)((const char *)st + stat_fields[i].offset);
+}
+
 char *drain_stats_json(const struct drain_stats *st)
 {
-	return xasprintf("{\"claimed\":%" PRId64 ",\"succeeded\":%" PRId64 ",\"retried\":%" PRId64
-			 ",\"dead\":%" PRId64 ",\"expired\":%" PRId64 ",\"released\":%" PRId64
-			 ",\"lost\":%" PRId64 ",\"unsettled\":%" PRId64 ",\"ms\":%" PRId64 "}",
-			 st->claimed, st->succeeded, st->retried, st->dead, st->expired,
-			 st->released, st->lost, st->unsettled, st->ms);
+	struct json_object *o = json_object_new_object();
+	char *text;
+
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
+		add_int(o, stat_fields[i].name, stat_value(st, i));
+	text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return text;
+}
+
+char *drain_stats_line(const struct drain_stats *st)
+{
+	struct buf b;
+
+	buf_init(&b);
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
+		buf_printf(&b, "%s%s=%" PRId64, i > 0 ? " " : "", stat_fields[i].name,
+			   stat_value(st, i));
+	return buf_take(&b, NULL);
+}
+
+char *drain_name(const char *prefix)
+{
+	char host[128];
+
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	return xasprintf("%s%s:%ld", prefix, host, (long)getpid());
 }

@@ -67,6 +67,11 @@ const int *drain_buckets_ms(size_t *n);
 
 /* The stats as one JSON object text {"claimed":…,…,"ms":…}; caller frees. */
 char *drain_stats_json(const struct drain_stats *st) MUSTCHECK;
+/* The same as a log line's key=value pairs "claimed=… … ms=…"; caller frees. */
+char *drain_stats_line(const struct drain_stats *st) MUSTCHECK;
+
+/* The default name of a drainer in leases and attempt rows: prefix + "host:pid". Caller frees. */
+char *drain_name(const char *prefix) MUSTCHECK;
 
 /* ---- the pure parts, exported for the unit tests ---- */
 

@@ -80,20 +80,28 @@ static const char *enqueue(const char *body)
 	return id;
 }
 
-/* Waits until `SELECT count(*) ...` (with $1 = arg) reaches want; true when it did. */
-static bool wait_count(const char *sql, const char *arg, long want, long timeout_ms)
+/* How many calls whose id is match, or whose target is LIKE match, are in state. */
+static long count_state(const char *match, const char *state)
+{
+	return it_sql_long("SELECT count(*) FROM calls "
+			   "WHERE (id::text = $1 OR target LIKE $1) AND state = $2",
+			   2, (const char *const[]){match, state});
+}
+
+/* Waits until count_state(match, state) reaches want; true when it did (reported if not). */
+static bool wait_state(const char *match, const char *state, long want, long timeout_ms)
 {
 	int64_t end = now_ms() + timeout_ms;
-	const char *p[1] = {arg};
 	long n = -1;
 
 	while (now_ms() < end) {
-		n = it_sql_long(sql, arg != NULL ? 1 : 0, arg != NULL ? p : NULL);
+		n = count_state(match, state);
 		if (n >= want)
 			return true;
 		sleep_ms(50);
 	}
-	CHECK(false, "waited %ld ms for %ld rows, have %ld: %s", timeout_ms, want, n, sql);
+	CHECK(false, "waited %ld ms for %ld calls %s in state %s, have %ld", timeout_ms, want,
+	      match, state, n);
 	return false;
 }
 
@@ -419,10 +427,8 @@ static void t_retry_backoff(void)
 		 "\"initial\":\"100ms\",\"max\":\"500ms\"}}",
 		 target, tg);
 	snprintf(id2, sizeof(id2), "%s", enqueue(body));
-	wait_count("SELECT count(*) FROM calls WHERE id = $1::uuid AND state = 'succeeded'", id, 1,
-		   10000);
-	wait_count("SELECT count(*) FROM calls WHERE id = $1::uuid AND state = 'succeeded'", id2, 1,
-		   10000);
+	wait_state(id, "succeeded", 1, 10000);
+	wait_state(id2, "succeeded", 1, 10000);
 	follow_stop(pid);
 
 	it_field_is(id, "attempts", "3");
@@ -540,10 +546,8 @@ static void t_timeout_and_reset(void)
 		 target, tg);
 	snprintf(id2, sizeof(id2), "%s", enqueue(body));
 	pid = follow_start();
-	wait_count("SELECT count(*) FROM calls WHERE id = $1::uuid AND state = 'dead'", id, 1,
-		   10000);
-	wait_count("SELECT count(*) FROM calls WHERE id = $1::uuid AND state = 'dead'", id2, 1,
-		   10000);
+	wait_state(id, "dead", 1, 10000);
+	wait_state(id2, "dead", 1, 10000);
 	follow_stop(pid);
 	res = PQexecParams(it_db(),
 			   "SELECT attempt, duration_ms, status, error FROM attempts "
@@ -632,8 +636,7 @@ static void t_kill9(void)
 			   1, NULL, (const char *const[]){like}, NULL, NULL, 0);
 	CHECK(PQntuples(res) == n, "%d of %d calls in flight at the kill", PQntuples(res), n);
 	b = follow_start();
-	wait_count("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'", like,
-		   n, 20000);
+	wait_state(like, "succeeded", n, 20000);
 	follow_stop(b);
 
 	h = hits(path);
@@ -713,8 +716,7 @@ static void t_four_drainers(void)
 	f2 = drainer_spawn((const char *const[]){"--follow", NULL});
 	o2 = drainer_spawn((const char *const[]){"--once", "--concurrency", "16", NULL});
 	snprintf(like, sizeof(like), "%%/many/%s/%%", tg);
-	wait_count("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'", like,
-		   total, 60000);
+	wait_state(like, "succeeded", total, 60000);
 	printf("# 4 drainers: %d calls delivered in %lld ms\n", total, (long long)(now_ms() - t0));
 	CHECK(drainer_wait(o1, 30000, NULL) == 0, "--once drainer 1 failed");
 	CHECK(drainer_wait(o2, 30000, NULL) == 0, "--once drainer 2 failed");
@@ -844,9 +846,7 @@ static void t_sigterm(void)
 	       (long long)(now_ms() - t), n);
 	CHECK(rc == 0, "exit status %d", rc);
 	snprintf(like, sizeof(like), "%%/slow/1500/%s/a%%", tg);
-	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'",
-			  1, (const char *const[]){like}) == n,
-	      "in-flight calls not finished before exit");
+	CHECK(count_state(like, "succeeded") == n, "in-flight calls not finished before exit");
 
 	/* Second run: calls whose request went out, and one whose TLS handshake never ends (a
 	 * listener that never accepts), so its request never left. */
@@ -919,8 +919,7 @@ static void t_db_outage(void)
 	CHECK(rc == 1, "--once without a database: exit %d, want 1", rc);
 	CHECK(it_pg_ctl("start") == 0, "could not start PostgreSQL");
 	snprintf(like, sizeof(like), "%%/slow/1000/%s/%%", tg);
-	wait_count("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'", like,
-		   n, 15000);
+	wait_state(like, "succeeded", n, 15000);
 	follow_stop(pid);
 	h = hits(path);
 	CHECK((int)json_object_array_length(h) == n, "%zu deliveries of %d calls",
@@ -978,15 +977,9 @@ static void t_drain_endpoint(void)
 	jis(o, "retried", "1");
 	json_object_put(o);
 	it_hresp_free(&r);
-	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'",
-			  1, (const char *const[]){like}) == 3,
-	      "succeeded rows");
-	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'dead'", 1,
-			  (const char *const[]){like}) == 1,
-	      "dead rows");
-	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'retrying'",
-			  1, (const char *const[]){like}) == 1,
-	      "retrying rows");
+	CHECK(count_state(like, "succeeded") == 3, "succeeded rows");
+	CHECK(count_state(like, "dead") == 1, "dead rows");
+	CHECK(count_state(like, "retrying") == 1, "retrying rows");
 	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
 			  "WHERE c.target LIKE $1 AND a.drainer LIKE 'fcgi:%'",
 			  1, (const char *const[]){like}) == 5,
