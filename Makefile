@@ -27,7 +27,8 @@ endif
 
 LIB_SRC  := $(sort $(wildcard lib/*.c))
 API_SRC  := $(sort $(wildcard cgi-bin/*.c))
-DRN_SRC  := $(sort $(wildcard drainer/*.c))
+DRN_SRC  := drainer/main.c
+ADM_SRC  := drainer/admin.c
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 IT_SRC   := $(sort $(wildcard tests/integration/test_*.c))
 
@@ -37,6 +38,8 @@ LIBAG   := $(B)/libag.a
 API_BIN := $(B)/asyncgate.fcgi
 DRN_OBJ := $(DRN_SRC:%.c=$(B)/%.o)
 DRN_BIN := $(B)/asyncgate-drainer
+ADM_OBJ := $(ADM_SRC:%.c=$(B)/%.o)
+ADM_BIN := $(B)/asyncgate-admin
 # The HTTP target of the integration tests, and the demo target of `make run` (libmicrohttpd).
 TGT_BIN := $(B)/ag_target
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
@@ -45,7 +48,7 @@ IT_BIN  := $(IT_SRC:tests/integration/%.c=$(B)/it/%)
 .PHONY: all deps run check unit unit-san integration conf-check bench install uninstall \
 	clean format lint
 
-all: $(API_BIN) $(DRN_BIN) $(TGT_BIN)
+all: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -59,6 +62,9 @@ $(API_BIN): $(API_OBJ) $(LIBAG)
 
 $(DRN_BIN): $(DRN_OBJ) $(LIBAG)
 	$(CC) $(AG_LDFLAGS) $(LDFLAGS) -o $@ $(DRN_OBJ) $(LIBAG) $(PKG_LIBS)
+
+$(ADM_BIN): $(ADM_OBJ) $(LIBAG)
+	$(CC) $(AG_LDFLAGS) $(LDFLAGS) -o $@ $(ADM_OBJ) $(LIBAG) $(PKG_LIBS)
 
 $(TGT_BIN): tests/target/ag_target.c
 	@mkdir -p $(dir $@)
@@ -91,7 +97,7 @@ unit: $(UNIT_BIN)
 unit-san:
 	@$(MAKE) --no-print-directory SANITIZE=1 unit
 
-integration: $(API_BIN) $(DRN_BIN) $(TGT_BIN) $(IT_BIN)
+integration: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN) $(IT_BIN)
 	@bash tests/integration/run.sh
 
 # Every configuration key must be in the sample file and the README (PgBouncer optscan.sh).
@@ -107,11 +113,12 @@ bench:
 
 # The drainer's cron line and systemd units go to $(DATADIR)/examples: their ExecStart paths
 # assume PREFIX=/usr/local, so an operator reads them before copying them into place.
-install: $(API_BIN) $(DRN_BIN)
+install: $(API_BIN) $(DRN_BIN) $(ADM_BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
 		$(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/examples
 	install -m 0755 $(API_BIN) $(DESTDIR)$(LIBEXECDIR)/asyncgate.fcgi
 	install -m 0755 $(DRN_BIN) $(DESTDIR)$(BINDIR)/asyncgate-drainer
+	install -m 0755 $(ADM_BIN) $(DESTDIR)$(BINDIR)/asyncgate-admin
 	install -m 0644 conf/asyncgate-drainer.cron conf/systemd/*.service conf/systemd/*.timer \
 		$(DESTDIR)$(DATADIR)/examples/
 	install -m 0755 sql/migrate.sh $(DESTDIR)$(BINDIR)/asyncgate-migrate
@@ -120,7 +127,7 @@ install: $(API_BIN) $(DRN_BIN)
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/asyncgate.fcgi $(DESTDIR)$(BINDIR)/asyncgate-migrate \
-		$(DESTDIR)$(BINDIR)/asyncgate-drainer \
+		$(DESTDIR)$(BINDIR)/asyncgate-drainer $(DESTDIR)$(BINDIR)/asyncgate-admin \
 		$(DESTDIR)$(SYSCONFDIR)/asyncgate.conf.sample
 	rm -rf $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/examples
 

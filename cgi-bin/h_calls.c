@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "auth.h"
 #include "call.h"
 #include "log.h"
 #include "uuid.h"
@@ -38,11 +39,50 @@ void h_db_error(struct resp *rs, const struct app *app)
 	}
 }
 
-static const char *client_of(const struct req *rq)
+/* The client whose calls a lookup may see: its own name, or NULL (all) for an admin. */
+static const char *scope_of(const struct principal *who)
 {
-	const char *u = req_param(rq, "REMOTE_USER");
+	return who->admin ? NULL : who->client;
+}
 
-	return u != NULL ? u : "";
+/* 403 unless who may make every call in calls[0..n): the function, or the target URL, and the
+ * callback URLs. Field names follow the JSON instruction, or the transparent-mode request. */
+static int check_allowed(struct resp *rs, const struct principal *who, const struct call *calls,
+			 size_t n, bool batch, bool transparent)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct call *c = &calls[i];
+		char pre[32] = "";
+		const char *field = NULL;
+		const char *what = NULL;
+
+		if (batch)
+			snprintf(pre, sizeof(pre), "[%zu].", i);
+		if (c->function != NULL && !auth_may_function(who, c->function)) {
+			field = "function";
+			what = "this function";
+		} else if (c->target != NULL && !auth_may_url(who, c->target)) {
+			field = "target";
+			what = "this URL (no url_patterns entry matches it)";
+		} else if (c->callback_url != NULL && !auth_may_url(who, c->callback_url)) {
+			field = transparent ? "Async-Callback" : "callback";
+			what = "this callback URL (no url_patterns entry matches it)";
+		} else if (c->failure_callback_url != NULL &&
+			   !auth_may_url(who, c->failure_callback_url)) {
+			field = transparent ? "Async-Failure-Callback" : "failure_callback";
+			what = "this failure callback URL (no url_patterns entry matches it)";
+		}
+		if (field != NULL) {
+			char f[64];
+
+			snprintf(f, sizeof(f), "%s%s", pre, field);
+			resp_problem(rs, 403, f, "%s: the %s %s may not call %s", f,
+				     who->key_id != NULL ? "API key" : "user",
+				     who->key_id != NULL ? who->key_id : who->client, what);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* Fills url with where a call's status lives: public_url, or the mount point, + /v1/calls/id. */
@@ -226,10 +266,11 @@ out:
 }
 
 /* Answers a repeat of an Idempotency-Key: the first answer again for the same request. */
-static void replay(const struct req *rq, struct resp *rs, struct app *app, const char *key,
-		   const char *hash, char (*ids)[UUID_LEN], const char **idp, size_t n, bool batch)
+static void replay(const struct req *rq, struct resp *rs, struct app *app, const char *client,
+		   const char *key, const char *hash, char (*ids)[UUID_LEN], const char **idp,
+		   size_t n, bool batch)
 {
-	const char *params[2] = {client_of(rq), key};
+	const char *params[2] = {client, key};
 	PGresult *res = db_exec(&app->db, Q_IDEM_GET, params);
 	int nr;
 
@@ -311,11 +352,11 @@ static PGresult *insert_calls(struct app *app, const char *const *params, const 
 	return NULL;
 }
 
-int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls,
-		    size_t n, bool batch)
+int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
+		    const struct principal *who, struct call *calls, size_t n, bool batch)
 {
 	const char *key = req_param(rq, "HTTP_IDEMPOTENCY_KEY");
-	const char *client = client_of(rq);
+	const char *client = who->client;
 	struct json_object *rows = json_object_new_array();
 	char(*ids)[UUID_LEN] = xcalloc(n, UUID_LEN);
 	const char **idp = xcalloc(n, sizeof(*idp));
@@ -329,11 +370,6 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, stru
 			     "Idempotency-Key: must be 1 to %d bytes of UTF-8 without control "
 			     "characters",
 			     IDEM_KEY_MAX);
-		goto out;
-	}
-	if (!http_utf8_valid(client, strlen(client))) {
-		resp_problem(rs, 400, "REMOTE_USER",
-			     "REMOTE_USER: the web server's user name is not UTF-8");
 		goto out;
 	}
 	/* The hash is only kept with a key: no hashing on the plain accept path. */
@@ -365,7 +401,7 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, stru
 		goto out;
 	}
 	if (PQntuples(res) == 0 && key != NULL) {
-		replay(rq, rs, app, key, hash, ids, idp, n, batch);
+		replay(rq, rs, app, client, key, hash, ids, idp, n, batch);
 		goto out;
 	}
 	log_info("enqueue calls=%zu first=%s batch=%d", n, ids[0], batch);
@@ -433,7 +469,8 @@ static bool json_content_type(const char *ct)
 	return true;
 }
 
-int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
+int h_calls_post(const struct req *rq, struct resp *rs, struct app *app,
+		 const struct principal *who)
 {
 	const struct call_env env = {&app->cf, &app->np};
 	struct json_tokener *tok = NULL;
@@ -505,7 +542,8 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
 			goto out;
 		}
 	}
-	h_calls_enqueue(rq, rs, app, calls, n, batch);
+	if (check_allowed(rs, who, calls, n, batch, false) == 0)
+		h_calls_enqueue(rq, rs, app, who, calls, n, batch);
 out:
 	for (size_t i = 0; calls != NULL && i < n; i++)
 		call_cleanup(&calls[i]);
@@ -516,7 +554,8 @@ out:
 	return 0;
 }
 
-int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *rest)
+int h_async(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
+	    const char *rest)
 {
 	const struct call_env env = {&app->cf, &app->np};
 	struct call c;
@@ -525,8 +564,8 @@ int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *
 	call_init(&c);
 	if (call_from_request(&c, rq, rest, &env, &p) != 0)
 		resp_problem(rs, p.status, p.field, "%s", p.detail);
-	else
-		h_calls_enqueue(rq, rs, app, &c, 1, false);
+	else if (check_allowed(rs, who, &c, 1, false, true) == 0)
+		h_calls_enqueue(rq, rs, app, who, &c, 1, false);
 	call_cleanup(&c);
 	return 0;
 }
@@ -555,15 +594,17 @@ static void redact_headers(struct json_object *headers)
 	}
 }
 
-int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
+	       const char *id)
 {
 	PGresult *res = NULL;
 	PGresult *att = NULL;
 	struct json_object *o = NULL;
 	struct json_object *arr;
 	struct json_object *cb;
-	const char *params[2] = {id, client_of(rq)};
+	const char *params[2] = {id, scope_of(who)};
 
+	(void)rq; /* the handler signature is shared; a call is found by id and client */
 	if (!uuid_valid(id)) {
 		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
 		goto out;
@@ -611,7 +652,8 @@ static bool state_known(const char *s)
 	return false;
 }
 
-int h_calls_list(const struct req *rq, struct resp *rs, struct app *app)
+int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
+		 const struct principal *who)
 {
 	char *state = NULL, *function = NULL, *corr = NULL, *after = NULL;
 	char limit_text[16];
@@ -687,7 +729,7 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app)
 	params[2] = corr;
 	params[3] = after;
 	params[4] = limit_text;
-	params[5] = client_of(rq);
+	params[5] = scope_of(who);
 	res = db_exec(&app->db, Q_CALLS_LIST, params);
 	if (res == NULL) {
 		h_db_error(rs, app);
@@ -717,12 +759,13 @@ out:
 /* After a state change found no row: 404 if there is no such call (for this client), else 409
  * with its state. When the change was lost with the connection (DB_LOST), the call may already
  * be in the state asked for: then that is the answer (ok_state, via ok()). */
-static void explain_state(const struct req *rq, struct resp *rs, struct app *app, const char *id,
-			  const char *what, const char *ok_state,
+static void explain_state(const struct req *rq, struct resp *rs, struct app *app,
+			  const struct principal *who, const char *id, const char *what,
+			  const char *ok_state,
 			  void (*ok)(const struct req *, struct resp *, const struct app *,
 				     const char *, const char *))
 {
-	const char *params[2] = {id, client_of(rq)};
+	const char *params[2] = {id, scope_of(who)};
 	bool lost = app->db.error == DB_LOST;
 	PGresult *res = db_exec(&app->db, Q_CALL_STATE, params);
 
@@ -761,9 +804,10 @@ static void requeued(const struct req *rq, struct resp *rs, const struct app *ap
 	json_object_put(o);
 }
 
-int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
+		  const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, client_of(rq)};
+	const char *params[2] = {id, scope_of(who)};
 	PGresult *res;
 
 	if (!uuid_valid(id)) {
@@ -776,7 +820,7 @@ int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const 
 		return 0;
 	}
 	if (res == NULL || PQntuples(res) == 0) {
-		explain_state(rq, rs, app, id,
+		explain_state(rq, rs, app, who, id,
 			      "only scheduled, queued and retrying calls can be cancelled",
 			      "cancelled", cancelled);
 	} else {
@@ -787,9 +831,10 @@ int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const 
 	return 0;
 }
 
-int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
+		 const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, client_of(rq)};
+	const char *params[2] = {id, scope_of(who)};
 	PGresult *res;
 
 	if (!uuid_valid(id)) {
@@ -802,7 +847,7 @@ int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const c
 		return 0;
 	}
 	if (res == NULL || PQntuples(res) == 0) {
-		explain_state(rq, rs, app, id,
+		explain_state(rq, rs, app, who, id,
 			      "only dead, expired and cancelled calls can be retried", "queued",
 			      requeued);
 	} else {

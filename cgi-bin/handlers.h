@@ -18,13 +18,26 @@ struct app {
 	int64_t last_notify_ms; /* monotonic time of the last due-now NOTIFY; 0 = none yet */
 };
 
-/* Each returns 0 when rs is filled (an error answer is still 0); -1 only for a bug. */
-int h_calls_post(const struct req *rq, struct resp *rs, struct app *app);
-int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *rest);
-int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const char *id);
-int h_calls_list(const struct req *rq, struct resp *rs, struct app *app);
-int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id);
-int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const char *id);
+struct principal;
+
+/* Who the request comes from, as the auth setting allows. Returns 0 with who filled (the
+ * caller cleans it up), or -1 with rs set (401, 403, 503) and who empty. */
+int h_authenticate(const struct req *rq, struct resp *rs, struct app *app, struct principal *who);
+
+/* Each returns 0 when rs is filled (an error answer is still 0); -1 only for a bug. The calls
+ * API acts for who: a client sees and steers only its own calls, an admin every call. */
+int h_calls_post(const struct req *rq, struct resp *rs, struct app *app,
+		 const struct principal *who);
+int h_async(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
+	    const char *rest);
+int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
+	       const char *id);
+int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
+		 const struct principal *who);
+int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
+		  const struct principal *who, const char *id);
+int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
+		 const struct principal *who, const char *id);
 int h_health(const struct req *rq, struct resp *rs, struct app *app);
 int h_drain(const struct req *rq, struct resp *rs, struct app *app);
 int h_metrics(const struct req *rq, struct resp *rs, struct app *app);
@@ -35,8 +48,8 @@ void route(const struct req *rq, struct resp *rs, struct app *app);
 struct call;
 /* Enqueues n checked calls in one statement (all or nothing), with the request's
  * Idempotency-Key, and answers 202 (an object, or an array when batch). Frees nothing. */
-int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app, struct call *calls,
-		    size_t n, bool batch);
+int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
+		    const struct principal *who, struct call *calls, size_t n, bool batch);
 
 /* Answers 503 with Retry-After (database unreachable), or 500 for a failed statement. */
 void h_db_error(struct resp *rs, const struct app *app);

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "auth.h"
 #include "uuid.h"
 
 static bool is_method(const struct req *rq, const char *m)
@@ -16,23 +17,26 @@ static void not_allowed(struct resp *rs, const char *allow)
 	resp_header(rs, "Allow", "%s", allow);
 }
 
-void route(const struct req *rq, struct resp *rs, struct app *app)
+/* The calls API: /v1/calls, /v1/calls/{id}[/retry], /v1/async/... Returns false when p is not
+ * one of its paths. who is the authenticated client. */
+static bool route_calls(const struct req *rq, struct resp *rs, struct app *app,
+			const struct principal *who)
 {
 	const char *p = rq->path;
 	char id[UUID_LEN];
 
 	if (strncmp(p, "/v1/async/", 10) == 0) {
-		h_async(rq, rs, app, p + 10);
-		return;
+		h_async(rq, rs, app, who, p + 10);
+		return true;
 	}
 	if (strcmp(p, "/v1/calls") == 0 || strcmp(p, "/v1/calls/") == 0) {
 		if (is_method(rq, "POST"))
-			h_calls_post(rq, rs, app);
+			h_calls_post(rq, rs, app, who);
 		else if (is_method(rq, "GET") || is_method(rq, "HEAD"))
-			h_calls_list(rq, rs, app);
+			h_calls_list(rq, rs, app, who);
 		else
 			not_allowed(rs, "GET, HEAD, POST");
-		return;
+		return true;
 	}
 	if (strncmp(p, "/v1/calls/", 10) == 0) {
 		const char *rest = p + 10;
@@ -41,26 +45,49 @@ void route(const struct req *rq, struct resp *rs, struct app *app)
 
 		if (n >= sizeof(id)) {
 			resp_problem(rs, 404, "id", "no call with this id");
-			return;
+			return true;
 		}
 		memcpy(id, rest, n);
 		id[n] = '\0';
 		if (slash == NULL) {
 			if (is_method(rq, "GET") || is_method(rq, "HEAD"))
-				h_call_get(rq, rs, app, id);
+				h_call_get(rq, rs, app, who, id);
 			else if (is_method(rq, "DELETE"))
-				h_call_delete(rq, rs, app, id);
+				h_call_delete(rq, rs, app, who, id);
 			else
 				not_allowed(rs, "GET, HEAD, DELETE");
-			return;
+			return true;
 		}
 		if (strcmp(slash, "/retry") == 0) {
 			if (is_method(rq, "POST"))
-				h_call_retry(rq, rs, app, id);
+				h_call_retry(rq, rs, app, who, id);
 			else
 				not_allowed(rs, "POST");
-			return;
+			return true;
 		}
+	}
+	return false;
+}
+
+static bool is_calls_path(const char *p)
+{
+	return strncmp(p, "/v1/async/", 10) == 0 || strcmp(p, "/v1/calls") == 0 ||
+	       strncmp(p, "/v1/calls/", 10) == 0;
+}
+
+void route(const struct req *rq, struct resp *rs, struct app *app)
+{
+	const char *p = rq->path;
+
+	if (is_calls_path(p)) {
+		struct principal who;
+
+		/* Credentials first: a stranger learns nothing, not even which paths exist. */
+		if (h_authenticate(rq, rs, app, &who) == 0 && !route_calls(rq, rs, app, &who))
+			resp_problem(rs, 404, NULL, "no such resource: %s",
+				     strlen(p) > 200 ? "(long path)" : p);
+		principal_cleanup(&who);
+		return;
 	}
 	if (strcmp(p, "/v1/health") == 0) {
 		if (is_method(rq, "GET") || is_method(rq, "HEAD"))
@@ -83,5 +110,5 @@ void route(const struct req *rq, struct resp *rs, struct app *app)
 			not_allowed(rs, "GET, HEAD");
 		return;
 	}
-		resp_problem(rs, 404, NULL, "no such resource: %s", strlen(p) > 200 ? "(long path)" : p);
+	resp_problem(rs, 404, NULL, "no such resource: %s", strlen(p) > 200 ? "(long path)" : p);
 }

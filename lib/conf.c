@@ -12,7 +12,7 @@
 #include "timeparse.h"
 #include "xalloc.h"
 
-enum conf_type { CONF_STR, CONF_INT, CONF_BYTES, CONF_DURATION, CONF_LOGLEVEL };
+enum conf_type { CONF_STR, CONF_INT, CONF_BYTES, CONF_DURATION, CONF_LOGLEVEL, CONF_AUTH };
 
 struct conf_key {
 	const char *name;
@@ -53,7 +53,37 @@ static const struct conf_key keys[] = {
 	KEY("max_response_bytes", max_response_bytes, CONF_BYTES, "64K", 0, 64LL << 20),
 	KEY("drain_token", drain_token, CONF_STR, "", 0, 0),
 	KEY("drain_budget", drain_budget_ms, CONF_DURATION, "10s", 100, 600000),
+	KEY("auth", auth, CONF_AUTH, "keys", 0, 0),
 };
+
+int conf_auth_modes(const char *s)
+{
+	static const struct {
+		const char *word;
+		int mode;
+	} words[] = {{"keys", AUTH_KEYS}, {"remote_user", AUTH_REMOTE_USER}, {"none", AUTH_NONE}};
+	int modes = 0;
+
+	while (*s != '\0') {
+		size_t n;
+		size_t i;
+
+		s += strspn(s, ", \t");
+		n = strcspn(s, ", \t");
+		if (n == 0)
+			break;
+		for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (strlen(words[i].word) == n && strncmp(s, words[i].word, n) == 0)
+				break;
+		if (i == sizeof(words) / sizeof(words[0]))
+			return -1;
+		modes |= words[i].mode;
+		s += n;
+	}
+	if (modes == 0 || ((modes & AUTH_NONE) != 0 && modes != AUTH_NONE))
+		return -1;
+	return modes;
+}
 
 const char *conf_key_name(size_t i)
 {
@@ -94,8 +124,14 @@ static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 	switch (k->type) {
 	case CONF_STR:
 	case CONF_LOGLEVEL:
+	case CONF_AUTH:
 		if (k->type == CONF_LOGLEVEL && log_level_parse(value, &lvl) != 0) {
 			log_err("conf %s: expected error, warn, info or debug", k->name);
+			return -1;
+		}
+		if (k->type == CONF_AUTH && conf_auth_modes(value) < 0) {
+			log_err("conf %s: expected keys, remote_user, both, or none alone",
+				k->name);
 			return -1;
 		}
 		free(*(char **)base);
@@ -221,7 +257,8 @@ int conf_load(struct conf *cf, const char *path)
 void conf_cleanup(struct conf *cf)
 {
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (keys[i].type == CONF_STR || keys[i].type == CONF_LOGLEVEL) {
+		if (keys[i].type == CONF_STR || keys[i].type == CONF_LOGLEVEL ||
+		    keys[i].type == CONF_AUTH) {
 			char **p = (char **)((char *)cf + keys[i].offset);
 
 			free(*p);

@@ -22,16 +22,21 @@ struct conf {
 	int64_t default_max_attempts;
 	int64_t default_retry_initial_ms;
 	int64_t default_retry_max_ms;
-	int64_t retry_after_s; /* Retry-After sent with 503 */
-	int64_t notify_interval_ms; /* least time between two due-now NOTIFYs of one process */
-	int64_t drain_concurrency;  /* transfers at once per drainer */
-	int64_t drain_lease_margin_ms;	  /* lease = call timeout + this */
+	int64_t retry_after_s;	       /* Retry-After sent with 503 */
+	int64_t notify_interval_ms;    /* least time between two due-now NOTIFYs of one process */
+	int64_t drain_concurrency;     /* transfers at once per drainer */
+	int64_t drain_lease_margin_ms; /* lease = call timeout + this */
 	int64_t drain_connect_timeout_ms; /* TCP+TLS connect, within the call's timeout */
 	int64_t drain_poll_interval_ms;	  /* --follow: longest sleep without looking at the queue */
 	int64_t max_response_bytes;	  /* response body bytes stored per attempt */
 	char *drain_token;		  /* bearer token of /v1/drain; "" = the endpoint is off */
 	int64_t drain_budget_ms;	  /* time one /v1/drain request may take */
+	char *auth; /* how clients are known: "keys", "remote_user", both, or "none" */
 };
+
+/* The bits of an auth value ("keys remote_user"), or -1 when it is not one. */
+enum { AUTH_KEYS = 1, AUTH_REMOTE_USER = 2, AUTH_NONE = 4 };
+int conf_auth_modes(const char *s);
 
 /* Sets every key to its default (strings are new; call conf_cleanup). */
 void conf_defaults(struct conf *cf);

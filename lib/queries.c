@@ -93,12 +93,12 @@ const struct query queries[Q__COUNT] = {
 		"WHERE name IN (SELECT jsonb_array_elements_text($1::jsonb))",
 		1, true },
 
-	/* $1 id, $2 client: a client sees only its own calls. */
+	/* $1 id, $2 client (NULL for an admin): a client sees only its own calls. */
 	[Q_CALL_GET] = { "call_get",
 		"SELECT " CALL_DETAIL_COLUMNS
 		"FROM calls c "
 		"LEFT JOIN calls cb ON cb.id = c.callback_id "
-		"WHERE c.id = $1::uuid AND c.client = $2",
+		"WHERE c.id = $1::uuid AND ($2::text IS NULL OR c.client = $2)",
 		2, true },
 
 	/* $1 id: its attempts, oldest first. */
@@ -111,7 +111,8 @@ const struct query queries[Q__COUNT] = {
 		1, true },
 
 	/* $1 state (API spelling) or NULL, $2 function or NULL, $3 correlation id or NULL,
-	 * $4 cursor (list ids older than it) or NULL, $5 limit, $6 client. Newest first. */
+	 * $4 cursor (list ids older than it) or NULL, $5 limit, $6 client (NULL for an admin).
+	 * Newest first. */
 	[Q_CALLS_LIST] = { "calls_list",
 		"SELECT c.id, ag_state(c.state, c.not_before) AS state,"
 		" ag_ts(c.created_at) AS created_at, ag_ts(c.not_before) AS not_before,"
@@ -125,21 +126,22 @@ const struct query queries[Q__COUNT] = {
 		" AND ($2::text IS NULL OR c.function = $2::text)"
 		" AND ($3::text IS NULL OR c.correlation_id = $3::text)"
 		" AND ($4::uuid IS NULL OR c.id < $4::uuid)"
-		" AND c.client = $6 "
+		" AND ($6::text IS NULL OR c.client = $6) "
 		"ORDER BY c.id DESC "
 		"LIMIT $5::integer",
 		6, true },
 
-	/* $1 id, $2 client: cancel unless in flight or finished. A row comes back when it was
+	/* $1 id, $2 client (NULL for an admin): cancel unless in flight or finished. A row comes back when it was
 	 * cancelled. (The row moves to calls_done; see db_exec on serialization failures.) */
 	[Q_CALL_CANCEL] = { "call_cancel",
 		"UPDATE calls "
 		"SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		"WHERE id = $1::uuid AND client = $2 AND state IN ('queued', 'retrying') "
+		"WHERE id = $1::uuid AND ($2::text IS NULL OR client = $2)"
+		" AND state IN ('queued', 'retrying') "
 		"RETURNING id",
 		2, false },
 
-	/* $1 id, $2 client: put a dead, expired or cancelled call back in the queue, due now, with
+	/* $1 id, $2 client (NULL for an admin): put a dead, expired or cancelled call back in the queue, due now, with
 	 * a fresh attempt budget (attempt numbers keep counting) and, if it had one, a fresh
 	 * expiry of the same length. */
 	[Q_CALL_RETRY] = { "call_retry",
@@ -147,16 +149,74 @@ const struct query queries[Q__COUNT] = {
 		"SET state = 'queued', not_before = now(), finished_at = NULL,"
 		" attempt_floor = attempts, lease_until = NULL, leased_by = NULL, callback_id = NULL,"
 		" expires_at = now() + (expires_at - created_at) "
-		"WHERE id = $1::uuid AND client = $2 AND state IN ('dead', 'expired', 'cancelled') "
+		"WHERE id = $1::uuid AND ($2::text IS NULL OR client = $2)"
+		" AND state IN ('dead', 'expired', 'cancelled') "
 		"RETURNING id, ag_ts(not_before)",
 		2, false },
 
-	/* $1 id, $2 client: the API state, to tell 404 from 409, and not_before. */
+	/* $1 id, $2 client (NULL for an admin): the API state, to tell 404 from 409, and
+	 * not_before. */
 	[Q_CALL_STATE] = { "call_state",
 		"SELECT ag_state(state, not_before), ag_ts(not_before) "
 		"FROM calls "
-		"WHERE id = $1::uuid AND client = $2",
+		"WHERE id = $1::uuid AND ($2::text IS NULL OR client = $2)",
 		2, true },
+
+	/* $1 sha256 of the bearer token (hex): the live key it belongs to. */
+	[Q_AUTH_KEY] = { "auth_key",
+		"SELECT id, client, admin, array_to_json(functions), array_to_json(url_patterns) "
+		"FROM api_keys "
+		"WHERE hash = decode($1, 'hex') AND revoked_at IS NULL",
+		1, true },
+
+	/* $1 REMOTE_USER: the rules of that web-server user. */
+	[Q_AUTH_USER] = { "auth_user",
+		"SELECT name, admin, array_to_json(functions), array_to_json(url_patterns) "
+		"FROM web_users "
+		"WHERE name = $1",
+		1, true },
+
+	/* asyncgate-admin. $1 client, $2 functions, $3 url patterns (jsonb arrays of strings),
+	 * $4 admin, $5 note: a new key; the token is in the answer only. */
+	[Q_ADMIN_KEY_CREATE] = { "admin_key_create",
+		"SELECT id, token "
+		"FROM ag_key_create($1,"
+		" ARRAY(SELECT jsonb_array_elements_text($2::jsonb)),"
+		" ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4::boolean, $5)",
+		5, false },
+
+	/* $1 key id: revoked now (true), or it was not a live key (false). */
+	[Q_ADMIN_KEY_REVOKE] = { "admin_key_revoke",
+		"SELECT ag_key_revoke($1)",
+		1, true },
+
+	/* $1 true to list revoked keys too. */
+	[Q_ADMIN_KEY_LIST] = { "admin_key_list",
+		"SELECT id, client, admin, array_to_string(functions, ' '),"
+		" array_to_string(url_patterns, ' '), created_at, coalesce(revoked_at, ''), note "
+		"FROM ag_keys "
+		"WHERE active OR $1::boolean "
+		"ORDER BY client, created_at",
+		1, true },
+
+	/* $1 name, $2 functions, $3 url patterns (jsonb arrays), $4 admin, $5 note. */
+	[Q_ADMIN_USER_SET] = { "admin_user_set",
+		"SELECT ag_user_set($1,"
+		" ARRAY(SELECT jsonb_array_elements_text($2::jsonb)),"
+		" ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4::boolean, $5)",
+		5, true },
+
+	/* $1 name: true when the user had rules. */
+	[Q_ADMIN_USER_DELETE] = { "admin_user_delete",
+		"SELECT ag_user_delete($1)",
+		1, true },
+
+	[Q_ADMIN_USER_LIST] = { "admin_user_list",
+		"SELECT name, admin, array_to_string(functions, ' '),"
+		" array_to_string(url_patterns, ' '), ag_ts(created_at), note "
+		"FROM web_users "
+		"ORDER BY name",
+		0, true },
 
 	/* Queue depth by API state and the age of the oldest due call (the ag_queue_depth view). */
 	[Q_HEALTH] = { "health",

@@ -181,6 +181,17 @@ done
 printf 'run: lighttpd on %s (pid %s, %s handler processes); GET /v1/health answered %s\n' \
 	"$url" "$lighttpd_pid" "$procs" "$code"
 
+# The sandbox's API key (client "demo", may call anything): kept in var/api-key across runs,
+# made anew when it is missing or no longer accepted.
+keyfile=$var/api-key
+if [[ ! -s $keyfile ]] || [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+	-H "Authorization: Bearer $(cat "$keyfile")" "$url/v1/calls?limit=1") != 200 ]]; then
+	(umask 077 && "$repo/build/asyncgate-admin" key create demo --function '*' --url '*' \
+		--note 'make run sandbox' >"$keyfile.tmp" 2>/dev/null) || die "cannot make the demo API key"
+	mv -f "$keyfile.tmp" "$keyfile"
+fi
+printf 'run: API key of client "demo" (may call any function and URL) in %s\n' "$keyfile"
+
 # The drainer, following the queue, and a demo target that prints what reaches it.
 start_proc drainer "$repo/build/asyncgate-drainer" --follow
 demo_port=${AG_DEMO_PORT:-$((port + 1))}
@@ -202,16 +213,20 @@ printf 'run: demo target on %s (pid %s; its lines show here and in var/log/demo-
 cat <<EOF
 
 Try it: the demo target prints the call as it arrives, then the callback with the outcome.
-  curl -s -X POST $url/v1/calls -H 'Content-Type: application/json' \\
+  export AG_KEY=\$(cat $keyfile)    # curl sends it with -H "Authorization: Bearer \$AG_KEY"
+  alias agcurl='curl -H "Authorization: Bearer \$AG_KEY"'
+  agcurl -s -X POST $url/v1/calls -H 'Content-Type: application/json' \\
        -d '{"target": "$demo/hello", "body": {"hello": "world"},
             "correlation_id": "demo-1", "callback": "$demo/callback"}'
-  curl -s $url/v1/calls/ID        # state, attempts, and the callback's state
-  curl -s '$url/v1/calls?limit=10'
-  curl -s -X POST $url/v1/calls -H 'Content-Type: application/json' \\
+  agcurl -s $url/v1/calls/ID        # state, attempts, and the callback's state
+  agcurl -s '$url/v1/calls?limit=10'
+  agcurl -s -X POST $url/v1/calls -H 'Content-Type: application/json' \\
        -d '{"target": "$demo/status/503", "retry": {"max_attempts": 3, "initial": "1s"},
             "failure_callback": "$demo/callback"}'     # retried twice, then dead
-  curl -i -X POST $url/v1/async/http%3A%2F%2F127.0.0.1%3A$demo_port%2Fhello -d 'hello'
-  curl -s $url/metrics
+  agcurl -i -X POST $url/v1/async/http%3A%2F%2F127.0.0.1%3A$demo_port%2Fhello -d 'hello'
+  curl -s $url/metrics                 # health and metrics need no key
+  PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER PGDATABASE=$PGDATABASE \\
+       build/asyncgate-admin key list   # API keys: key create | list | revoke
   psql -h $PGHOST -U $PGUSER $PGDATABASE -c 'SELECT * FROM ag_queue_depth'
 Logs in var/log/. Ctrl-C stops the drainer, the demo target, lighttpd and PostgreSQL.
 EOF

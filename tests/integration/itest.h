@@ -38,6 +38,13 @@ char *it_field(const char *id, const char *expr);
 /* it_field equals want; a failed CHECK (reported) otherwise. */
 bool it_field_is(const char *id, const char *expr, const char *want);
 
+/* Runs the handler (AG_BIN) as plain CGI: method and uri, the body on stdin, CONTENT_TYPE
+ * application/json, ASYNCGATE_CONF and PG* passed through, plus extra "NAME=value" strings
+ * (NULL-terminated; may be NULL). The answer (CGI headers and body) goes to out. Returns the
+ * exit status, or -1 when the handler could not be run. */
+int it_cgi(const char *method, const char *uri, const char *body, const char *const *extra,
+	   char *out, size_t outsz);
+
 /* Stops or starts the test PostgreSQL ("stop" | "start", via AG_PG_CTL_STOP/START); returns
  * system()'s status (0 = done), -1 when the harness did not say how. */
 int it_pg_ctl(const char *what);

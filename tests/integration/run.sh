@@ -8,7 +8,8 @@
 # Exported to the tests: AG_URL, AG_URL_STANDALONE, AG_BIN, ASYNCGATE_CONF, PGHOST, PGPORT,
 # PGDATABASE, PGUSER, AG_PGDATA, AG_PG_CTL_START, AG_PG_CTL_STOP, AG_PGCTL, AG_VAR, AG_TMP,
 # AG_REPO, AG_TARGET (the HTTP target), AG_TARGET_LOG (its request log), AG_TARGET_SECRET,
-# AG_DRAINER, AG_DRAIN_TOKEN (see the exports below for what each is).
+# AG_DRAINER, AG_DRAIN_TOKEN, AG_ADMIN (asyncgate-admin), AG_API_KEY (a key that may call
+# anything; it_http sends it by default) (see the exports below for what each is).
 # Knobs: AG_BIN (handler, default build/asyncgate.fcgi), AG_TEST_TIMEOUT (per program, 300 s),
 # AG_KEEP=1 (keep the temp directory even when everything passed).
 set -euo pipefail
@@ -181,7 +182,20 @@ export AG_DRAIN_TOKEN=test-drain-token-$RANDOM$RANDOM
 	printf '\n# Test overrides appended by tests/integration/run.sh\n'
 	printf 'allow_targets = 127.0.0.1/32\nlog_level = debug\n'
 	printf 'drain_token = %s\ndrain_lease_margin = 1s\n' "$AG_DRAIN_TOKEN"
+	printf 'auth = keys remote_user\n'
 } >"$ASYNCGATE_CONF"
+
+# Clients, made with the admin tool: the tests' own key (it_http sends it unless a test sets
+# Authorization itself), and web-server users alice and bob for REMOTE_USER through CGI.
+export AG_ADMIN=$repo/build/asyncgate-admin
+[[ -x $AG_ADMIN ]] || setup_fail "$AG_ADMIN is not built (make)"
+AG_API_KEY=$("$AG_ADMIN" key create tests --function '*' --url '*' --note 'integration tests' \
+	2>>"$tmp/log/admin.log") || setup_fail "asyncgate-admin key create failed"
+export AG_API_KEY
+for u in alice bob; do
+	"$AG_ADMIN" user set "$u" --function '*' --url '*' 2>>"$tmp/log/admin.log" ||
+		setup_fail "asyncgate-admin user set $u failed"
+done
 
 # The HTTP target the drainer calls (tests/target/ag_target.c): on a free port it picks itself,
 # logging every request it receives as one JSON line.

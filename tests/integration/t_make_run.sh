@@ -39,8 +39,13 @@ start() {
 	return 1
 }
 
+# curl with the sandbox's API key (make run keeps it in var/api-key).
+kcurl() {
+	curl -H "Authorization: Bearer $(cat "$dir/var/api-key" 2>/dev/null)" "$@"
+}
+
 post() {
-	curl -s -o "$dir/out" -w '%{http_code}' --max-time 5 -X POST "$url/v1/calls" \
+	kcurl -s -o "$dir/out" -w '%{http_code}' --max-time 5 -X POST "$url/v1/calls" \
 		-H 'Content-Type: application/json' \
 		-d "{\"target\": \"$url/v1/health\", \"method\": \"GET\", \"delay\": \"1h\"}"
 }
@@ -79,7 +84,7 @@ id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$dir/out")
 # 1b. The printed example: the drainer delivers the call to the demo target, whose lines show
 # the call and then its callback arriving.
 demo=http://127.0.0.1:$demo_port
-code=$(curl -s -o "$dir/demo" -w '%{http_code}' --max-time 5 -X POST "$url/v1/calls" \
+code=$(kcurl -s -o "$dir/demo" -w '%{http_code}' --max-time 5 -X POST "$url/v1/calls" \
 	-H 'Content-Type: application/json' \
 	-d "{\"target\": \"$demo/hello\", \"body\": {\"hello\": \"world\"},
 	     \"correlation_id\": \"demo-1\", \"callback\": \"$demo/callback\"}")
@@ -91,7 +96,7 @@ done
 if [ "$code" = 202 ] && [ -n "$demo_id" ] &&
 	grep -q "demo-target: POST /hello Async-Call-Id=$demo_id Async-Attempt=1" "$dir/run.log" &&
 	grep -q "callback for call $demo_id outcome=succeeded status=200" "$dir/run.log" &&
-	curl -s "$url/v1/calls/$demo_id" | grep -q '"state":"succeeded"'; then
+	kcurl -s "$url/v1/calls/$demo_id" | grep -q '"state":"succeeded"'; then
 	ok "the demo call reaches the demo target and its callback arrives"
 else
 	notok "demo call $demo_id (POST $code) not shown as delivered with its callback"
@@ -115,7 +120,7 @@ fi
 
 # 3. A second run works, and the first run's call is still there.
 if start && [ "$(post)" = 202 ] &&
-	[ "$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/calls/$id")" = 200 ]; then
+	[ "$(kcurl -s -o /dev/null -w '%{http_code}' "$url/v1/calls/$id")" = 200 ]; then
 	ok "a second run serves again and keeps the first run's calls"
 else
 	notok "second run"
@@ -125,7 +130,7 @@ fi
 kill_all_hard
 run_pid=
 if start && [ "$(post)" = 202 ] &&
-	[ "$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/calls/$id")" = 200 ]; then
+	[ "$(kcurl -s -o /dev/null -w '%{http_code}' "$url/v1/calls/$id")" = 200 ]; then
 	ok "a run after kill -9 of everything recovers (stale pids and sockets)"
 else
 	notok "run after kill -9"

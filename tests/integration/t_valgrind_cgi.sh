@@ -18,7 +18,7 @@ vg() { # name method uri content-type body [VAR=value...]
 	shift 5
 	printf '%s' "$b" | env -i ASYNCGATE_CONF="$ASYNCGATE_CONF" PGHOST="$PGHOST" PGPORT="$PGPORT" \
 		PGDATABASE="$PGDATABASE" PGUSER="$PGUSER" REQUEST_METHOD="$m" REQUEST_URI="$u" \
-		CONTENT_TYPE="$ct" CONTENT_LENGTH="${#b}" "$@" \
+		CONTENT_TYPE="$ct" CONTENT_LENGTH="${#b}" HTTP_AUTHORIZATION="Bearer ${AG_API_KEY:-}" "$@" \
 		valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
 		--errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$bin" \
 		>"$tmp/out" 2>"$tmp/err"
@@ -54,6 +54,11 @@ vg "retry" POST "/v1/calls/$id/retry" "" ""
 vg "health" GET /v1/health "" ""
 vg "malformed id" GET /v1/calls/zz "" ""
 vg "metrics" GET /metrics "" ""
+vg "no API key (401)" POST /v1/calls $J "{\"target\":\"$T/x\"}" HTTP_AUTHORIZATION=
+vg "unknown API key (401)" GET /v1/calls "" "" \
+	HTTP_AUTHORIZATION="Bearer agk_k_000000000000_$(printf '%064d' 0)"
+vg "REMOTE_USER with rules" GET "/v1/calls?limit=2" "" "" HTTP_AUTHORIZATION= REMOTE_USER=alice
+vg "REMOTE_USER without rules (403)" GET /v1/calls "" "" HTTP_AUTHORIZATION= REMOTE_USER=nobody
 vg "drain, wrong token" GET /v1/drain "" "" HTTP_AUTHORIZATION="Bearer nope"
 
 # The drain cycle, in the handler and in the drainer, over every kind of outcome.

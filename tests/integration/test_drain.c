@@ -986,7 +986,7 @@ static void t_drain_endpoint(void)
 	      "attempt rows of the handler's drain");
 	/* the retrying one is not due yet: a second drain finds nothing */
 	snprintf(auth, sizeof(auth), "/v1/drain?token=%s", token);
-	it_http("GET", url, auth, NULL, NULL, 0, NULL, &r);
+	it_http("GET", url, auth, NULL, NULL, 0, (const char *const[]){"Authorization:", NULL}, &r);
 	o = it_json(&r);
 	CHECK(r.status == 200, "?token=: %ld", r.status);
 	jis(o, "claimed", "0");

@@ -402,6 +402,7 @@ static void test_key_names(void **state)
 		"max_response_bytes",
 		"drain_token",
 		"drain_budget",
+		"auth",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct conf cf;

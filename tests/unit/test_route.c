@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "auth.h"
 #include "handlers.h"
 
 /* What the stubs saw: the handler's name and its id or rest argument. */
@@ -26,45 +27,57 @@ static int record(struct resp *rs, const char *name, const char *arg)
 	return 0;
 }
 
-int h_calls_post(const struct req *rq, struct resp *rs, struct app *app)
+int h_calls_post(const struct req *rq, struct resp *rs, struct app *app,
+	         const struct principal *who)
 {
 	(void)rq;
 	(void)app;
+	(void)who;
 	return record(rs, "h_calls_post", NULL);
 }
 
-int h_async(const struct req *rq, struct resp *rs, struct app *app, const char *rest)
+int h_async(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
+	    const char *rest)
 {
 	(void)rq;
 	(void)app;
+	(void)who;
 	return record(rs, "h_async", rest);
 }
 
-int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+int h_call_get(const struct req *rq, struct resp *rs, struct app *app,
+	       const struct principal *who, const char *id)
 {
 	(void)rq;
 	(void)app;
+	(void)who;
 	return record(rs, "h_call_get", id);
 }
 
-int h_calls_list(const struct req *rq, struct resp *rs, struct app *app)
+int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
+	         const struct principal *who)
 {
 	(void)rq;
 	(void)app;
+	(void)who;
 	return record(rs, "h_calls_list", NULL);
 }
 
-int h_call_delete(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
+	          const struct principal *who, const char *id)
 {
 	(void)rq;
 	(void)app;
+	(void)who;
 	return record(rs, "h_call_delete", id);
 }
 
-int h_call_retry(const struct req *rq, struct resp *rs, struct app *app, const char *id)
+int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
+	         const struct principal *who, const char *id)
 {
 	(void)rq;
 	(void)app;
+	(void)who;
 	return record(rs, "h_call_retry", id);
 }
 
@@ -87,6 +100,24 @@ int h_metrics(const struct req *rq, struct resp *rs, struct app *app)
 	(void)rq;
 	(void)app;
 	return record(rs, "h_metrics", NULL);
+}
+
+/* The authentication stub: lets everyone in, unless deny_auth asks for a 401. */
+static bool deny_auth;
+static int nauth;
+
+int h_authenticate(const struct req *rq, struct resp *rs, struct app *app, struct principal *who)
+{
+	(void)rq;
+	(void)app;
+	nauth++;
+	principal_init(who);
+	if (deny_auth) {
+		resp_problem(rs, 401, "Authorization", "Authorization: stub says no");
+		return -1;
+	}
+	who->client = xstrdup("stub");
+	return 0;
 }
 
 #include "../../cgi-bin/route.c"
@@ -320,10 +351,44 @@ static void test_long_path_not_echoed(void **state)
 	resp_reset(&rs);
 }
 
+/* The calls API authenticates before anything else; health, drain and metrics do not. */
+static void test_auth_first(void **state)
+{
+	static const char *const guarded[][2] = {
+		{ "POST", "/v1/calls" }, { "GET", "/v1/calls" }, { "GET", "/v1/calls/" ID },
+		{ "PUT", "/v1/calls/" ID }, { "GET", "/v1/calls/" ID "/nope" },
+		{ "POST", "/v1/async/fn/x" },
+	};
+	static const char *const open_paths[] = { "/v1/health", "/metrics", "/v1/drain" };
+	struct resp rs;
+
+	(void)state;
+	deny_auth = true;
+	for (size_t i = 0; i < sizeof(guarded) / sizeof(guarded[0]); i++) {
+		nauth = 0;
+		do_route(guarded[i][0], guarded[i][1], &rs);
+		if (called != NULL)
+			fail_msg("%s %s: reached %s without credentials", guarded[i][0],
+				 guarded[i][1], called);
+		assert_int_equal(nauth, 1);
+		check_problem(&rs, 401, "Authorization");
+		resp_reset(&rs);
+	}
+	for (size_t i = 0; i < sizeof(open_paths) / sizeof(open_paths[0]); i++) {
+		nauth = 0;
+		do_route("GET", open_paths[i], &rs);
+		assert_non_null(called);
+		assert_int_equal(nauth, 0);
+		resp_reset(&rs);
+	}
+	deny_auth = false;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handlers),
+		cmocka_unit_test(test_auth_first),
 		cmocka_unit_test(test_method_not_allowed),
 		cmocka_unit_test(test_not_found),
 		cmocka_unit_test(test_id_length_boundary),
