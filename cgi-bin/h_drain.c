@@ -7,18 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/crypto.h>
-
 #include "drain.h"
 #include "log.h"
-
-/* Constant-time comparison of the presented token with the configured one. */
-static bool token_ok(const char *given, const char *want)
-{
-	size_t n = strlen(want);
-
-	return given != NULL && strlen(given) == n && CRYPTO_memcmp(given, want, n) == 0;
-}
+#include "sign.h"
 
 int h_drain(const struct req *rq, struct resp *rs, struct app *app)
 {
@@ -40,7 +31,7 @@ int h_drain(const struct req *rq, struct resp *rs, struct app *app)
 		given = auth + 7;
 	else if ((qtoken = http_query_get(rq->query, "token")) != NULL)
 		given = qtoken;
-	if (!token_ok(given, app->cf.drain_token)) {
+	if (!sign_secret_equal(given, app->cf.drain_token)) { /* constant time */
 		free(qtoken);
 		resp_header(rs, "WWW-Authenticate", "Bearer realm=\"asyncgate drain\"");
 		resp_problem(rs, 401, "Authorization",

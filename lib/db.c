@@ -92,6 +92,36 @@ static bool sqlstate_unavailable(const char *code)
 	       strcmp(code, "25006") == 0 || strcmp(code, "53300") == 0;
 }
 
+/* A failed statement's error for the log: the primary message and the constraint, table and
+ * column it names. DETAIL and CONTEXT are left out: PostgreSQL quotes row and parameter values
+ * there ("Failing row contains (...)", "Key (k)=(v)", the JSON text it could not parse), and
+ * those hold call headers, bodies and signing secrets (STYLE.md: never log secrets or whole
+ * bodies). Returns out. */
+static const char *exec_error(char *out, size_t outsz, const PGresult *res)
+{
+	static const struct {
+		int field;
+		const char *name;
+	} names[] = {{PG_DIAG_CONSTRAINT_NAME, "constraint"},
+		     {PG_DIAG_TABLE_NAME, "table"},
+		     {PG_DIAG_COLUMN_NAME, "column"}};
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	char text[512];
+	size_t n;
+
+	/* no primary message: libpq's own error (out of memory, a broken connection) */
+	n = (size_t)snprintf(text, sizeof(text), "%s",
+			     primary != NULL ? primary : PQresultErrorMessage(res));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < sizeof(text); i++) {
+		const char *v = PQresultErrorField(res, names[i].field);
+
+		if (v != NULL)
+			n += (size_t)snprintf(text + n, sizeof(text) - n, " %s=%s", names[i].name,
+					      v);
+	}
+	return log_flat(out, outsz, text);
+}
+
 PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 {
 	bool lost = false;
@@ -147,14 +177,13 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 		}
 		if (sqlstate_unavailable(db->sqlstate)) {
 			log_warn("db %s: server unavailable: sqlstate=%s %s", queries[q].name,
-				 db->sqlstate,
-				 log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
+				 db->sqlstate, exec_error(msg, sizeof(msg), res));
 			PQclear(res);
 			db->error = DB_UNAVAILABLE;
 			return NULL;
 		}
 		log_err("db %s failed: sqlstate=%s %s", queries[q].name, db->sqlstate,
-			log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
+			exec_error(msg, sizeof(msg), res));
 		PQclear(res);
 		db->error = DB_QUERY;
 		return NULL;

@@ -15,13 +15,12 @@
 
 #include <curl/curl.h>
 #include <json-c/json.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "http.h"
 #include "log.h"
+#include "sign.h"
 #include "timeparse.h"
 #include "uuid.h"
 
@@ -170,77 +169,6 @@ int64_t drain_backoff_ms(int64_t initial_ms, int64_t max_ms, int failures, doubl
 	if (retry_after_ms > delay)
 		delay = retry_after_ms;
 	return delay;
-}
-
-/* Strict standard base64 (RFC 4648 section 4): the alphabet, then at most two '=' at the end. */
-static bool base64_strict(const char *s, size_t n)
-{
-	size_t pad = 0;
-
-	if (n == 0 || n % 4 != 0)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		if (pad > 0 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-				 (c >= '0' && c <= '9') || c == '+' || c == '/'))
-			return false;
-	}
-	return pad <= 2;
-}
-
-char *drain_signature(const char *secret, const char *id, int64_t ts, const void *body, size_t len)
-{
-	unsigned char key[192];
-	const unsigned char *k;
-	int keylen;
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-	struct buf msg;
-	char *out = NULL;
-
-	if (strncmp(secret, "whsec_", 6) == 0) {
-		const char *s = secret + 6;
-		size_t slen = strlen(s);
-
-		if (!base64_strict(s, slen) || slen / 4 * 3 > sizeof(key)) {
-			log_err("drain: a function's signing secret is not whsec_ + base64");
-			return NULL;
-		}
-		keylen = EVP_DecodeBlock(key, (const unsigned char *)s, (int)slen);
-		/* EVP_DecodeBlock counts the padding as data bytes */
-		if (keylen >= 0 && s[slen - 1] == '=')
-			keylen--;
-		if (keylen >= 0 && s[slen - 2] == '=')
-			keylen--;
-		if (keylen <= 0) {
-			log_err("drain: a function's signing secret is not whsec_ + base64");
-			return NULL;
-		}
-		k = key;
-	} else {
-		/* a raw secret: its bytes are the key (HMAC hashes a long key itself) */
-		k = (const unsigned char *)secret;
-		keylen = (int)strlen(secret);
-	}
-	buf_init(&msg);
-	buf_printf(&msg, "%s.%" PRId64 ".", id, ts);
-	buf_append(&msg, body, len);
-	if (HMAC(EVP_sha256(), k, keylen, (const unsigned char *)msg.data, msg.len, mac, &maclen) !=
-	    NULL) {
-		EVP_EncodeBlock(b64, mac, (int)maclen);
-		out = xasprintf("v1,%s", (const char *)b64);
-	} else {
-		log_err("drain: HMAC-SHA256 failed");
-	}
-	OPENSSL_cleanse(key, sizeof(key));
-	buf_cleanup(&msg);
-	return out;
 }
 
 char *drain_url(const char *target, const char *base_url, const char *path, const char *query)
@@ -483,8 +411,7 @@ static int job_headers(struct job *j, const PGresult *res, int row, const char *
 		add_header(&j->headers, "Async-Correlation-Id", j->correlation_id);
 	if (secret != NULL && secret[0] != '\0') {
 		int64_t ts = timeparse_now_us() / 1000000;
-		char *sig = drain_signature(secret, j->id, ts,
-					    j->body != NULL ? j->body : (void *)"", j->body_len);
+		char *sig = sign_header(secret, j->id, (long long)ts, j->body, j->body_len);
 
 		if (sig == NULL)
 			goto out;

@@ -90,13 +90,6 @@ enum send_verdict drain_verdict(long status, int curl_code, bool refused);
 int64_t drain_backoff_ms(int64_t initial_ms, int64_t max_ms, int failures, double u,
 			 int64_t retry_after_ms);
 
-/* The Standard Webhooks signature "v1,<base64 HMAC-SHA256>" of "<id>.<ts>.<body>" under secret
- * ("whsec_" + strict base64 of a non-empty key of at most 192 bytes, or raw key bytes without
- * the prefix). Returns a new string (caller frees), or NULL when the secret is malformed
- * (logged without the secret). */
-char *drain_signature(const char *secret, const char *id, int64_t ts, const void *body,
-		      size_t len) MUSTCHECK;
-
 /* The URL of a call: target, or base_url + path, then "?query" (or "&query" when the URL has a
  * query already) when query is not empty. Returns a new string; caller frees. */
 char *drain_url(const char *target, const char *base_url, const char *path,

@@ -36,6 +36,9 @@
 #define DEMO_BODY_MAX 200
 #define CONN_LIMIT 2048
 #define CONN_TIMEOUT_S 120
+#define KEYS_MAX 16 /* --secret and --public-key entries, together */
+#define ED25519_LEN 32
+#define ED25519_SIG_LEN 64
 
 /* One request: created by the URI log callback, freed when MHD reports it completed. */
 struct rq {
@@ -55,6 +58,14 @@ struct flaky {
 	struct flaky *next;
 };
 
+/* A key /verify accepts: an HMAC key (--secret) or an Ed25519 public key (--public-key). */
+struct vkey {
+	bool ed25519;
+	unsigned char *key; /* owned; HMAC key bytes */
+	size_t key_len;
+	EVP_PKEY *pkey; /* owned; Ed25519 public key (read-only once the threads run) */
+};
+
 /* The program's state: options and the resources shared by the connection threads. */
 struct target {
 	unsigned int port;
@@ -62,9 +73,8 @@ struct target {
 	const char *log_path;
 	const char *port_file;
 	bool demo;
-	bool have_secret;
-	unsigned char *key; /* owned; the webhook secret's key bytes */
-	size_t key_len;
+	struct vkey keys[KEYS_MAX];
+	int nkeys;
 	int log_fd; /* -1 without --log */
 	pthread_mutex_t log_lock;
 	pthread_mutex_t out_lock;
@@ -253,26 +263,54 @@ static void flaky_free_all(void)
 	}
 }
 
+/* Whether the Ed25519 signature of base64 b64 (n chars) over content verifies with k. */
+static bool ed25519_ok(const struct vkey *k, const char *b64, size_t n, const char *content,
+		       size_t content_len)
+{
+	char *s = xmalloc(n + 1);
+	unsigned char *sig;
+	size_t sig_len = 0;
+	EVP_MD_CTX *ctx;
+	bool ok;
+
+	memcpy(s, b64, n);
+	s[n] = '\0';
+	sig = b64_decode(s, &sig_len);
+	free(s);
+	if (sig == NULL || sig_len != ED25519_SIG_LEN) {
+		free(sig);
+		return false;
+	}
+	ctx = EVP_MD_CTX_new();
+	ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
+	     EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)content, content_len) == 1;
+	EVP_MD_CTX_free(ctx);
+	free(sig);
+	return ok;
+}
+
 /*
- * Standard Webhooks (https://www.standardwebhooks.com/): the signature is
- * base64(HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")), sent as space-separated
- * "v1,<base64>" entries, and the timestamp must be within SIG_TOLERANCE_S of now.
+ * Standard Webhooks (https://www.standardwebhooks.com/): the signed content is
+ * "<webhook-id>.<webhook-timestamp>.<body>"; webhook-signature holds space-separated entries,
+ * "v1,<base64 HMAC-SHA256>" and "v1a,<base64 Ed25519>", and the timestamp must be within
+ * SIG_TOLERANCE_S of now. Valid when one entry verifies with one configured key; kinds (at
+ * least 8 bytes) gets the kinds that did: "v1", "v1a", "v1 v1a" or "".
  */
-static const char *sig_check(struct MHD_Connection *c, const struct rq *r)
+static const char *sig_check(struct MHD_Connection *c, const struct rq *r, char *kinds)
 {
 	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id");
 	const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp");
 	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature");
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int mac_len = 0;
-	char *content, *expected, *end;
-	size_t id_len, ts_len, content_len, exp_len;
+	char *expected[KEYS_MAX] = {NULL};
+	char *content, *end;
+	size_t id_len, ts_len, content_len;
 	long long t;
-	bool valid = false;
+	bool v1 = false, v1a = false;
 
+	kinds[0] = '\0';
 	if (id == NULL || ts == NULL || sig == NULL)
 		return "missing";
-	if (!tg.have_secret)
+	if (tg.nkeys == 0)
 		return "unchecked";
 	errno = 0;
 	t = strtoll(ts, &end, 10);
@@ -291,27 +329,39 @@ static const char *sig_check(struct MHD_Connection *c, const struct rq *r)
 	content[id_len + 1 + ts_len] = '.';
 	if (r->body_len > 0)
 		memcpy(content + id_len + ts_len + 2, r->body, r->body_len);
-	if (HMAC(EVP_sha256(), tg.key, (int)tg.key_len, (unsigned char *)content, content_len, mac,
-		 &mac_len) == NULL) {
-		free(content);
-		return "invalid";
+	for (int k = 0; k < tg.nkeys; k++) {
+		unsigned char mac[EVP_MAX_MD_SIZE];
+		unsigned int mac_len = 0;
+
+		if (!tg.keys[k].ed25519 &&
+		    HMAC(EVP_sha256(), tg.keys[k].key, (int)tg.keys[k].key_len,
+			 (unsigned char *)content, content_len, mac, &mac_len) != NULL)
+			expected[k] = b64_encode(mac, mac_len);
 	}
-	free(content);
-	expected = b64_encode(mac, mac_len);
-	exp_len = strlen(expected);
 
 	for (const char *p = sig; *p != '\0';) {
 		size_t n;
 
 		p += strspn(p, " ");
 		n = strcspn(p, " ");
-		if (n == 3 + exp_len && strncmp(p, "v1,", 3) == 0 &&
-		    CRYPTO_memcmp(p + 3, expected, exp_len) == 0)
-			valid = true;
+		for (int k = 0; k < tg.nkeys && n > 0; k++) {
+			const struct vkey *key = &tg.keys[k];
+
+			if (key->ed25519 && n > 4 && strncmp(p, "v1a,", 4) == 0 &&
+			    ed25519_ok(key, p + 4, n - 4, content, content_len))
+				v1a = true;
+			if (expected[k] != NULL && n == 3 + strlen(expected[k]) &&
+			    strncmp(p, "v1,", 3) == 0 &&
+			    CRYPTO_memcmp(p + 3, expected[k], n - 3) == 0)
+				v1 = true;
+		}
 		p += n;
 	}
-	free(expected);
-	return valid ? "valid" : "invalid";
+	for (int k = 0; k < tg.nkeys; k++)
+		free(expected[k]);
+	free(content);
+	snprintf(kinds, 8, "%s%s%s", v1 ? "v1" : "", v1 && v1a ? " " : "", v1a ? "v1a" : "");
+	return v1 || v1a ? "valid" : "invalid";
 }
 
 /* Adds one header to the JSON object in cls, lower-casing the name and joining repeats. */
@@ -346,7 +396,8 @@ static enum MHD_Result header_add(void *cls, enum MHD_ValueKind kind, const char
 
 /* Appends the request's JSON line to --log with one write() under the log lock. */
 static void log_request(struct MHD_Connection *c, const struct rq *r, const char *method,
-			const char *path, size_t path_len, const char *query, const char *sig)
+			const char *path, size_t path_len, const char *query, const char *sig,
+			const char *kinds)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *hdrs = json_object_new_object();
@@ -363,6 +414,7 @@ static void log_request(struct MHD_Connection *c, const struct rq *r, const char
 	json_object_object_add(o, "body_base64", json_object_new_string(b64));
 	json_object_object_add(o, "body_size", json_object_new_int64((int64_t)r->body_len));
 	json_object_object_add(o, "sig", json_object_new_string(sig));
+	json_object_object_add(o, "sig_kind", json_object_new_string(kinds));
 	free(b64);
 
 	line = json_object_to_json_string_length(
@@ -560,9 +612,9 @@ static enum MHD_Result ep_big(struct MHD_Connection *c, const char *rest)
 
 static enum MHD_Result ep_verify(struct MHD_Connection *c, const char *sig)
 {
-	if (!tg.have_secret)
+	if (tg.nkeys == 0)
 		return respond_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				    "{\"ok\":false,\"error\":\"no --secret\"}");
+				    "{\"ok\":false,\"error\":\"no --secret or --public-key\"}");
 	if (strcmp(sig, "valid") == 0)
 		return respond_json(c, MHD_HTTP_OK, "{\"ok\":true,\"sig\":\"valid\"}");
 	if (strcmp(sig, "missing") == 0)
@@ -580,14 +632,15 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct rq *r, const ch
 	const char *query = q != NULL ? q + 1 : "";
 	char *path;
 	const char *sig, *rest;
+	char kinds[8];
 	enum MHD_Result ret;
 
 	if (r->too_big)
 		return respond(c, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain", "body too large", NULL);
 
-	sig = sig_check(c, r);
+	sig = sig_check(c, r, kinds);
 	if (tg.log_fd >= 0)
-		log_request(c, r, method, uri, path_len, query, sig);
+		log_request(c, r, method, uri, path_len, query, sig, kinds);
 	if (tg.demo)
 		demo_print(c, r, method, uri, path_len);
 
@@ -689,27 +742,92 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void usage(void)
 {
-	fputs("usage: ag_target --port N [--bind ADDR] [--log FILE] [--secret whsec_...] [--demo]\n"
-	      "                 [--port-file FILE]\n",
+	fputs("usage: ag_target --port N [--bind ADDR] [--log FILE] [--secret whsec_...]...\n"
+	      "                 [--public-key whpk_...]... [--demo] [--port-file FILE]\n",
 	      stderr);
 	exit(2);
 }
 
-/* Takes the --secret value: "whsec_" + base64 of the key, or else the raw bytes. */
-static int set_secret(const char *s)
+/* The next space-separated entry of *p as a new string (advancing *p), or NULL at the end. */
+static char *next_entry(const char **p)
 {
-	free(tg.key);
-	if (strncmp(s, "whsec_", 6) == 0) {
-		tg.key = b64_decode(s + 6, &tg.key_len);
-		if (tg.key == NULL)
-			return -1;
-	} else {
-		tg.key_len = strlen(s);
-		tg.key = xmalloc(tg.key_len);
-		memcpy(tg.key, s, tg.key_len);
+	size_t n;
+	char *out;
+
+	*p += strspn(*p, " ");
+	n = strcspn(*p, " ");
+	if (n == 0)
+		return NULL;
+	out = xmalloc(n + 1);
+	memcpy(out, *p, n);
+	out[n] = '\0';
+	*p += n;
+	return out;
+}
+
+static struct vkey *new_key(void)
+{
+	if (tg.nkeys == KEYS_MAX) {
+		fprintf(stderr, "ag_target: at most %d keys\n", KEYS_MAX);
+		exit(2);
 	}
-	tg.have_secret = true;
+	return &tg.keys[tg.nkeys++];
+}
+
+/* Takes a --secret value: space-separated entries, each "whsec_" + base64 of the key, or else
+ * the raw bytes of the entry. Returns 0, or -1 on bad base64. */
+static int add_secrets(const char *s)
+{
+	char *e;
+
+	while ((e = next_entry(&s)) != NULL) {
+		struct vkey *k = new_key();
+
+		if (strncmp(e, "whsec_", 6) == 0) {
+			k->key = b64_decode(e + 6, &k->key_len);
+		} else {
+			k->key_len = strlen(e);
+			k->key = xmalloc(k->key_len);
+			memcpy(k->key, e, k->key_len);
+		}
+		free(e);
+		if (k->key == NULL)
+			return -1;
+	}
 	return 0;
+}
+
+/* Takes a --public-key value: space-separated "whpk_" + base64 of a 32-byte Ed25519 public
+ * key. Returns 0, or -1 on a malformed entry. */
+static int add_public_keys(const char *s)
+{
+	char *e;
+
+	while ((e = next_entry(&s)) != NULL) {
+		struct vkey *k = new_key();
+		unsigned char *raw = NULL;
+		size_t len = 0;
+
+		k->ed25519 = true;
+		if (strncmp(e, "whpk_", 5) == 0)
+			raw = b64_decode(e + 5, &len);
+		free(e);
+		if (raw != NULL && len == ED25519_LEN)
+			k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, len);
+		free(raw);
+		if (k->pkey == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static void keys_free(void)
+{
+	for (int i = 0; i < tg.nkeys; i++) {
+		free(tg.keys[i].key);
+		EVP_PKEY_free(tg.keys[i].pkey);
+	}
+	tg.nkeys = 0;
 }
 
 static void parse_args(int argc, char **argv)
@@ -744,8 +862,14 @@ static void parse_args(int argc, char **argv)
 		} else if (strcmp(a, "--port-file") == 0) {
 			tg.port_file = v;
 		} else if (strcmp(a, "--secret") == 0) {
-			if (set_secret(v) < 0) {
+			if (add_secrets(v) < 0) {
 				fputs("ag_target: --secret: bad base64 after whsec_\n", stderr);
+				exit(2);
+			}
+		} else if (strcmp(a, "--public-key") == 0) {
+			if (add_public_keys(v) < 0) {
+				fputs("ag_target: --public-key: not whpk_ + base64 of 32 bytes\n",
+				      stderr);
 				exit(2);
 			}
 		} else {
@@ -884,7 +1008,7 @@ int main(int argc, char **argv)
 	atomic_store(&tg.stopping, true);
 	MHD_stop_daemon(d);
 	flaky_free_all();
-	free(tg.key);
+	keys_free();
 	if (tg.log_fd >= 0)
 		close(tg.log_fd);
 	return 0;
