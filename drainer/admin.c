@@ -11,7 +11,10 @@
 #include "conf.h"
 #include "db.h"
 #include "log.h"
+#include "sign.h"
 #include "xalloc.h"
+
+#include <openssl/crypto.h>
 
 static void usage(FILE *f)
 {
@@ -24,6 +27,9 @@ static void usage(FILE *f)
 	      "                               rules of a web-server user (REMOTE_USER)\n"
 	      "  user list\n"
 	      "  user delete NAME\n"
+	      "  signing-key new              a new Ed25519 key pair: whsk_ (for the function's\n"
+	      "                               signing_secret) and whpk_ (for its targets)\n"
+	      "  signing-key public           the whpk_ of a whsk_ read from standard input\n"
 	      "Patterns are shell-style (fnmatch; '*' also matches '/'): --function 'report-*',\n"
 	      "--url 'https://api.example.com/*'. No --function allows no function, no --url no\n"
 	      "raw URL or callback. --admin may call anything and sees every client's calls.\n"
@@ -187,6 +193,46 @@ static int command(struct db *db, int argc, char **argv, int i)
 	return 2;
 }
 
+/* signing-key new | public: no database needed. The private key goes to stdout (and never to a
+ * command line, where ps would show it: public reads it from stdin). */
+static int signing_key(const char *verb)
+{
+	char *sk = NULL;
+	char *pk = NULL;
+	char line[512];
+	int rc = 1;
+
+	if (strcmp(verb, "new") == 0) {
+		if (sign_keygen(&sk, &pk) != 0)
+			return 1;
+		printf("signing_secret  %s\npublic_key      %s\n", sk, pk);
+		rc = 0;
+	} else if (strcmp(verb, "public") == 0) {
+		if (fgets(line, sizeof(line), stdin) == NULL) {
+			fputs("asyncgate-admin: signing-key public: give the whsk_ key on stdin\n",
+			      stderr);
+			return 2;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		pk = sign_public_key(line);
+		OPENSSL_cleanse(line, sizeof(line));
+		if (pk == NULL) {
+			fputs("asyncgate-admin: signing-key public: not a whsk_ key\n", stderr);
+			return 1;
+		}
+		printf("%s\n", pk);
+		rc = 0;
+	} else {
+		usage(stderr);
+		return 2;
+	}
+	if (sk != NULL)
+		OPENSSL_cleanse(sk, strlen(sk));
+	free(sk);
+	free(pk);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL;
@@ -209,6 +255,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (strcmp(argv[i], "signing-key") == 0)
+		return i + 2 == argc ? signing_key(argv[i + 1]) : (usage(stderr), 2);
 	conf_defaults(&cf);
 	if (conf_load(&cf, conf_path) != 0) {
 		conf_cleanup(&cf);

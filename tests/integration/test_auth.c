@@ -23,7 +23,8 @@ static int run_admin(const char *args, char *out, size_t outsz)
 	size_t n = 0;
 	int st;
 
-	snprintf(cmd, sizeof(cmd), "%s %s 2>/dev/null", admin, args);
+	snprintf(cmd, sizeof(cmd), "%s 2>/dev/null %s", admin,
+		 args); /* args may end in a here-doc */
 	f = popen(cmd, "r");
 	if (f == NULL)
 		return -1;
@@ -397,6 +398,22 @@ static void t_modes(void)
 	CHECK(strncmp(out, "Status: 202", 11) == 0, "auth = remote_user, alice: %.200s", out);
 }
 
+/* asyncgate-admin signing-key: a pair whose public half signing-key public derives again. */
+static void t_signing_key(void)
+{
+	char out[512], sk[128] = "", pk[128] = "", cmd[1024], again[256];
+
+	CHECK(run_admin("signing-key new", out, sizeof(out)) == 0, "signing-key new");
+	CHECK(sscanf(out, "signing_secret %127s public_key %127s", sk, pk) == 2 &&
+		      strncmp(sk, "whsk_", 5) == 0 && strncmp(pk, "whpk_", 5) == 0,
+	      "signing-key new printed: %s", out);
+	snprintf(cmd, sizeof(cmd), "signing-key public <<'X'\n%s\nX", sk);
+	CHECK(run_admin(cmd, again, sizeof(again)) == 0 && strcmp(again, pk) == 0,
+	      "signing-key public gave %s, want %s", again, pk);
+	CHECK(run_admin("signing-key public </dev/null", NULL, 0) == 2, "no key on stdin");
+	CHECK(run_admin("signing-key public <<'X'\nwhsk_bad\nX", NULL, 0) == 1, "a bad key");
+}
+
 int main(void)
 {
 	unsigned char rnd[4];
@@ -431,6 +448,7 @@ int main(void)
 	it_run("auth: REMOTE_USER rules, set, listed and deleted with asyncgate-admin",
 	       t_remote_user);
 	it_run("auth: auth = none and auth = remote_user", t_modes);
+	it_run("admin: signing-key new and public make and derive an Ed25519 pair", t_signing_key);
 	curl_global_cleanup();
 	return it_finish();
 }
