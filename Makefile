@@ -111,8 +111,9 @@ check: deps
 bench:
 	@echo "bench: not yet (issue 6)"; exit 1
 
-# The drainer's cron line and systemd units go to $(DATADIR)/examples: their ExecStart paths
-# assume PREFIX=/usr/local, so an operator reads them before copying them into place.
+# The drainer's cron line and systemd units, and the web server configurations, go to
+# $(DATADIR)/examples: their paths assume PREFIX=/usr/local, so an operator reads them before
+# copying them into place.
 install: $(API_BIN) $(DRN_BIN) $(ADM_BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
 		$(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/examples
@@ -120,6 +121,7 @@ install: $(API_BIN) $(DRN_BIN) $(ADM_BIN)
 	install -m 0755 $(DRN_BIN) $(DESTDIR)$(BINDIR)/asyncgate-drainer
 	install -m 0755 $(ADM_BIN) $(DESTDIR)$(BINDIR)/asyncgate-admin
 	install -m 0644 conf/asyncgate-drainer.cron conf/systemd/*.service conf/systemd/*.timer \
+		conf/lighttpd.conf conf/apache-*.conf conf/nginx-fastcgi.conf \
 		$(DESTDIR)$(DATADIR)/examples/
 	install -m 0755 sql/migrate.sh $(DESTDIR)$(BINDIR)/asyncgate-migrate
 	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/

@@ -91,14 +91,49 @@ static void set_path(struct req *rq)
 	rq->path = raw;
 }
 
-/* Reads the request body when its length is within the limit. Returns 0, or -1 with rs set. */
 typedef int (*read_fn)(void *src, char *dst, int n);
 
+/* Reads a body of unknown length to its end (EOF of a CGI's stdin, the end of the FastCGI
+ * stream), up to the limit. Returns 0, or -1 with rs set. */
+static int read_to_end(struct req *rq, struct resp *rs, const struct app *app, read_fn rd,
+		       void *src)
+{
+	struct buf b;
+	char chunk[16384];
+	int n;
+
+	buf_init(&b);
+	while ((n = rd(src, chunk, (int)sizeof(chunk))) > 0) {
+		if (b.len + (size_t)n > (size_t)app->cf.max_request_bytes) {
+			buf_cleanup(&b);
+			resp_problem(rs, 413, "body", "body: over the limit of %lld bytes",
+				     (long long)app->cf.max_request_bytes);
+			return -1;
+		}
+		buf_append(&b, chunk, (size_t)n);
+	}
+	if (b.len == 0) {
+		buf_cleanup(&b);
+		return 0;
+	}
+	rq->body = buf_take(&b, &rq->body_len);
+	return 0;
+}
+
+/* Reads the request body when its length is within the limit. Returns 0, or -1 with rs set.
+ * A chunked body comes without CONTENT_LENGTH from some web servers (Apache mod_cgi and
+ * mod_cgid pass it through as it arrives, with HTTP_TRANSFER_ENCODING set); it is then read to
+ * its end. (Those that buffer it, lighttpd, nginx, mod_fcgid and mod_proxy_fcgi, set
+ * CONTENT_LENGTH.) */
 static int read_body(struct req *rq, struct resp *rs, const struct app *app, read_fn rd, void *src)
 {
-	long long len = parse_length(req_param(rq, "CONTENT_LENGTH"));
+	const char *cl = req_param(rq, "CONTENT_LENGTH");
+	const char *te = req_param(rq, "HTTP_TRANSFER_ENCODING");
+	long long len = parse_length(cl);
 	size_t got = 0;
 
+	if ((cl == NULL || *cl == '\0') && te != NULL && *te != '\0')
+		return read_to_end(rq, rs, app, rd, src);
 	if (len < 0) {
 		resp_problem(rs, 400, "Content-Length", "Content-Length: malformed");
 		return -1;

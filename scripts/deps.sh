@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libcurl4-openssl-dev
 	libjson-c-dev libssl-dev libcmocka-dev libmicrohttpd-dev postgresql postgresql-client lighttpd curl
-	ca-certificates procps iproute2 valgrind)
+	ca-certificates procps iproute2 valgrind apache2 libapache2-mod-fcgid nginx)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -22,8 +22,8 @@ if ((EUID != 0)); then
 	exit 1
 fi
 
-# policy-rc.d exiting 101 tells invoke-rc.d not to start services (lighttpd would take port 80,
-# postgresql its main cluster). Removed afterwards only if it is ours.
+# policy-rc.d exiting 101 tells invoke-rc.d not to start services (lighttpd, apache2 and nginx
+# would take port 80, postgresql its main cluster). Removed afterwards only if it is ours.
 policy=/usr/sbin/policy-rc.d
 if [[ ! -e $policy ]]; then
 	printf '#!/bin/sh\n# asyncgate scripts/deps.sh: no service starts during apt-get install\nexit 101\n' \
@@ -37,10 +37,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
 
-# If the system lighttpd or PostgreSQL got started anyway (an existing policy-rc.d that allows
-# it), stop them and keep them from starting at boot: asyncgate runs its own lighttpd and its own
-# private cluster, and a system lighttpd would hold port 80.
-for svc in lighttpd postgresql; do
+# If the system lighttpd, Apache, nginx or PostgreSQL got started anyway (an existing
+# policy-rc.d that allows it), stop them and keep them from starting at boot: asyncgate and its
+# tests run their own web servers and their own private cluster, and a system web server would
+# hold port 80.
+for svc in lighttpd apache2 nginx postgresql; do
 	[[ " ${missing[*]} " == *" $svc "* ]] || continue
 	if [[ -d /run/systemd/system ]]; then
 		systemctl disable --now "$svc.service" >/dev/null 2>&1 || true

@@ -42,6 +42,8 @@ vg "batch, first idempotent request" POST /v1/calls $J \
 vg "batch, idempotent replay" POST /v1/calls $J \
 	"[{\"target\":\"$T/x\"},{\"target\":\"$T/y\",\"body_base64\":\"AAEC\"}]" HTTP_IDEMPOTENCY_KEY=vg-1
 vg "batch with an unknown function" POST /v1/calls $J "[{\"target\":\"$T/x\"},{\"function\":\"nope\"}]"
+vg "chunked body without CONTENT_LENGTH (Apache mod_cgid)" POST /v1/calls $J \
+	"{\"target\":\"$T/x\",\"body_text\":\"chunked\"}" CONTENT_LENGTH= HTTP_TRANSFER_ENCODING=chunked
 vg "unknown field" POST /v1/calls $J "{\"target\":\"$T/x\",\"bogus\":1}"
 vg "malformed JSON" POST /v1/calls $J "{\"target\": NaN"
 vg "transparent mode" POST "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fz/p?q=1" text/plain raw \
