@@ -11,12 +11,10 @@ chmod 0755 "$dir" # the unprivileged PostgreSQL user must reach var/pg inside it
 run_pid=
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=8080
-if ! port_free "$port"; then
-	for ((p = 20000 + RANDOM % 20000; ; p++)); do
-		port_free "$p" && { port=$p; break; }
-	done
-fi
+# A random free port (not 8080: other runs on the same machine may be racing for it).
+for ((port = 20000 + RANDOM % 20000; ; port += 2)); do
+	port_free "$port" && port_free $((port + 1)) && break
+done
 url=http://127.0.0.1:$port
 for ((demo_port = port + 1; ; demo_port++)); do
 	port_free "$demo_port" && break
