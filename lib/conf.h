@@ -31,6 +31,10 @@ struct conf {
 	int64_t max_response_bytes;	  /* response body bytes stored per attempt */
 	char *drain_token;		  /* bearer token of /v1/drain; "" = the endpoint is off */
 	int64_t drain_budget_ms;	  /* time one /v1/drain request may take */
+	/* proxy URL of every outbound call; "" = none (proxy variables are ignored) */
+	char *outbound_proxy;
+	/* "host:port:addr[,addr...]" entries, space-separated, for CURLOPT_RESOLVE */
+	char *drain_resolve;
 };
 
 /* Sets every key to its default (strings are new; call conf_cleanup). */
