@@ -300,7 +300,7 @@ bool netpolicy_host_allowed(const struct netpolicy *np, const char *host, const 
 	return true;
 bad:
 	if (why != NULL)
-		*why = "malformed address";
+		*why = "malformed";
 	return false;
 }
 

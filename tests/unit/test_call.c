@@ -1520,8 +1520,8 @@ static const struct {
 	{ "http://[64:ff9b::a00:1]/", "private" },
 	{ "http://[2002:0a00:0001::]/", "private" },
 	{ "http://[2001:0000:4136:e378:8000:63bf:3fff:fdd2]/", "Teredo" },
-	{ "http://4294967296/", "malformed address" },
-	{ "http://1.2.3.4.5/", "malformed address" },
+	{ "http://4294967296/", "malformed" },
+	{ "http://1.2.3.4.5/", "malformed" },
 };
 
 /* Percent-encodes everything but unreserved characters (RFC 3986 2.3). Returns a new string. */
