@@ -1,6 +1,7 @@
 /* netpolicy: which addresses outbound calls may reach. Loopback, private, CGNAT, link-local
  * (cloud metadata), multicast, broadcast, reserved and unspecified ranges are refused, with
- * IPv6 embeddings of them (mapped, compatible, NAT64, 6to4), unless the operator allows them. */
+ * IPv6 embeddings of them (mapped, compatible, NAT64, 6to4), Teredo, and IPv6 outside
+ * 2000::/3, unless the operator allows them. */
 #ifndef AG_NETPOLICY_H
 #define AG_NETPOLICY_H
 
