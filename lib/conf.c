@@ -1,18 +1,32 @@
 /* conf: one table of keys with type, default and bounds (PgBouncer's key table). */
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "timeparse.h"
 #include "xalloc.h"
 
-enum conf_type { CONF_STR, CONF_INT, CONF_BYTES, CONF_DURATION, CONF_LOGLEVEL, CONF_AUTH };
+/* CONF_AUTH, CONF_PROXY and CONF_RESOLVE are strings with a shape to check (conf_auth_modes,
+ * proxy_ok, resolve_ok). */
+enum conf_type {
+	CONF_STR,
+	CONF_INT,
+	CONF_BYTES,
+	CONF_DURATION,
+	CONF_LOGLEVEL,
+	CONF_AUTH,
+	CONF_PROXY,
+	CONF_RESOLVE,
+};
 
 struct conf_key {
 	const char *name;
@@ -54,6 +68,8 @@ static const struct conf_key keys[] = {
 	KEY("drain_token", drain_token, CONF_STR, "", 0, 0),
 	KEY("drain_budget", drain_budget_ms, CONF_DURATION, "10s", 100, 600000),
 	KEY("auth", auth, CONF_AUTH, "keys", 0, 0),
+	KEY("outbound_proxy", outbound_proxy, CONF_PROXY, "", 0, 0),
+	KEY("drain_resolve", drain_resolve, CONF_RESOLVE, "", 0, 0),
 };
 
 int conf_auth_modes(const char *s)
@@ -115,6 +131,101 @@ static int parse_bytes(const char *s, int64_t *out)
 	return 0;
 }
 
+static bool is_string(enum conf_type t)
+{
+	return t == CONF_STR || t == CONF_LOGLEVEL || t == CONF_AUTH || t == CONF_PROXY ||
+	       t == CONF_RESOLVE;
+}
+
+/* "" or a proxy URL libcurl takes (CURLOPT_PROXY): an explicit scheme and something after it,
+ * without spaces or control characters. */
+static bool proxy_ok(const char *v)
+{
+	static const char *const schemes[] = {"http://",    "https://",	 "socks4://",
+					      "socks4a://", "socks5://", "socks5h://"};
+	size_t n = 0;
+
+	if (*v == '\0')
+		return true;
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]) && n == 0; i++)
+		if (strncasecmp(v, schemes[i], strlen(schemes[i])) == 0)
+			n = strlen(schemes[i]);
+	if (n == 0 || v[n] == '\0')
+		return false;
+	for (const char *c = v; *c != '\0'; c++)
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+			return false;
+	return true;
+}
+
+/* One address of a drain_resolve entry: dotted IPv4, or IPv6 in brackets. */
+static bool resolve_addr_ok(const char *s, size_t n)
+{
+	char tmp[INET6_ADDRSTRLEN + 2];
+	unsigned char a[16];
+
+	if (n == 0 || n >= sizeof(tmp))
+		return false;
+	if (s[0] == '[') {
+		if (n < 3 || s[n - 1] != ']')
+			return false;
+		memcpy(tmp, s + 1, n - 2);
+		tmp[n - 2] = '\0';
+		return inet_pton(AF_INET6, tmp, a) == 1;
+	}
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	return inet_pton(AF_INET, tmp, a) == 1;
+}
+
+/* One drain_resolve entry, p to e: "host:port:addr[,addr...]". */
+static bool resolve_entry_ok(const char *p, const char *e)
+{
+	const char *c1 = memchr(p, ':', (size_t)(e - p));
+	const char *c2 = c1 != NULL ? memchr(c1 + 1, ':', (size_t)(e - c1 - 1)) : NULL;
+	const char *a;
+	char *end;
+	long port;
+
+	if (c1 == NULL || c2 == NULL || c1 == p)
+		return false;
+	for (const char *h = p; h < c1; h++)
+		if (!isalnum((unsigned char)*h) && *h != '-' && *h != '.')
+			return false;
+	errno = 0;
+	port = strtol(c1 + 1, &end, 10);
+	if (end != c2 || end == c1 + 1 || errno != 0 || port < 1 || port > 65535)
+		return false;
+	for (a = c2 + 1;;) {
+		const char *comma = memchr(a, ',', (size_t)(e - a));
+		const char *ae = comma != NULL ? comma : e;
+
+		if (!resolve_addr_ok(a, (size_t)(ae - a)))
+			return false;
+		if (comma == NULL)
+			return true;
+		a = comma + 1;
+	}
+}
+
+/* drain_resolve: entries separated by spaces, in CURLOPT_RESOLVE's form without its "+" and
+ * "-" prefixes. Logs the first bad entry. */
+static bool resolve_ok(const char *v)
+{
+	for (const char *p = v + strspn(v, " \t"); *p != '\0'; p += strspn(p, " \t")) {
+		const char *e = p + strcspn(p, " \t");
+
+		if (!resolve_entry_ok(p, e)) {
+			log_err("conf drain_resolve: %.*s is not host:port:address[,address...] "
+				"(IPv6 addresses in brackets)",
+				(int)(e - p), p);
+			return false;
+		}
+		p = e;
+	}
+	return true;
+}
+
 static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 {
 	char *base = (char *)cf + k->offset;
@@ -125,6 +236,8 @@ static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 	case CONF_STR:
 	case CONF_LOGLEVEL:
 	case CONF_AUTH:
+	case CONF_PROXY:
+	case CONF_RESOLVE:
 		if (k->type == CONF_LOGLEVEL && log_level_parse(value, &lvl) != 0) {
 			log_err("conf %s: expected error, warn, info or debug", k->name);
 			return -1;
@@ -134,6 +247,14 @@ static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 				k->name);
 			return -1;
 		}
+		if (k->type == CONF_PROXY && !proxy_ok(value)) {
+			log_err("conf %s: expected nothing, or a proxy URL: http://, https://, "
+				"socks4://, socks4a://, socks5:// or socks5h:// and a host",
+				k->name);
+			return -1;
+		}
+		if (k->type == CONF_RESOLVE && !resolve_ok(value))
+			return -1;
 		free(*(char **)base);
 		*(char **)base = xstrdup(value);
 		return 0;
@@ -257,8 +378,7 @@ int conf_load(struct conf *cf, const char *path)
 void conf_cleanup(struct conf *cf)
 {
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (keys[i].type == CONF_STR || keys[i].type == CONF_LOGLEVEL ||
-		    keys[i].type == CONF_AUTH) {
+		if (is_string(keys[i].type)) {
 			char **p = (char **)((char *)cf + keys[i].offset);
 
 			free(*p);

@@ -32,6 +32,10 @@ struct conf {
 	char *drain_token;		  /* bearer token of /v1/drain; "" = the endpoint is off */
 	int64_t drain_budget_ms;	  /* time one /v1/drain request may take */
 	char *auth; /* how clients are known: "keys", "remote_user", both, or "none" */
+	/* proxy URL of every outbound call; "" = none (proxy variables are ignored) */
+	char *outbound_proxy;
+	/* "host:port:addr[,addr...]" entries, space-separated, for CURLOPT_RESOLVE */
+	char *drain_resolve;
 };
 
 /* The bits of an auth value ("keys remote_user"), or -1 when it is not one. */

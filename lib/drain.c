@@ -2,6 +2,7 @@
  * the outcomes in batches, enqueue callbacks. One cycle for --once, --follow and /v1/drain. */
 #include "drain.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
@@ -95,6 +96,8 @@ struct job {
 	struct json_object *resp_headers; /* owned */
 	int resp_header_count;
 	const char *refused; /* static text from netpolicy, when a connection was refused */
+	char refused_addr[INET6_ADDRSTRLEN];
+	bool tried; /* an allowed address was tried on this hop (the last response resets it) */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -103,6 +106,7 @@ struct drain {
 	const struct netpolicy *np;
 	struct db *db;
 	char *name;
+	struct curl_slist *resolve; /* cf->drain_resolve as CURLOPT_RESOLVE entries */
 	CURLM *multi;
 	struct job *jobs; /* cf->drain_concurrency slots, or more when a run asks for more */
 	int njobs;
@@ -221,7 +225,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	size_t vs, ve;
 
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-		/* a new response (after a redirect or 1xx): keep only the last one's headers */
+		/* a new response (after a redirect or 1xx): keep only the last one's headers, and
+		 * judge the next hop's connection on its own */
+		j->refused = NULL;
+		j->tried = false;
 		json_object_put(j->resp_headers);
 		j->resp_headers = json_object_new_object();
 		j->resp_header_count = 0;
@@ -267,8 +274,39 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* The address policy on the address actually connected to: after DNS, on every redirect hop
- * (DNS rebinding, redirects into the private network). */
+/* The IP address of sa as text ("?" when it is none). */
+static void addr_text(const struct sockaddr *sa, char *out, size_t n)
+{
+	const void *in = NULL;
+
+	if (sa->sa_family == AF_INET)
+		in = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		in = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	if (in == NULL || inet_ntop(sa->sa_family, in, out, (socklen_t)n) == NULL)
+		snprintf(out, n, "?");
+}
+
+/* The host of the URL being fetched now (after redirects), as a new string, or NULL. */
+static char *url_host(CURL *easy)
+{
+	char *url = NULL, *host = NULL, *out = NULL;
+	CURLU *u = curl_url();
+
+	if (u != NULL && curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK &&
+	    url != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		out = xstrdup(host);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return out;
+}
+
+/* The address policy on the address actually connected to: libcurl calls this for every
+ * address it tries (each of happy eyeballs' IPv6 and IPv4 attempts), after DNS, on every
+ * redirect hop, for callbacks as for calls (DNS rebinding, redirects into the private
+ * network). Through outbound_proxy the address is the proxy's, and host-name rules are not
+ * consulted. */
 static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct job *j = arg;
@@ -276,9 +314,20 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
 
 	(void)purpose;
 	if (!netpolicy_addr_allowed(j->d->np, &a->addr, &why)) {
-		j->refused = why != NULL ? why : "refused";
-		return CURL_SOCKET_BAD;
+		char *host = j->d->cf->outbound_proxy[0] == '\0' ? url_host(j->easy) : NULL;
+		bool by_name =
+			host != NULL && netpolicy_connect_allowed(j->d->np, host, &a->addr, NULL);
+
+		free(host);
+		if (!by_name) {
+			j->refused = why != NULL ? why : "refused";
+			addr_text(&a->addr, j->refused_addr, sizeof(j->refused_addr));
+			log_info("drain call=%s attempt=%d: refused a connection to %s (%s)", j->id,
+				 j->attempt, j->refused_addr, j->refused);
+			return CURL_SOCKET_BAD;
+		}
 	}
+	j->tried = true;
 	return socket(a->family, a->socktype, a->protocol);
 }
 
@@ -453,7 +502,13 @@ static int job_setopts(struct job *j, const char *method, int64_t timeout_ms, bo
 	SETOPT(h, CURLOPT_MAXREDIRS, 5L);
 	SETOPT(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
-	SETOPT(h, CURLOPT_PROXY, ""); /* the address policy is about targets, not proxies */
+	/* No proxy from the environment (http_proxy, NO_PROXY, ...): outbound_proxy or none. */
+	SETOPT(h, CURLOPT_PROXY, j->d->cf->outbound_proxy);
+	SETOPT(h, CURLOPT_NOPROXY, "");
+	SETOPT(h, CURLOPT_RESOLVE, j->d->resolve);
+	/* Bodies are stored as sent: libcurl would otherwise inflate an unasked-for
+	 * "Transfer-Encoding: gzip" (a decompression bomb); CURLOPT_ACCEPT_ENCODING stays unset. */
+	SETOPT(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	SETOPT(h, CURLOPT_USERAGENT, USER_AGENT);
 	SETOPT(h, CURLOPT_HTTPHEADER, j->headers);
 	SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -788,17 +843,20 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 	const char *error = NULL;
 	int64_t delay = 0;
 	int failures = j->attempt - (int)j->attempt_floor;
+	bool refused;
 
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (code != CURLE_OK)
 		status = 0; /* a response cut off is not an answer */
-	/* A refused address is the reason only if no other address of the host answered. */
+	/* A refused address is the reason only if no other address of the host answered, and
+	 * no allowed one was tried (that one's failure, a down target, may pass; it is retried). */
 	if (code == CURLE_OK)
 		j->refused = NULL;
-	v = drain_verdict(status, (int)code, j->refused != NULL);
-	if (j->refused != NULL) {
-		snprintf(err, sizeof(err), "refused: the target resolves to a %s address",
-			 j->refused);
+	refused = j->refused != NULL && !j->tried;
+	v = drain_verdict(status, (int)code, refused);
+	if (refused) {
+		snprintf(err, sizeof(err), "refused: the target resolves to a %s address (%s)",
+			 j->refused, j->refused_addr);
 		error = err;
 	} else if (code == CURLE_ABORTED_BY_CALLBACK) {
 		snprintf(err, sizeof(err), "%s", j->errbuf); /* release_all's reason */
@@ -809,6 +867,9 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 		for (char *c = err; *c != '\0'; c++)
 			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
 				*c = '?';
+		if (j->refused != NULL) /* another address was refused, this one failed */
+			snprintf(err + strlen(err), sizeof(err) - strlen(err),
+				 " (refused: a %s address, %s)", j->refused, j->refused_addr);
 		error = err;
 	}
 	if (v == SEND_OK) {
@@ -1073,6 +1134,18 @@ static int ensure_slots(struct drain *d, int n)
 	return 0;
 }
 
+/* drain_resolve's space-separated entries as a CURLOPT_RESOLVE list (NULL when none). */
+static struct curl_slist *resolve_list(const char *spec)
+{
+	struct curl_slist *l = NULL;
+	char *copy = xstrdup(spec), *save = NULL;
+
+	for (char *t = strtok_r(copy, " \t", &save); t != NULL; t = strtok_r(NULL, " \t", &save))
+		add_line(&l, t);
+	free(copy);
+	return l;
+}
+
 struct drain *drain_new(const struct conf *cf, const struct netpolicy *np, struct db *db,
 			const char *name)
 {
@@ -1093,6 +1166,7 @@ struct drain *drain_new(const struct conf *cf, const struct netpolicy *np, struc
 	d->np = np;
 	d->db = db;
 	d->name = xstrdup(name);
+	d->resolve = resolve_list(cf->drain_resolve);
 	d->pending = json_object_new_array();
 	d->multi = curl_multi_init();
 	if (d->multi == NULL) {
@@ -1116,6 +1190,7 @@ void drain_free(struct drain *d)
 	free(d->jobs);
 	if (d->multi != NULL)
 		curl_multi_cleanup(d->multi);
+	curl_slist_free_all(d->resolve);
 	json_object_put(d->pending);
 	free(d->name);
 	free(d);

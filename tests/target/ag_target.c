@@ -610,6 +610,33 @@ static enum MHD_Result ep_big(struct MHD_Connection *c, const char *rest)
 	return ret;
 }
 
+/* 3xx (302 unless ?code= says) to the URL in ?to= (URL-decoded), for redirect tests. */
+static enum MHD_Result ep_redirect(struct MHD_Connection *c)
+{
+	const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+	const char *cs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "code");
+	unsigned long long code = 302;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (to == NULL || *to == '\0')
+		return respond_bad(c, "redirect needs ?to=URL");
+	if (cs != NULL && (seg_ulong(&cs, 999, &code) < 0 || code < 300 || code > 399))
+		return respond_bad(c, "bad redirect code (300..399)");
+	resp = MHD_create_response_from_buffer(strlen("redirect\n"), (void *)"redirect\n",
+					       MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, to) != MHD_YES) {
+		MHD_destroy_response(resp);
+		return respond_bad(c, "bad redirect URL");
+	}
+	ret = MHD_queue_response(c, (unsigned int)code, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result ep_verify(struct MHD_Connection *c, const char *sig)
 {
 	if (tg.nkeys == 0)
@@ -659,6 +686,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct rq *r, const ch
 		ret = MHD_NO; /* MHD closes the connection without answering */
 	else if (path_rest(path, "/verify") != NULL)
 		ret = ep_verify(c, sig);
+	else if (path_rest(path, "/redirect") != NULL)
+		ret = ep_redirect(c);
 	else
 		ret = ep_default(c, path, path_len);
 	free(path);

@@ -1,4 +1,5 @@
 /* test_call: call instructions from JSON and from transparent-mode requests, limits, and rows. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1460,6 +1461,142 @@ static void test_request_bad_targets(void **state)
 	}
 }
 
+/* Forbidden addresses in every spelling a URL parser takes, with the range the refusal must
+ * name: refused in "target" under allow_targets = 127.0.0.1/32, in JSON and in transparent mode
+ * (the URL percent-encoded as the first segment). tests/integration/test_netpolicy.c sends the
+ * same kinds of spellings through the web server. */
+static const struct {
+	const char *url;
+	const char *why;
+} forbidden_spellings[] = {
+	{ "http://127.0.0.2/", "loopback" },
+	{ "http://2130706434/", "loopback" },
+	{ "http://0177.0.0.2/", "loopback" },
+	{ "http://017700000002/", "loopback" },
+	{ "http://0x7f.0.0.2/", "loopback" },
+	{ "http://0X7F.0x0.0x0.0x2/", "loopback" },
+	{ "http://0x7f000002/", "loopback" },
+	{ "http://127.2/", "loopback" },
+	{ "http://127.0.2/", "loopback" },
+	{ "http://127.000.000.002/", "loopback" },
+	{ "http://127.0.0.2./", "loopback" },
+	{ "http://127.0.0.2../", "loopback" },
+	{ "http://0x7f.0.0.2./", "loopback" },
+	{ "http://127.2./", "loopback" },
+	{ "http://2130706434./", "loopback" },
+	{ "http://0177.0.0.2./", "loopback" },
+	{ "http://%31%32%37.0.0.2/", "loopback" },
+	{ "http://127%2E0.0.2/", "loopback" },
+	{ "https://127.0.0.2:8443/x", "loopback" },
+	{ "http://[::1]/", "loopback" },
+	{ "http://[0:0:0:0:0:0:0:1]:8080/", "loopback" },
+	{ "http://[::ffff:127.0.0.2]/", "loopback" },
+	{ "http://[::ffff:7f00:2]/", "loopback" },
+	{ "http://[0:0:0:0:0:ffff:127.0.0.2]/", "loopback" },
+	{ "http://[::ffff:127.0.0.2%25lo]/", "loopback" },
+	{ "http://[::127.0.0.2]/", "loopback" },
+	{ "http://[64:ff9b::127.0.0.2]/", "loopback" },
+	{ "http://[2002:7f00:2::]/", "loopback" },
+	{ "http://[fe80::1%25eth0]/", "link-local" },
+	{ "http://169.254.169.254/latest/meta-data/", "link-local" },
+	{ "http://0251.0376.0251.0376/", "link-local" },
+	{ "http://2852039166/", "link-local" },
+	{ "http://0xa9fea9fe/", "link-local" },
+	{ "http://169.254.169.254./", "link-local" },
+	{ "http://[::ffff:169.254.169.254]/", "link-local" },
+	{ "http://[fd00::1]/", "unique local (private)" },
+	{ "http://[ff02::1]/", "multicast" },
+	{ "http://224.0.0.1/", "multicast" },
+	{ "http://255.255.255.255/", "reserved or broadcast" },
+	{ "http://0/", "unspecified" },
+	{ "http://0.0.0.0/", "unspecified" },
+	{ "http://[::]/", "unspecified" },
+	{ "http://100.64.0.1/", "shared (CGNAT)" },
+	{ "http://10.0.0.1/", "private" },
+	{ "http://172.16.0.1/", "private" },
+	{ "http://192.168.1.1/", "private" },
+	{ "http://[::ffff:10.0.0.1]/", "private" },
+	{ "http://[::10.0.0.1]/", "private" },
+	{ "http://[64:ff9b::a00:1]/", "private" },
+	{ "http://[2002:0a00:0001::]/", "private" },
+	{ "http://[2001:0000:4136:e378:8000:63bf:3fff:fdd2]/", "Teredo" },
+	{ "http://4294967296/", "malformed" },
+	{ "http://1.2.3.4.5/", "malformed" },
+};
+
+/* Percent-encodes everything but unreserved characters (RFC 3986 2.3). Returns a new string. */
+static char *pct_encode(const char *s)
+{
+	char *out = malloc(strlen(s) * 3 + 1), *o = out;
+
+	assert_non_null(out);
+	for (; *s != '\0'; s++) {
+		if (isalnum((unsigned char)*s) || strchr("-._~", *s) != NULL)
+			*o++ = *s;
+		else
+			o += sprintf(o, "%%%02X", (unsigned char)*s);
+	}
+	*o = '\0';
+	return out;
+}
+
+static void test_forbidden_spellings(void **state)
+{
+	static const char *const public_urls[] = {
+		"http://8.8.8.8/",
+		"http://134744072/",
+		"http://8.8.8.8./",
+		"http://[2606:4700::1111]/",
+		"http://[2002:0808:0808::]/",
+		"http://[64:ff9b::808:808]/",
+		"https://example.com./",
+	};
+	char *params[] = { "REQUEST_METHOD=POST", NULL };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(forbidden_spellings) / sizeof(forbidden_spellings[0]); i++) {
+		const char *url = forbidden_spellings[i].url;
+		char json[512], *enc, *rest;
+		struct fake_req f;
+		struct call c;
+		struct problem p;
+
+		snprintf(json, sizeof(json), "{\"target\":\"%s\"}", url);
+		if (from_json(&c, json, &env_lo, "", &p) != -1)
+			fail_msg("accepted %s", url);
+		if (p.status != 400 || strcmp(p.field, "target") != 0 ||
+		    strstr(p.detail, forbidden_spellings[i].why) == NULL)
+			fail_msg("%s: %d \"%s\" %s, want 400 target naming %s", url, p.status,
+				 p.field, p.detail, forbidden_spellings[i].why);
+		call_cleanup(&c);
+
+		enc = pct_encode(url);
+		rest = malloc(strlen(enc) + 3);
+		assert_non_null(rest);
+		sprintf(rest, "%s/x", enc);
+		fake(&f, "POST", "", params, NULL, 0);
+		if (from_request(&c, &f, rest, &env_lo, &p) != -1)
+			fail_msg("/v1/async/%s accepted", rest);
+		if (p.status != 400 || strcmp(p.field, "target") != 0 ||
+		    strstr(p.detail, forbidden_spellings[i].why) == NULL)
+			fail_msg("/v1/async/%s: %d \"%s\" %s, want 400 target naming %s", rest,
+				 p.status, p.field, p.detail, forbidden_spellings[i].why);
+		call_cleanup(&c);
+		free(rest);
+		free(enc);
+	}
+	for (size_t i = 0; i < sizeof(public_urls) / sizeof(public_urls[0]); i++) {
+		char json[256];
+		struct call c;
+		struct problem p;
+
+		snprintf(json, sizeof(json), "{\"target\":\"%s\"}", public_urls[i]);
+		if (from_json(&c, json, &env, "", &p) != 0)
+			fail_msg("refused %s: %s", public_urls[i], p.detail);
+		call_cleanup(&c);
+	}
+}
+
 static void test_request_headers(void **state)
 {
 	char *params[] = {
@@ -1690,6 +1827,7 @@ int main(void)
 		cmocka_unit_test(test_row_json),
 		cmocka_unit_test(test_request_targets),
 		cmocka_unit_test(test_request_bad_targets),
+		cmocka_unit_test(test_forbidden_spellings),
 		cmocka_unit_test(test_request_headers),
 		cmocka_unit_test(test_request_control_headers),
 		cmocka_unit_test(test_request_bad_control_headers),

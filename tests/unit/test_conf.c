@@ -95,6 +95,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cf.default_retry_initial_ms, 1000);
 	assert_int_equal(cf.default_retry_max_ms, 3600000);
 	assert_int_equal(cf.retry_after_s, 5);
+	assert_string_equal(cf.outbound_proxy, "");
+	assert_string_equal(cf.drain_resolve, "");
 	conf_cleanup(&cf);
 	assert_null(cf.database);
 	assert_null(cf.log_level);
@@ -190,6 +192,79 @@ static void test_set_valid(void **state)
 	assert_string_equal(cf.public_url, "https://gw.example.com");
 	assert_int_equal(conf_set(&cf, "public_url", ""), 0); /* replacing frees the old one */
 	assert_string_equal(cf.public_url, "");
+	conf_cleanup(&cf);
+}
+
+/* outbound_proxy: nothing, or a proxy URL with its scheme; drain_resolve: CURLOPT_RESOLVE
+ * entries "host:port:addr[,addr...]" separated by spaces. */
+static void test_set_proxy_resolve(void **state)
+{
+	static const char *const proxy_ok[] = {
+		"",
+		"http://proxy.internal:3128",
+		"https://proxy.internal",
+		"socks5h://127.0.0.1:1080",
+		"HTTP://user:secret@10.0.0.5:3128/",
+		"socks4a://p",
+	};
+	static const char *const proxy_bad[] = {
+		"proxy.internal:3128", /* libcurl would guess http; say it */
+		"http://",
+		"ftp://proxy.internal",
+		"http://proxy internal",
+		"http://proxy\tinternal",
+		" http://proxy.internal",
+		"file:///tmp/p",
+	};
+	static const char *const resolve_ok[] = {
+		"",
+		"api.internal:443:10.1.2.3",
+		"a.test:80:127.0.0.2,127.0.0.1 b.test:8080:[::1],10.0.0.1",
+		"  dual.test:1:[fd00::1]\tx:65535:8.8.8.8  ",
+	};
+	static const char *const resolve_bad[] = {
+		"api.internal",
+		"api.internal:443",
+		"api.internal:443:",
+		"api.internal:0:10.1.2.3",
+		"api.internal:65536:10.1.2.3",
+		"api.internal:x:10.1.2.3",
+		"api.internal::10.1.2.3",
+		":443:10.1.2.3",
+		"api_internal:443:10.1.2.3",
+		"api.internal:443:10.1.2",
+		"api.internal:443:::1",
+		"api.internal:443:[::1",
+		"api.internal:443:[]",
+		"api.internal:443:10.1.2.3,",
+		"api.internal:443:10.1.2.3,,10.1.2.4",
+		"api.internal:443:host.example",
+		"+api.internal:443:10.1.2.3",
+		"-api.internal:443",
+		"ok.test:80:10.0.0.1 bad.test:80:nope",
+		"api.internal:443:10.1.2.3,api.internal:80:10.1.2.3",
+	};
+	struct conf cf;
+
+	(void)state;
+	conf_defaults(&cf);
+	for (size_t i = 0; i < sizeof(proxy_ok) / sizeof(proxy_ok[0]); i++) {
+		if (conf_set(&cf, "outbound_proxy", proxy_ok[i]) != 0)
+			fail_msg("outbound_proxy = \"%s\" refused", proxy_ok[i]);
+		assert_string_equal(cf.outbound_proxy, proxy_ok[i]);
+	}
+	for (size_t i = 0; i < sizeof(proxy_bad) / sizeof(proxy_bad[0]); i++)
+		if (conf_set(&cf, "outbound_proxy", proxy_bad[i]) != -1)
+			fail_msg("outbound_proxy = \"%s\" accepted", proxy_bad[i]);
+	assert_string_equal(cf.outbound_proxy, "socks4a://p"); /* the last good value stays */
+	for (size_t i = 0; i < sizeof(resolve_ok) / sizeof(resolve_ok[0]); i++) {
+		if (conf_set(&cf, "drain_resolve", resolve_ok[i]) != 0)
+			fail_msg("drain_resolve = \"%s\" refused", resolve_ok[i]);
+		assert_string_equal(cf.drain_resolve, resolve_ok[i]);
+	}
+	for (size_t i = 0; i < sizeof(resolve_bad) / sizeof(resolve_bad[0]); i++)
+		if (conf_set(&cf, "drain_resolve", resolve_bad[i]) != -1)
+			fail_msg("drain_resolve = \"%s\" accepted", resolve_bad[i]);
 	conf_cleanup(&cf);
 }
 
@@ -403,6 +478,8 @@ static void test_key_names(void **state)
 		"drain_token",
 		"drain_budget",
 		"auth",
+		"outbound_proxy",
+		"drain_resolve",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct conf cf;
@@ -433,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_load_bad_lines_reports_all),
 		cmocka_unit_test(test_load_retry_order),
 		cmocka_unit_test(test_load_missing_and_env),
+		cmocka_unit_test(test_set_proxy_resolve),
 		cmocka_unit_test(test_key_names),
 	};
 

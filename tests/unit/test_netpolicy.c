@@ -121,8 +121,40 @@ static void test_classify_v6(void **state)
 		{ "ff05::2", "multicast" },
 		{ "2001:db8::1", "documentation" },
 		{ "2001::1", "Teredo" },
+		/* Teredo whose client (last 32 bits XOR 0xffffffff) is 8.8.8.8, or 127.0.0.1: both
+		 * refused, Teredo is judged whole */
+		{ "2001:0:4136:e378:8000:63bf:f7f7:f7f7", "Teredo" },
+		{ "2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo" },
 		{ "2001:10::1", "reserved" },
+		{ "2001:20::1", "reserved" },
+		{ "2001:2::1", "benchmarking" },
+		{ "3fff::1", "documentation" },
 		{ "100::1", "discard" },
+		/* ::/96 beyond :: and ::1, and everything outside 2000::/3 */
+		{ "::2", "unspecified" },             /* IPv4-compatible 0.0.0.2 */
+		{ "::0.1.0.0", "unspecified" },
+		{ "::10.0.0.1", "private" },
+		{ "::169.254.169.254", "link-local" },
+		{ "::ffff:0:0", "unspecified" },      /* mapped 0.0.0.0 */
+		{ "::ffff:0:a00:1", "private" },      /* SIIT ::ffff:0:a.b.c.d of 10.0.0.1 */
+		{ "::ffff:0:808:808", NULL },
+		{ "::1:0:0:0", "reserved" },
+		{ "1::1", "reserved" },
+		{ "100:0:0:1::1", "reserved" },       /* past discard's /64 */
+		{ "400::1", "reserved" },
+		{ "4000::1", "reserved" },
+		{ "e000::1", "reserved" },
+		{ "64:ff9b::8.8.8.8", NULL },
+		{ "64:ff9b::ffff:ffff", "reserved or broadcast" },
+		{ "64:ff9b::1:0:0:1", "reserved" },   /* not the /96 */
+		{ "64:ff9b:1::1", "local-use NAT64" },
+		{ "2002:0a00:0001::", "private" },    /* 6to4 of 10.0.0.1 */
+		{ "2002:6440:1::", "shared (CGNAT)" },
+		{ "2002:e000:1::", "multicast" },
+		{ "2002:0808:0808::", NULL },
+		{ "2002:ffff:ffff::", "reserved or broadcast" },
+		{ "2000::1", NULL },
+		{ "3ffe:ffff::1", NULL },
 		{ "2606:4700::1", NULL },
 		{ "2a00:1450:4001:81c::200e", NULL },
 		{ "2001:4860:4860::8888", NULL },
@@ -207,6 +239,10 @@ static void test_init_rejects(void **state)
 		"/8",
 		"http://example.com",
 		"[::1]",
+		"127.1",        /* a number at the end: write the address plainly */
+		"0x7f.0.0.1",
+		"2130706433",
+		"host.example.1",
 	};
 
 	(void)state;
@@ -349,9 +385,66 @@ static void test_host_allowed_default(void **state)
 		{ "api.example.com", true, NULL },
 		{ "localhost.example.com", true, NULL },
 		{ "notlocalhost", true, NULL },
-		{ "[not-an-address]", false, "malformed address" },
-		{ "[]", false, "malformed address" },
-		{ "[1.2.3.4]", false, "malformed address" },
+		{ "[not-an-address]", false, "malformed" },
+		{ "[]", false, "malformed" },
+		{ "[1.2.3.4]", false, "malformed" },
+		/* numeric spellings libcurl leaves to the resolver (trailing dot) or normalises */
+		{ "127.0.0.1.", false, "loopback" },
+		{ "127.0.0.1..", false, "loopback" },
+		{ "127.1", false, "loopback" },
+		{ "127.1.", false, "loopback" },
+		{ "127.0.1.", false, "loopback" },
+		{ "2130706433.", false, "loopback" },
+		{ "0x7f.0.0.1.", false, "loopback" },
+		{ "0X7F.1.", false, "loopback" },
+		{ "0x7f000001.", false, "loopback" },
+		{ "0177.0.0.1.", false, "loopback" },
+		{ "017700000001.", false, "loopback" },
+		{ "0x7f.0x0.0x0.0x1.", false, "loopback" },
+		{ "00000177.0.0.01.", false, "loopback" },
+		{ "0251.0376.0251.0376.", false, "link-local" },
+		{ "2852039166.", false, "link-local" },
+		{ "0xa9fea9fe.", false, "link-local" },
+		{ "10.1.", false, "private" },
+		{ "0.", false, "unspecified" },
+		{ "0x.", false, "unspecified" },
+		{ "4294967295.", false, "reserved or broadcast" },
+		{ "8.8.8.8.", true, NULL },
+		{ "134744072.", true, NULL },          /* 8.8.8.8 */
+		{ "0x8.0x8.0x8.0x8.", true, NULL },
+		/* ends in a number but no address: refused, whatever a resolver makes of it */
+		{ "4294967296", false, "malformed" },
+		{ "4294967296.", false, "malformed" },
+		{ "1.2.3.4.5", false, "malformed" },
+		{ "256.0.0.1", false, "malformed" },
+		{ "1.2.65536", false, "malformed" },
+		{ "08.0.0.1", false, "malformed" },
+		{ "0x7g.0.0.1", false, "malformed" },
+		{ "127..1", false, "malformed" },
+		{ "example.123", false, "malformed" },
+		{ "foo.0x", false, "malformed" },
+		{ "99999999999999999999999", false, "malformed" },
+		{ ".", false, "malformed" },
+		{ "1e100.net", true, NULL },
+		{ "0x7f.example", true, NULL },
+		{ "127.0.0.1.nip.io", true, NULL },   /* a name: judged on connect */
+		/* the ranges, as literals */
+		{ "100.64.0.1", false, "shared (CGNAT)" },
+		{ "0.1.2.3", false, "unspecified" },
+		{ "255.255.255.255", false, "reserved or broadcast" },
+		{ "224.0.0.1", false, "multicast" },
+		{ "[fd00::1]", false, "unique local (private)" },
+		{ "[fe80::1]", false, "link-local" },
+		{ "[ff02::1]", false, "multicast" },
+		{ "[::ffff:10.0.0.1]", false, "private" },
+		{ "[::10.0.0.1]", false, "private" },
+		{ "[64:ff9b::a00:1]", false, "private" },
+		{ "[2002:0a00:0001::]", false, "private" },
+		{ "[2001:0000:4136:e378:8000:63bf:3fff:fdd2]", false, "Teredo" },
+		{ "[::ffff:127.0.0.1%25lo]", false, "loopback" },
+		{ "[2606:4700::1111]", true, NULL },
+		{ "[2002:0808:0808::]", true, NULL },
+		{ "[64:ff9b::808:808]", true, NULL },
 	};
 	struct netpolicy np;
 
@@ -400,6 +493,66 @@ static void test_host_rule(void **state)
 	netpolicy_cleanup(&np);
 }
 
+static bool connect4(const struct netpolicy *np, const char *host, const char *addr,
+		     const char **why)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+		fail_msg("test bug: %s", addr);
+	return netpolicy_connect_allowed(np, host, (const struct sockaddr *)&sin, why);
+}
+
+static bool connect6(const struct netpolicy *np, const char *host, const char *addr,
+		     const char **why)
+{
+	struct sockaddr_in6 sin6;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) != 1)
+		fail_msg("test bug: %s", addr);
+	return netpolicy_connect_allowed(np, host, (const struct sockaddr *)&sin6, why);
+}
+
+/* On connect, a host-name rule allows whatever its name resolves to; addresses are judged as
+ * addresses whatever the host, and nothing else gets past a refused address. */
+static void test_connect_allowed(void **state)
+{
+	struct netpolicy np;
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(netpolicy_init(&np, "internal.example, localhost, 127.0.0.1/32"), 0);
+	assert_true(connect4(&np, "internal.example", "10.1.2.3", NULL));
+	assert_true(connect4(&np, "Internal.Example.", "10.1.2.3", NULL));
+	assert_true(connect6(&np, "internal.example", "fd00::1", NULL));
+	assert_true(connect6(&np, "localhost", "::1", NULL));
+	assert_true(connect4(&np, "other.example", "127.0.0.1", NULL)); /* the address rule */
+	assert_false(connect4(&np, "other.example", "10.1.2.3", &why));
+	assert_string_equal(why, "private");
+	assert_false(connect6(&np, "a.localhost", "::1", &why)); /* the rule names localhost */
+	assert_string_equal(why, "loopback");
+	assert_false(connect4(&np, NULL, "10.1.2.3", &why)); /* a proxy: no host */
+	assert_string_equal(why, "private");
+	assert_false(connect4(&np, "[fd00::1]", "10.1.2.3", NULL));
+	assert_true(connect4(&np, NULL, "8.8.8.8", NULL));
+	assert_true(connect4(&np, "example.com", "8.8.8.8", NULL));
+	assert_false(connect4(&np, "example.com", "169.254.169.254", &why));
+	assert_string_equal(why, "link-local");
+	netpolicy_cleanup(&np);
+
+	/* Without rules every host is judged by its address alone. */
+	assert_int_equal(netpolicy_init(&np, ""), 0);
+	assert_false(connect4(&np, "internal.example", "10.1.2.3", NULL));
+	assert_false(connect6(&np, "localhost", "::1", NULL));
+	assert_false(connect4(&np, "localhost", "127.0.0.1", NULL));
+	assert_true(connect6(&np, "example.com", "2606:4700::1111", NULL));
+	netpolicy_cleanup(&np);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_host_allowed_default),
 		cmocka_unit_test(test_host_allowed_with_list),
 		cmocka_unit_test(test_host_rule),
+		cmocka_unit_test(test_connect_allowed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
