@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jstrict.h"
 #include "log.h"
 #include "timeparse.h"
 #include "xalloc.h"
@@ -37,6 +38,7 @@ static const struct conf_key keys[] = {
 	KEY("max_body_bytes", max_body_bytes, CONF_BYTES, "1M", 1, 256LL << 20),
 	KEY("max_batch", max_batch, CONF_INT, "1000", 1, 100000),
 	KEY("max_headers", max_headers, CONF_INT, "64", 0, 1000),
+	KEY("max_json_depth", max_json_depth, CONF_INT, "32", 4, JSTRICT_DEPTH_MAX),
 	KEY("max_delay", max_delay_ms, CONF_DURATION, "365d", 0, 3650 * DAY_MS),
 	KEY("max_timeout", max_timeout_ms, CONF_DURATION, "30m", 1000, DAY_MS),
 	KEY("max_expires_in", max_expires_in_ms, CONF_DURATION, "400d", 1000, 3650 * DAY_MS),

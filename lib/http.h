@@ -52,6 +52,9 @@ const char *http_reason(int status);
 
 /* RFC 9110 5.6.2 token characters only, 1..256 bytes. */
 bool http_token_valid(const char *s);
+/* The length (1 to 4) of the well-formed UTF-8 sequence s starts with, or 0 when s[0..len)
+ * does not start with one (bad lead byte, cut short, overlong, surrogate, past U+10FFFF). */
+size_t http_utf8_len(const char *s, size_t len);
 /* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
 bool http_utf8_valid(const char *s, size_t len);
 /* A field value: UTF-8 (it is stored as JSON text) without CR, LF, NUL or other control

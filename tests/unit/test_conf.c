@@ -386,6 +386,7 @@ static void test_key_names(void **state)
 		"max_body_bytes",
 		"max_batch",
 		"max_headers",
+		"max_json_depth",
 		"max_delay",
 		"max_timeout",
 		"max_expires_in",
