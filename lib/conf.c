@@ -8,12 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "jstrict.h"
 #include "log.h"
 #include "timeparse.h"
 #include "xalloc.h"
 
-enum conf_type { CONF_STR, CONF_INT, CONF_BYTES, CONF_DURATION, CONF_LOGLEVEL };
+enum conf_type { CONF_STR, CONF_INT, CONF_BYTES, CONF_DURATION, CONF_LOGLEVEL, CONF_NAMES };
 
 struct conf_key {
 	const char *name;
@@ -39,6 +40,7 @@ static const struct conf_key keys[] = {
 	KEY("max_batch", max_batch, CONF_INT, "1000", 1, 100000),
 	KEY("max_headers", max_headers, CONF_INT, "64", 0, 1000),
 	KEY("max_json_depth", max_json_depth, CONF_INT, "32", 4, JSTRICT_DEPTH_MAX),
+	KEY("deny_headers", deny_headers, CONF_NAMES, "Cookie", 0, 0),
 	KEY("max_delay", max_delay_ms, CONF_DURATION, "365d", 0, 3650 * DAY_MS),
 	KEY("max_timeout", max_timeout_ms, CONF_DURATION, "30m", 1000, DAY_MS),
 	KEY("max_expires_in", max_expires_in_ms, CONF_DURATION, "400d", 1000, 3650 * DAY_MS),
@@ -87,6 +89,30 @@ static int parse_bytes(const char *s, int64_t *out)
 	return 0;
 }
 
+/* A list of header names: tokens separated by commas and/or blanks; may be empty. */
+static bool names_valid(const char *s)
+{
+	char name[257];
+
+	while (*s != '\0') {
+		size_t n;
+
+		while (*s == ',' || *s == ' ' || *s == '\t')
+			s++;
+		n = strcspn(s, ", \t");
+		if (n == 0)
+			break;
+		if (n >= sizeof(name))
+			return false;
+		memcpy(name, s, n);
+		name[n] = '\0';
+		if (!http_token_valid(name))
+			return false;
+		s += n;
+	}
+	return true;
+}
+
 static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 {
 	char *base = (char *)cf + k->offset;
@@ -96,8 +122,15 @@ static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 	switch (k->type) {
 	case CONF_STR:
 	case CONF_LOGLEVEL:
+	case CONF_NAMES:
 		if (k->type == CONF_LOGLEVEL && log_level_parse(value, &lvl) != 0) {
 			log_err("conf %s: expected error, warn, info or debug", k->name);
+			return -1;
+		}
+		if (k->type == CONF_NAMES && !names_valid(value)) {
+			log_err("conf %s: expected header names (RFC 9110 tokens) separated by "
+				"commas or spaces",
+				k->name);
 			return -1;
 		}
 		free(*(char **)base);
@@ -223,7 +256,8 @@ int conf_load(struct conf *cf, const char *path)
 void conf_cleanup(struct conf *cf)
 {
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (keys[i].type == CONF_STR || keys[i].type == CONF_LOGLEVEL) {
+		if (keys[i].type == CONF_STR || keys[i].type == CONF_LOGLEVEL ||
+		    keys[i].type == CONF_NAMES) {
 			char **p = (char **)((char *)cf + keys[i].offset);
 
 			free(*p);

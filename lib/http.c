@@ -221,14 +221,40 @@ bool http_value_valid(const char *s, size_t len)
 	return true;
 }
 
-bool http_header_reserved(const char *name)
+/* Header names compare without case, and with '-' and '_' as one: CGI spells both as '_'
+ * (RFC 3875 4.1.18), so a target behind CGI reads "Proxy_Connection" as Proxy-Connection. */
+static int name_fold(unsigned char c)
 {
-	static const char *const reserved[] = {
+	int f = tolower(c);
+
+	return f == '_' ? '-' : f;
+}
+
+/* The first n bytes of a (which has them) are those of the string b. */
+static bool name_eq_n(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i] == '\0' ||
+		    name_fold((unsigned char)a[i]) != name_fold((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+/* a[0..alen) is the whole string b. */
+static bool name_eq(const char *a, size_t alen, const char *b)
+{
+	return name_eq_n(a, b, alen) && b[alen] == '\0';
+}
+
+bool http_header_hop(const char *name)
+{
+	static const char *const hop[] = {
 		"Connection",
 		"Keep-Alive",
 		"Proxy-Connection",
 		"Proxy-Authenticate",
 		"Proxy-Authorization",
+		"Proxy", /* httpoxy: HTTP_PROXY at a CGI target */
 		"TE",
 		"Trailer",
 		"Trailers",
@@ -239,10 +265,33 @@ bool http_header_reserved(const char *name)
 		"Expect",
 	};
 
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-		if (strcasecmp(name, reserved[i]) == 0)
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (name_eq(hop[i], strlen(hop[i]), name))
 			return true;
-	return strncasecmp(name, "Async-", 6) == 0 || strncasecmp(name, "webhook-", 8) == 0;
+	return false;
+}
+
+bool http_header_reserved(const char *name)
+{
+	return http_header_hop(name) || name_eq_n("Async-", name, 6) ||
+	       name_eq_n("webhook-", name, 8);
+}
+
+bool http_header_listed(const char *list, const char *name)
+{
+	const char *p = list != NULL ? list : "";
+
+	while (*p != '\0') {
+		size_t n;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		n = strcspn(p, ", \t");
+		if (n > 0 && name_eq(p, n, name))
+			return true;
+		p += n;
+	}
+	return false;
 }
 
 void http_pct_encode(struct buf *b, const char *s, size_t len)
