@@ -549,9 +549,11 @@ static int set_path(struct call *c, const char *path, const char *prefix, const 
 static int set_correlation(struct call *c, const char *s, const char *prefix, const char *field,
 			   struct problem *p)
 {
-	if (*s == '\0' || strlen(s) > MAX_CORRELATION_LEN || !printable(s))
+	/* UTF-8 too: a header value in transparent mode may hold any bytes, and the row is JSON. */
+	if (*s == '\0' || strlen(s) > MAX_CORRELATION_LEN || !printable(s) ||
+	    !http_utf8_valid(s, strlen(s)))
 		return fail(p, 400, prefix, field,
-			    "must be 1 to %d bytes without control characters",
+			    "must be 1 to %d bytes of UTF-8 without control characters",
 			    MAX_CORRELATION_LEN);
 	free(c->correlation_id);
 	c->correlation_id = xstrdup(s);

@@ -1579,6 +1579,8 @@ static void test_request_bad_control_headers(void **state)
 		{ "HTTP_ASYNC_FAILURE_CALLBACK=http://127.0.0.1/", "Async-Failure-Callback" },
 		{ "HTTP_ASYNC_CORRELATION_ID=", "Async-Correlation-Id" },
 		{ "HTTP_ASYNC_CORRELATION_ID=a\tb", "Async-Correlation-Id" },
+		{ "HTTP_ASYNC_CORRELATION_ID=order-\xff", "Async-Correlation-Id" }, /* not UTF-8 */
+		{ "HTTP_ASYNC_CORRELATION_ID=\xed\xa0\x80", "Async-Correlation-Id" },
 		{ "HTTP_ASYNC_TIMEOUT=0s", "Async-Timeout" },
 		{ "HTTP_ASYNC_EXPIRES_IN=1.5h", "Async-Expires-In" },
 		{ "HTTP_ASYNC_RETRY_MAX=31d", "Async-Retry-Max" },
