@@ -2,7 +2,6 @@
 #define _GNU_SOURCE /* strcasestr */
 #include "handlers.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +13,10 @@
 
 #include "auth.h"
 #include "call.h"
+#include "jstrict.h"
 #include "log.h"
 #include "uuid.h"
 
-#define JSON_MAX_DEPTH 32
 #define IDEM_KEY_MAX 255
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -415,42 +414,6 @@ out:
 	return 0;
 }
 
-/* Numbers json-c would not keep as written: NaN and Infinity (not JSON, RFC 8259), and
- * integers beyond 64 bits, which it clamps silently. Returns why, or NULL. */
-static const char *unsafe_number(struct json_object *o)
-{
-	const char *why;
-
-	switch (json_object_get_type(o)) {
-	case json_type_double:
-		return isfinite(json_object_get_double(o))
-			       ? NULL
-			       : "NaN and Infinity are not JSON numbers";
-	case json_type_int:
-		if (json_object_get_int64(o) == INT64_MIN ||
-		    json_object_get_uint64(o) == UINT64_MAX)
-			return "an integer is out of the 64-bit range (send it as a string)";
-		return NULL;
-	case json_type_array:
-		for (size_t i = 0; i < json_object_array_length(o); i++) {
-			why = unsafe_number(json_object_array_get_idx(o, i));
-			if (why != NULL)
-				return why;
-		}
-		return NULL;
-	case json_type_object: {
-		json_object_object_foreach (o, k, v) {
-			(void)k;
-			why = unsafe_number(v);
-			if (why != NULL)
-				return why;
-		}
-		return NULL;
-	}
-	default: return NULL;
-	}
-}
-
 /* application/json, optionally with parameters; a charset, if given, must be UTF-8. */
 static bool json_content_type(const char *ct)
 {
@@ -473,15 +436,11 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app,
 		 const struct principal *who)
 {
 	const struct call_env env = {&app->cf, &app->np};
-	struct json_tokener *tok = NULL;
 	struct json_object *doc = NULL;
 	struct call *calls = NULL;
 	size_t n = 0;
-	size_t end;
 	bool batch;
 	struct problem p;
-	enum json_tokener_error jerr;
-	const char *why;
 
 	if (!json_content_type(req_param(rq, "CONTENT_TYPE"))) {
 		resp_problem(rs, 415, "Content-Type",
@@ -494,27 +453,9 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app,
 			     "required");
 		goto out;
 	}
-	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	doc = json_tokener_parse_ex(tok, rq->body, (int)rq->body_len);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	if (doc == NULL || jerr != json_tokener_success) {
-		resp_problem(rs, 400, "body", "body: malformed JSON near byte %zu: %s", end,
-			     jerr == json_tokener_continue ? "unexpected end of input"
-							   : json_tokener_error_desc(jerr));
-		goto out;
-	}
-	while (end < rq->body_len && strchr(" \t\r\n", rq->body[end]) != NULL)
-		end++;
-	if (end != rq->body_len) {
-		resp_problem(rs, 400, "body",
-			     "body: unexpected bytes after the JSON document at byte %zu", end);
-		goto out;
-	}
-	why = unsafe_number(doc);
-	if (why != NULL) {
-		resp_problem(rs, 400, "body", "body: %s", why);
+	doc = jstrict_parse(rq->body, rq->body_len, (int)app->cf.max_json_depth, &p);
+	if (doc == NULL) {
+		resp_problem(rs, p.status, p.field, "%s", p.detail);
 		goto out;
 	}
 	batch = json_object_is_type(doc, json_type_array);
@@ -549,8 +490,6 @@ out:
 		call_cleanup(&calls[i]);
 	free(calls);
 	json_object_put(doc);
-	if (tok != NULL)
-		json_tokener_free(tok);
 	return 0;
 }
 

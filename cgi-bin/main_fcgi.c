@@ -91,49 +91,31 @@ static void set_path(struct req *rq)
 	rq->path = raw;
 }
 
+/* Reads the request body when its length is within the limit. Returns 0, or -1 with rs set.
+ * Without CONTENT_LENGTH there may still be a body (a web server that streams a chunked one):
+ * that is 411. A FastCGI input stream always ends (the web server sends an empty FCGI_STDIN
+ * record), so a byte is looked for there (delimited); plain CGI stdin may stay open, and RFC
+ * 3875 4.2 says to read no more than CONTENT_LENGTH, so there only Transfer-Encoding tells. */
 typedef int (*read_fn)(void *src, char *dst, int n);
 
-/* Reads a body of unknown length to its end (EOF of a CGI's stdin, the end of the FastCGI
- * stream), up to the limit. Returns 0, or -1 with rs set. */
-static int read_to_end(struct req *rq, struct resp *rs, const struct app *app, read_fn rd,
-		       void *src)
-{
-	struct buf b;
-	char chunk[16384];
-	int n;
-
-	buf_init(&b);
-	while ((n = rd(src, chunk, (int)sizeof(chunk))) > 0) {
-		if (b.len + (size_t)n > (size_t)app->cf.max_request_bytes) {
-			buf_cleanup(&b);
-			resp_problem(rs, 413, "body", "body: over the limit of %lld bytes",
-				     (long long)app->cf.max_request_bytes);
-			return -1;
-		}
-		buf_append(&b, chunk, (size_t)n);
-	}
-	if (b.len == 0) {
-		buf_cleanup(&b);
-		return 0;
-	}
-	rq->body = buf_take(&b, &rq->body_len);
-	return 0;
-}
-
-/* Reads the request body when its length is within the limit. Returns 0, or -1 with rs set.
- * A chunked body comes without CONTENT_LENGTH from some web servers (Apache mod_cgi and
- * mod_cgid pass it through as it arrives, with HTTP_TRANSFER_ENCODING set); it is then read to
- * its end. (Those that buffer it, lighttpd, nginx, mod_fcgid and mod_proxy_fcgi, set
- * CONTENT_LENGTH.) */
-static int read_body(struct req *rq, struct resp *rs, const struct app *app, read_fn rd, void *src)
+static int read_body(struct req *rq, struct resp *rs, const struct app *app, read_fn rd, void *src,
+		     bool delimited)
 {
 	const char *cl = req_param(rq, "CONTENT_LENGTH");
-	const char *te = req_param(rq, "HTTP_TRANSFER_ENCODING");
 	long long len = parse_length(cl);
 	size_t got = 0;
 
-	if ((cl == NULL || *cl == '\0') && te != NULL && *te != '\0')
-		return read_to_end(rq, rs, app, rd, src);
+	if (cl == NULL || *cl == '\0') {
+		const char *te = req_param(rq, "HTTP_TRANSFER_ENCODING");
+		char c;
+
+		if ((te != NULL && *te != '\0') || (delimited && rd(src, &c, 1) > 0)) {
+			resp_problem(rs, 411, "Content-Length",
+				     "Content-Length: a request with a body must say its length");
+			return -1;
+		}
+		return 0;
+	}
 	if (len < 0) {
 		resp_problem(rs, 400, "Content-Length", "Content-Length: malformed");
 		return -1;
@@ -175,7 +157,8 @@ static int read_stdin(void *src, char *dst, int n)
 }
 
 /* Everything for one request but I/O: parse, route, and log problems. */
-static void serve(struct req *rq, struct resp *rs, struct app *app, read_fn rd, void *src)
+static void serve(struct req *rq, struct resp *rs, struct app *app, read_fn rd, void *src,
+		  bool delimited)
 {
 	const char *m = req_param(rq, "REQUEST_METHOD");
 	char esc[256];
@@ -183,7 +166,7 @@ static void serve(struct req *rq, struct resp *rs, struct app *app, read_fn rd, 
 
 	rq->method = m != NULL ? m : "GET";
 	set_path(rq);
-	if (read_body(rq, rs, app, rd, src) == 0)
+	if (read_body(rq, rs, app, rd, src, delimited) == 0)
 		route(rq, rs, app);
 	if (rs->status == 0)
 		resp_problem(rs, 500, NULL, "the handler gave no answer");
@@ -222,7 +205,7 @@ static int run_cgi(struct app *app)
 	req_init(&rq);
 	resp_init(&rs);
 	rq.params = copy_params(environ);
-	serve(&rq, &rs, app, read_stdin, NULL);
+	serve(&rq, &rs, app, read_stdin, NULL, false);
 	out = render(&rq, &rs, &len);
 	fwrite(out, 1, len, stdout);
 	fflush(stdout);
@@ -249,7 +232,7 @@ static int run_fcgi(struct app *app, int listen_fd)
 		size_t len;
 
 		rq.params = copy_params(fr.envp);
-		serve(&rq, &rs, app, read_fcgi, fr.in);
+		serve(&rq, &rs, app, read_fcgi, fr.in, true);
 		out = render(&rq, &rs, &len);
 		FCGX_PutStr(out, (int)len, fr.out);
 		free(out);

@@ -172,6 +172,9 @@ static int add_header(struct json_object **obj, const char *name, const char *va
 		return fail(p, 400, prefix, fname,
 			    "%s is a hop-by-hop or gateway header and cannot be set on a call",
 			    name);
+	if (http_header_listed(env->cf->deny_headers, name))
+		return fail(p, 400, prefix, fname,
+			    "%s may not be set on a call at this gateway (deny_headers)", name);
 	if (*obj == NULL)
 		*obj = json_object_new_object();
 	json_object_object_foreach (*obj, k, ignored) {
@@ -546,9 +549,11 @@ static int set_path(struct call *c, const char *path, const char *prefix, const 
 static int set_correlation(struct call *c, const char *s, const char *prefix, const char *field,
 			   struct problem *p)
 {
-	if (*s == '\0' || strlen(s) > MAX_CORRELATION_LEN || !printable(s))
+	/* UTF-8 too: a header value in transparent mode may hold any bytes, and the row is JSON. */
+	if (*s == '\0' || strlen(s) > MAX_CORRELATION_LEN || !printable(s) ||
+	    !http_utf8_valid(s, strlen(s)))
 		return fail(p, 400, prefix, field,
-			    "must be 1 to %d bytes without control characters",
+			    "must be 1 to %d bytes of UTF-8 without control characters",
 			    MAX_CORRELATION_LEN);
 	free(c->correlation_id);
 	c->correlation_id = xstrdup(s);
@@ -856,30 +861,21 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 	return rc;
 }
 
-/* Request headers that are about the hop to the gateway, not the call: never forwarded. */
-static bool hop_header(const char *cgi)
+/* Whether a transparent-mode request header stays behind: about the hop to the gateway
+ * (hop-by-hop, Host, Content-Length, ...; or named in the request's Connection header, RFC 9110
+ * 7.6.1), for the gateway itself (Authorization, Idempotency-Key, Prefer), given separately
+ * (Content-Type comes from CONTENT_TYPE), or on the operator's deny_headers list. Such headers
+ * are not recorded, without an error: a client cannot always keep its stack from adding them. */
+static bool header_stays(const struct req *rq, const struct call_env *env, const char *name)
 {
-	static const char *const drop[] = {
-		"HTTP_HOST",
-		"HTTP_AUTHORIZATION",
-		"HTTP_CONNECTION",
-		"HTTP_KEEP_ALIVE",
-		"HTTP_PROXY",
-		"HTTP_PROXY_CONNECTION",
-		"HTTP_PROXY_AUTHORIZATION",
-		"HTTP_TE",
-		"HTTP_TRAILER",
-		"HTTP_TRANSFER_ENCODING",
-		"HTTP_UPGRADE",
-		"HTTP_CONTENT_LENGTH",
-		"HTTP_CONTENT_TYPE",
-		"HTTP_EXPECT",
-		"HTTP_IDEMPOTENCY_KEY",
-		"HTTP_PREFER",
-	};
+	static const char *const own[] = {"Authorization", "Idempotency-Key", "Prefer",
+					  "Content-Type"};
 
-	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (strcmp(cgi, drop[i]) == 0)
+	if (http_header_hop(name) || http_header_listed(env->cf->deny_headers, name) ||
+	    http_header_listed(req_param(rq, "HTTP_CONNECTION"), name))
+		return true;
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (http_header_listed(own[i], name))
 			return true;
 	return false;
 }
@@ -920,15 +916,16 @@ int call_from_request(struct call *c, const struct req *rq, const char *rest,
 				return -1;
 			continue;
 		}
-		if (hop_header(cgi))
-			continue;
 		header_name_from_cgi(cgi, name, sizeof(name));
+		if (header_stays(rq, env, name))
+			continue;
 		if (add_header(&c->headers, name, eq + 1, strlen(eq + 1), env, "", "headers", p) !=
 		    0)
 			return -1;
 	}
 	ct = req_param(rq, "CONTENT_TYPE");
 	if (ct != NULL && *ct != '\0' &&
+	    !http_header_listed(env->cf->deny_headers, "Content-Type") &&
 	    add_header(&c->headers, "Content-Type", ct, strlen(ct), env, "", "headers", p) != 0)
 		return -1;
 	if (rq->body_len > 0 && set_body(c, (const unsigned char *)rq->body, rq->body_len, "binary",

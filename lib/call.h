@@ -7,20 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "problem.h"
 #include "xalloc.h"
 
 struct json_object;
 struct conf;
 struct netpolicy;
 struct req;
-
-/* What a bad input was: the HTTP status, the field (JSON path such as "[3].headers.X-A" or a
- * header name such as "Async-Delay"), and a sentence for the problem+json detail. */
-struct problem {
-	int status;
-	char field[192];
-	char detail[640];
-};
 
 /* Everything the checks need to know about the gateway. Borrowed. */
 struct call_env {

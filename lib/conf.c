@@ -11,12 +11,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http.h"
+#include "jstrict.h"
 #include "log.h"
 #include "timeparse.h"
 #include "xalloc.h"
 
-/* CONF_AUTH, CONF_PROXY and CONF_RESOLVE are strings with a shape to check (conf_auth_modes,
- * proxy_ok, resolve_ok). */
+/* CONF_AUTH, CONF_PROXY, CONF_RESOLVE and CONF_NAMES are strings with a shape to check
+ * (conf_auth_modes, proxy_ok, resolve_ok, names_valid). */
 enum conf_type {
 	CONF_STR,
 	CONF_INT,
@@ -26,6 +28,7 @@ enum conf_type {
 	CONF_AUTH,
 	CONF_PROXY,
 	CONF_RESOLVE,
+	CONF_NAMES,
 };
 
 struct conf_key {
@@ -51,6 +54,8 @@ static const struct conf_key keys[] = {
 	KEY("max_body_bytes", max_body_bytes, CONF_BYTES, "1M", 1, 256LL << 20),
 	KEY("max_batch", max_batch, CONF_INT, "1000", 1, 100000),
 	KEY("max_headers", max_headers, CONF_INT, "64", 0, 1000),
+	KEY("max_json_depth", max_json_depth, CONF_INT, "32", 4, JSTRICT_DEPTH_MAX),
+	KEY("deny_headers", deny_headers, CONF_NAMES, "Cookie", 0, 0),
 	KEY("max_delay", max_delay_ms, CONF_DURATION, "365d", 0, 3650 * DAY_MS),
 	KEY("max_timeout", max_timeout_ms, CONF_DURATION, "30m", 1000, DAY_MS),
 	KEY("max_expires_in", max_expires_in_ms, CONF_DURATION, "400d", 1000, 3650 * DAY_MS),
@@ -134,7 +139,7 @@ static int parse_bytes(const char *s, int64_t *out)
 static bool is_string(enum conf_type t)
 {
 	return t == CONF_STR || t == CONF_LOGLEVEL || t == CONF_AUTH || t == CONF_PROXY ||
-	       t == CONF_RESOLVE;
+	       t == CONF_RESOLVE || t == CONF_NAMES;
 }
 
 /* "" or a proxy URL libcurl takes (CURLOPT_PROXY): an explicit scheme and something after it,
@@ -226,6 +231,30 @@ static bool resolve_ok(const char *v)
 	return true;
 }
 
+/* A list of header names: tokens separated by commas and/or blanks; may be empty. */
+static bool names_valid(const char *s)
+{
+	char name[257];
+
+	while (*s != '\0') {
+		size_t n;
+
+		while (*s == ',' || *s == ' ' || *s == '\t')
+			s++;
+		n = strcspn(s, ", \t");
+		if (n == 0)
+			break;
+		if (n >= sizeof(name))
+			return false;
+		memcpy(name, s, n);
+		name[n] = '\0';
+		if (!http_token_valid(name))
+			return false;
+		s += n;
+	}
+	return true;
+}
+
 static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 {
 	char *base = (char *)cf + k->offset;
@@ -238,6 +267,7 @@ static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 	case CONF_AUTH:
 	case CONF_PROXY:
 	case CONF_RESOLVE:
+	case CONF_NAMES:
 		if (k->type == CONF_LOGLEVEL && log_level_parse(value, &lvl) != 0) {
 			log_err("conf %s: expected error, warn, info or debug", k->name);
 			return -1;
@@ -255,6 +285,12 @@ static int set_key(struct conf *cf, const struct conf_key *k, const char *value)
 		}
 		if (k->type == CONF_RESOLVE && !resolve_ok(value))
 			return -1;
+		if (k->type == CONF_NAMES && !names_valid(value)) {
+			log_err("conf %s: expected header names (RFC 9110 tokens) separated by "
+				"commas or spaces",
+				k->name);
+			return -1;
+		}
 		free(*(char **)base);
 		*(char **)base = xstrdup(value);
 		return 0;

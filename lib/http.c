@@ -155,43 +155,55 @@ bool http_token_valid(const char *s)
 	return n > 0 && n <= 256;
 }
 
-bool http_utf8_valid(const char *s, size_t len)
+size_t http_utf8_len(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	unsigned char c;
+	size_t n;
+	unsigned int cp;
+
+	if (len == 0)
+		return 0;
+	c = p[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 1;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 2;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 3;
+		cp = c & 0x07;
+	} else {
+		return 0; /* continuation byte first, 0xc0/0xc1 overlong, or > 0xf4 */
+	}
+	if (len <= n)
+		return 0;
+	for (size_t k = 1; k <= n; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[k] & 0x3f);
+	}
+	/* Overlong forms, code points past U+10FFFF, and UTF-16 surrogates (CESU-8's way of
+	 * writing U+10000 and up, or a lone half) are not UTF-8 (RFC 3629 section 3). */
+	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n + 1;
+}
+
+bool http_utf8_valid(const char *s, size_t len)
+{
 	size_t i = 0;
 
 	while (i < len) {
-		unsigned char c = p[i];
-		size_t n;
-		unsigned int cp;
+		size_t n = http_utf8_len(s + i, len - i);
 
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false; /* continuation byte first, 0xc0/0xc1 overlong, or > 0xf4 */
-		}
-		if (len - i <= n)
+		if (n == 0)
 			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
+		i += n;
 	}
 	return true;
 }
@@ -209,14 +221,40 @@ bool http_value_valid(const char *s, size_t len)
 	return true;
 }
 
-bool http_header_reserved(const char *name)
+/* Header names compare without case, and with '-' and '_' as one: CGI spells both as '_'
+ * (RFC 3875 4.1.18), so a target behind CGI reads "Proxy_Connection" as Proxy-Connection. */
+static int name_fold(unsigned char c)
 {
-	static const char *const reserved[] = {
+	int f = tolower(c);
+
+	return f == '_' ? '-' : f;
+}
+
+/* The first n bytes of a (which has them) are those of the string b. */
+static bool name_eq_n(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i] == '\0' ||
+		    name_fold((unsigned char)a[i]) != name_fold((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+/* a[0..alen) is the whole string b. */
+static bool name_eq(const char *a, size_t alen, const char *b)
+{
+	return name_eq_n(a, b, alen) && b[alen] == '\0';
+}
+
+bool http_header_hop(const char *name)
+{
+	static const char *const hop[] = {
 		"Connection",
 		"Keep-Alive",
 		"Proxy-Connection",
 		"Proxy-Authenticate",
 		"Proxy-Authorization",
+		"Proxy", /* httpoxy: HTTP_PROXY at a CGI target */
 		"TE",
 		"Trailer",
 		"Trailers",
@@ -227,10 +265,33 @@ bool http_header_reserved(const char *name)
 		"Expect",
 	};
 
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-		if (strcasecmp(name, reserved[i]) == 0)
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (name_eq(hop[i], strlen(hop[i]), name))
 			return true;
-	return strncasecmp(name, "Async-", 6) == 0 || strncasecmp(name, "webhook-", 8) == 0;
+	return false;
+}
+
+bool http_header_reserved(const char *name)
+{
+	return http_header_hop(name) || name_eq_n("Async-", name, 6) ||
+	       name_eq_n("webhook-", name, 8);
+}
+
+bool http_header_listed(const char *list, const char *name)
+{
+	const char *p = list != NULL ? list : "";
+
+	while (*p != '\0') {
+		size_t n;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		n = strcspn(p, ", \t");
+		if (n > 0 && name_eq(p, n, name))
+			return true;
+		p += n;
+	}
+	return false;
 }
 
 void http_pct_encode(struct buf *b, const char *s, size_t len)

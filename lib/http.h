@@ -52,14 +52,25 @@ const char *http_reason(int status);
 
 /* RFC 9110 5.6.2 token characters only, 1..256 bytes. */
 bool http_token_valid(const char *s);
+/* The length (1 to 4) of the well-formed UTF-8 sequence s starts with, or 0 when s[0..len)
+ * does not start with one (bad lead byte, cut short, overlong, surrogate, past U+10FFFF). */
+size_t http_utf8_len(const char *s, size_t len);
 /* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
 bool http_utf8_valid(const char *s, size_t len);
 /* A field value: UTF-8 (it is stored as JSON text) without CR, LF, NUL or other control
  * characters except HTAB; at most 8 KiB. */
 bool http_value_valid(const char *s, size_t len);
-/* Headers a client may not set on a call: hop-by-hop (RFC 9110 7.6.1), Host, Content-Length,
- * and the Async-* headers the gateway itself sends. Case-insensitive. */
+/* Headers about one hop, never forwarded from a client: hop-by-hop (RFC 9110 7.6.1: Connection,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
+ * Proxy-Authorization), Host, Content-Length, Expect, and Proxy (httpoxy). Names compare without
+ * case and with '-' and '_' as one, as CGI does. */
+bool http_header_hop(const char *name);
+/* Headers a client may not set on a call: http_header_hop, and the Async-* and webhook-*
+ * headers the gateway itself sends. */
 bool http_header_reserved(const char *name);
+/* Whether name is in list, names separated by commas and/or spaces or tabs (a Connection header
+ * value, or the deny_headers setting); compared as http_header_hop does. list may be NULL. */
+bool http_header_listed(const char *list, const char *name);
 /* Appends s percent-encoded for a query component (RFC 3986 unreserved characters kept). */
 void http_pct_encode(struct buf *b, const char *s, size_t len);
 /* Decodes %XX in s[0..len) into a new string (caller frees); NULL when a %XX is malformed or

@@ -184,7 +184,7 @@ pct() { sed -e 's/:/%3A/g' -e 's#/#%2F#g' <<<"$1"; }
 # exercise NAME BASE MOUNT: the API through one server; BASE is scheme://host:port, MOUNT the
 # prefix it serves asyncgate under ("" for the root).
 exercise() {
-	local name=$1 base=$2 mount=$3 url=$2$3 tag corr id tid loc want n big i drained
+	local name=$1 base=$2 mount=$3 url=$2$3 tag corr id tid loc want n big i drained ncalls=5
 	tag=ws$$-$name
 	corr=corr-$tag
 
@@ -244,10 +244,19 @@ exercise() {
 		show
 	fi
 
-	# A chunked request body (no Content-Length from the client).
+	# A chunked request body (no Content-Length from the client): servers that read it whole pass
+	# its length; plain CGI under Apache passes it on without one, which the handler answers 411.
 	api POST "$url/v1/calls" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' \
 		--data-binary "{\"target\":\"$AG_TARGET/ok/$tag/chunked\",\"correlation_id\":\"$corr\"}"
-	if [[ $code == 202 && -n $(json_str id) ]]; then
+	if [[ $name == apache-cgi ]]; then
+		ncalls=4
+		if [[ $code == 411 ]] && grep -q '"field":"Content-Length"' "$dir/body"; then
+			ok "$name: a chunked request body (no length under CGI) gets 411 naming Content-Length"
+		else
+			notok "$name: a chunked request body (no length under CGI) gets 411"
+			show
+		fi
+	elif [[ $code == 202 && -n $(json_str id) ]]; then
 		ok "$name: a chunked request body is read whole (202)"
 	else
 		notok "$name: a chunked request body is read whole (202)"
@@ -279,10 +288,10 @@ exercise() {
 	"${AG_DRAINER:?}" --once >>"$dir/drainer.log" 2>&1 || true
 
 	drained=$(sql "SELECT state || ':' || count(*) FROM calls WHERE correlation_id = '$corr' GROUP BY state")
-	if [[ $drained == succeeded:5 ]]; then
-		ok "$name: all 5 calls delivered and 'succeeded'"
+	if [[ $drained == succeeded:$ncalls ]]; then
+		ok "$name: all $ncalls calls delivered and 'succeeded'"
 	else
-		notok "$name: all 5 calls delivered and 'succeeded' (got: $(tr '\n' ' ' <<<"$drained"))"
+		notok "$name: all $ncalls calls delivered and 'succeeded' (got: $(tr '\n' ' ' <<<"$drained"))"
 	fi
 	api GET "$base$mount/v1/calls/$tid"
 	if [[ $code == 200 ]] && grep -q '"state":"succeeded"' "$dir/body"; then
@@ -313,38 +322,19 @@ exercise() {
 }
 
 # ---- The handler as plain CGI with a body of unknown length, as Apache mod_cgid hands it a
-# chunked request (HTTP_TRANSFER_ENCODING, no CONTENT_LENGTH): read to its end, and refused past
-# max_request_bytes with nothing written.
-cgi_chunked() {
-	local c=$1 b=$2
-	printf '%s' "$b" | env -i ASYNCGATE_CONF="$c" REQUEST_METHOD=POST REQUEST_URI=/v1/calls \
-		CONTENT_TYPE=application/json HTTP_TRANSFER_ENCODING=chunked "$bin" >"$dir/cgi.out" \
-		2>>"$dir/cgi.err"
-	head -n 1 "$dir/cgi.out" | tr -d '\r'
-}
-{
-	cat "$conf"
-	printf 'max_request_bytes = 1K\n'
-} >"$dir/small.conf"
+# chunked request (HTTP_TRANSFER_ENCODING, no CONTENT_LENGTH): 411, nothing read or written.
 corr=corr-ws$$-cgi-chunked
-st=$(cgi_chunked "$dir/small.conf" \
-	"{\"target\":\"$AG_TARGET/x\",\"body_text\":\"chunked via CGI\",\"correlation_id\":\"$corr\"}")
-got=$(sql "SELECT encode(body, 'escape') FROM calls WHERE correlation_id = '$corr'")
-if [[ $st == 'Status: 202 Accepted' && $got == 'chunked via CGI' ]]; then
-	ok "plain CGI: a body without CONTENT_LENGTH (chunked) is read to its end and stored"
-else
-	notok "plain CGI: a body without CONTENT_LENGTH (chunked) is read to its end ($st, body '$got')"
-	sed 's/^/#   /' "$dir/cgi.out" "$dir/cgi.err" | tail -n 5
-fi
-sql "DELETE FROM calls WHERE correlation_id = '$corr'" >/dev/null
-big=$(head -c 1100 /dev/zero | tr '\0' 'c')
-st=$(cgi_chunked "$dir/small.conf" \
-	"{\"target\":\"$AG_TARGET/x\",\"body_text\":\"$big\",\"correlation_id\":\"$corr\"}")
+printf '%s' "{\"target\":\"$AG_TARGET/x\",\"correlation_id\":\"$corr\"}" |
+	env -i ASYNCGATE_CONF="$conf" REQUEST_METHOD=POST REQUEST_URI=/v1/calls \
+		CONTENT_TYPE=application/json HTTP_TRANSFER_ENCODING=chunked \
+		HTTP_AUTHORIZATION="Bearer ${AG_API_KEY:-}" "$bin" >"$dir/cgi.out" 2>>"$dir/cgi.err"
+st=$(head -n 1 "$dir/cgi.out" | tr -d '\r')
 got=$(sql "SELECT count(*) FROM calls WHERE correlation_id = '$corr'")
-if [[ $st == 'Status: 413 Content Too Large' && $got == 0 ]] && grep -q '"field":"body"' "$dir/cgi.out"; then
-	ok "plain CGI: a body without CONTENT_LENGTH over max_request_bytes gets 413, nothing written"
+if [[ $st == 'Status: 411 Length Required' && $got == 0 ]] &&
+	grep -q '"field":"Content-Length"' "$dir/cgi.out"; then
+	ok "plain CGI: a body without CONTENT_LENGTH (chunked) gets 411, nothing written"
 else
-	notok "plain CGI: a body without CONTENT_LENGTH over max_request_bytes gets 413 ($st, $got rows)"
+	notok "plain CGI: a body without CONTENT_LENGTH (chunked) gets 411 ($st, $got rows)"
 	sed 's/^/#   /' "$dir/cgi.out" "$dir/cgi.err" | tail -n 5
 fi
 

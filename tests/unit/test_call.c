@@ -1716,6 +1716,8 @@ static void test_request_bad_control_headers(void **state)
 		{ "HTTP_ASYNC_FAILURE_CALLBACK=http://127.0.0.1/", "Async-Failure-Callback" },
 		{ "HTTP_ASYNC_CORRELATION_ID=", "Async-Correlation-Id" },
 		{ "HTTP_ASYNC_CORRELATION_ID=a\tb", "Async-Correlation-Id" },
+		{ "HTTP_ASYNC_CORRELATION_ID=order-\xff", "Async-Correlation-Id" }, /* not UTF-8 */
+		{ "HTTP_ASYNC_CORRELATION_ID=\xed\xa0\x80", "Async-Correlation-Id" },
 		{ "HTTP_ASYNC_TIMEOUT=0s", "Async-Timeout" },
 		{ "HTTP_ASYNC_EXPIRES_IN=1.5h", "Async-Expires-In" },
 		{ "HTTP_ASYNC_RETRY_MAX=31d", "Async-Retry-Max" },
@@ -1807,6 +1809,87 @@ static void test_request_body_and_method(void **state)
 	cf.max_body_bytes = saved;
 }
 
+/* deny_headers: refused by name in a call's headers and in both callbacks' headers (JSON), and
+ * left out without a word in transparent mode. Cookie is on the list by default. */
+static void test_deny_headers(void **state)
+{
+	static const struct {
+		const char *json, *field;
+	} cases[] = {
+		{ "{\"target\":\"https://a.example/\",\"headers\":{\"Cookie\":\"s=1\"}}",
+		  "headers.Cookie" },
+		{ "{\"target\":\"https://a.example/\",\"headers\":{\"cookie\":\"s=1\"}}",
+		  "headers.cookie" },
+		{ "{\"target\":\"https://a.example/\",\"callback\":{\"url\":\"https://c.example/\","
+		  "\"headers\":{\"COOKIE\":\"s=1\"}}}",
+		  "callback.headers.COOKIE" },
+		{ "{\"target\":\"https://a.example/\",\"failure_callback\":{\"url\":"
+		  "\"https://c.example/\",\"headers\":{\"X-Internal\":\"1\"}}}",
+		  "failure_callback.headers.X-Internal" },
+		{ "{\"target\":\"https://a.example/\",\"headers\":{\"x_internal\":\"1\"}}",
+		  "headers.x_internal" },
+		{ "{\"target\":\"https://a.example/\",\"headers\":{\"Proxy\":\"http://p/\"}}",
+		  "headers.Proxy" },
+	};
+	char *saved = cf.deny_headers;
+	char *params[] = {
+		"REQUEST_METHOD=POST",
+		"HTTP_COOKIE=session=secret",
+		"HTTP_X_INTERNAL=1",
+		"HTTP_X_KEEP=yes",
+		"HTTP_X_HOPPY=1",
+		"HTTP_CONNECTION=close, X-Hoppy",
+		"HTTP_PROXY=http://evil.example/",
+		"CONTENT_TYPE=text/plain",
+		NULL,
+	};
+	struct fake_req f;
+	struct call c;
+	struct problem p;
+
+	(void)state;
+	errors = 0;
+	cf.deny_headers = "Cookie, X-Internal";
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (from_json(&c, cases[i].json, &env, "", &p) != -1) {
+			mismatch("accepted: %s", cases[i].json);
+		} else if (p.status != 400 || strcmp(p.field, cases[i].field) != 0 ||
+			   strstr(p.detail, cases[i].field) == NULL) {
+			mismatch("%s: got %d \"%s\" (%s), want 400 \"%s\"", cases[i].json, p.status,
+				 p.field, p.detail, cases[i].field);
+		}
+		call_cleanup(&c);
+	}
+	/* Transparent mode records the rest. */
+	fake(&f, "POST", "", params, "x", 1);
+	assert_int_equal(from_request(&c, &f, "fn", &env, &p), 0);
+	assert_string_equal(json_text(c.headers),
+			    "{\"X-Keep\":\"yes\",\"Content-Type\":\"text/plain\"}");
+	call_cleanup(&c);
+	/* An empty list lets Cookie through; hop-by-hop headers stay out all the same. */
+	cf.deny_headers = "";
+	assert_int_equal(from_json(&c,
+				   "{\"target\":\"https://a.example/\",\"headers\":{\"Cookie\":"
+				   "\"s=1\"}}",
+				   &env, "", &p),
+			 0);
+	call_cleanup(&c);
+	fake(&f, "POST", "", params, "x", 1);
+	assert_int_equal(from_request(&c, &f, "fn", &env, &p), 0);
+	assert_string_equal(json_text(c.headers),
+			    "{\"Cookie\":\"session=secret\",\"X-Internal\":\"1\",\"X-Keep\":"
+			    "\"yes\",\"Content-Type\":\"text/plain\"}");
+	call_cleanup(&c);
+	/* A denied Content-Type is not recorded from CONTENT_TYPE either. */
+	cf.deny_headers = "content-type";
+	fake(&f, "POST", "", params, "x", 1);
+	assert_int_equal(from_request(&c, &f, "fn", &env, &p), 0);
+	assert_null(json_object_object_get(c.headers, "Content-Type"));
+	call_cleanup(&c);
+	cf.deny_headers = saved;
+	assert_int_equal(errors, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1833,6 +1916,7 @@ int main(void)
 		cmocka_unit_test(test_request_bad_control_headers),
 		cmocka_unit_test(test_request_delay_and_not_before),
 		cmocka_unit_test(test_request_body_and_method),
+		cmocka_unit_test(test_deny_headers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -87,6 +87,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cf.max_body_bytes, 1LL << 20);
 	assert_int_equal(cf.max_batch, 1000);
 	assert_int_equal(cf.max_headers, 64);
+	assert_int_equal(cf.max_json_depth, 32);
+	assert_string_equal(cf.deny_headers, "Cookie");
 	assert_int_equal(cf.max_delay_ms, 365 * DAY_MS);
 	assert_int_equal(cf.max_timeout_ms, 30 * 60000);
 	assert_int_equal(cf.max_expires_in_ms, 400 * DAY_MS);
@@ -116,6 +118,7 @@ static int64_t get_num(const struct conf *cf, const char *key)
 		{ "max_body_bytes", offsetof(struct conf, max_body_bytes) },
 		{ "max_batch", offsetof(struct conf, max_batch) },
 		{ "max_headers", offsetof(struct conf, max_headers) },
+		{ "max_json_depth", offsetof(struct conf, max_json_depth) },
 		{ "max_delay", offsetof(struct conf, max_delay_ms) },
 		{ "max_timeout", offsetof(struct conf, max_timeout_ms) },
 		{ "max_expires_in", offsetof(struct conf, max_expires_in_ms) },
@@ -153,6 +156,8 @@ static void test_set_valid(void **state)
 		{ "max_batch", "100000", 100000 },
 		{ "max_headers", "0", 0 },
 		{ "max_headers", "1000", 1000 },
+		{ "max_json_depth", "4", 4 },
+		{ "max_json_depth", "1000", 1000 },
 		{ "max_delay", "90s", 90000 },
 		{ "max_delay", "0", 0 },
 		{ "max_delay", "3650d", 3650 * DAY_MS },
@@ -192,6 +197,10 @@ static void test_set_valid(void **state)
 	assert_string_equal(cf.public_url, "https://gw.example.com");
 	assert_int_equal(conf_set(&cf, "public_url", ""), 0); /* replacing frees the old one */
 	assert_string_equal(cf.public_url, "");
+	assert_int_equal(conf_set(&cf, "deny_headers", "Cookie, X-Internal-Token\tX_B,,Via"), 0);
+	assert_string_equal(cf.deny_headers, "Cookie, X-Internal-Token\tX_B,,Via");
+	assert_int_equal(conf_set(&cf, "deny_headers", ""), 0);
+	assert_string_equal(cf.deny_headers, "");
 	conf_cleanup(&cf);
 }
 
@@ -298,6 +307,11 @@ static void test_set_invalid(void **state)
 		{ "max_batch", "99999999999999999999" },
 		{ "max_headers", "-1" },
 		{ "max_headers", "1001" },
+		{ "max_json_depth", "3" },
+		{ "max_json_depth", "1001" },
+		{ "deny_headers", "Cookie, X:A" },
+		{ "deny_headers", "X-A;X-B" },
+		{ "deny_headers", "Caf\xc3\xa9" },
 		{ "max_delay", "1.5s" },
 		{ "max_delay", "-5s" },
 		{ "max_delay", "3651d" },
@@ -337,6 +351,8 @@ static void test_set_invalid(void **state)
 	assert_int_equal(cf.default_max_attempts, ref.default_max_attempts);
 	assert_int_equal(cf.retry_after_s, ref.retry_after_s);
 	assert_string_equal(cf.log_level, "info");
+	assert_int_equal(cf.max_json_depth, ref.max_json_depth);
+	assert_string_equal(cf.deny_headers, "Cookie");
 	conf_cleanup(&cf);
 	conf_cleanup(&ref);
 }
@@ -461,6 +477,8 @@ static void test_key_names(void **state)
 		"max_body_bytes",
 		"max_batch",
 		"max_headers",
+		"max_json_depth",
+		"deny_headers",
 		"max_delay",
 		"max_timeout",
 		"max_expires_in",

@@ -121,6 +121,14 @@ static void test_header_reserved(void **state)
 		{ "Content-Length", true },
 		{ "content-LENGTH", true },
 		{ "Expect", true },
+		{ "Proxy", true },
+		{ "proxy", true },
+		{ "Trailers", true },
+		{ "Proxy_Connection", true }, /* CGI reads '_' as '-' */
+		{ "TRANSFER_ENCODING", true },
+		{ "Content_Length", true },
+		{ "Async_Call_Id", true },
+		{ "Webhook_Signature", true },
 		{ "Async-Foo", true },
 		{ "async-call-id", true },
 		{ "ASYNC-ATTEMPT", true },
@@ -137,6 +145,10 @@ static void test_header_reserved(void **state)
 		{ "Async", false },
 		{ "Connections", false },
 		{ "TEST", false },
+		{ "Proxy-", false },
+		{ "Proxyx", false },
+		{ "X-Proxy", false },
+		{ "Cookie", false },
 	};
 
 	(void)state;
@@ -160,6 +172,70 @@ static void check_encode(const char *in, size_t len, const char *want)
 		assert_int_equal(b.len, strlen(want));
 	}
 	buf_cleanup(&b);
+}
+
+static void test_header_hop(void **state)
+{
+	(void)state;
+	assert_true(http_header_hop("Connection"));
+	assert_true(http_header_hop("keep_alive"));
+	assert_true(http_header_hop("Host"));
+	assert_true(http_header_hop("Proxy"));
+	assert_true(http_header_hop("Expect"));
+	/* The gateway's own headers are reserved for calls, but not about the hop. */
+	assert_false(http_header_hop("Async-Delay"));
+	assert_false(http_header_hop("webhook-id"));
+	assert_false(http_header_hop("Authorization"));
+	assert_false(http_header_hop("X-A"));
+}
+
+static void test_header_listed(void **state)
+{
+	static const struct {
+		const char *list, *name;
+		bool listed;
+	} cases[] = {
+		{ "Cookie", "Cookie", true },
+		{ "Cookie", "cookie", true },
+		{ "Cookie", "COOKIE", true },
+		{ "Cookie", "Cookies", false },
+		{ "Cookie", "Cooki", false },
+		{ "Cookie", "", false },
+		{ "Cookie, Proxy-Authorization", "proxy-authorization", true },
+		{ "Cookie,Proxy-Authorization", "Proxy_Authorization", true },
+		{ "close, X-Secret", "X-Secret", true },
+		{ "close,  X-Secret ,", "x-secret", true },
+		{ "close, X-Secret", "X-Secre", false },
+		{ "close, X-Secret", "close", true },
+		{ "a\tb c", "b", true },
+		{ "a\tb c", "c", true },
+		{ "X_A", "X-A", true },
+		{ "", "X-A", false },
+		{ ", ,", "X-A", false },
+		{ NULL, "X-A", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (http_header_listed(cases[i].list, cases[i].name) != cases[i].listed)
+			fail_msg("http_header_listed(\"%s\", \"%s\") is %s",
+				 cases[i].list ? cases[i].list : "(null)", cases[i].name,
+				 cases[i].listed ? "false" : "true");
+}
+
+static void test_utf8_len(void **state)
+{
+	(void)state;
+	assert_int_equal(http_utf8_len("a", 1), 1);
+	assert_int_equal(http_utf8_len("\xc3\xa9", 2), 2);
+	assert_int_equal(http_utf8_len("\xe2\x82\xac", 3), 3);
+	assert_int_equal(http_utf8_len("\xf0\x9f\x98\x80", 4), 4);
+	assert_int_equal(http_utf8_len("\xf0\x9f\x98\x80", 3), 0); /* cut short */
+	assert_int_equal(http_utf8_len("\xed\xa0\x80", 3), 0);	   /* CESU-8 surrogate */
+	assert_int_equal(http_utf8_len("\xc0\x80", 2), 0);	   /* overlong */
+	assert_int_equal(http_utf8_len("\xf4\x90\x80\x80", 4), 0); /* past U+10FFFF */
+	assert_int_equal(http_utf8_len("\x80", 1), 0);
+	assert_int_equal(http_utf8_len("", 0), 0);
 }
 
 static void test_pct_encode(void **state)
@@ -473,6 +549,9 @@ int main(void)
 		cmocka_unit_test(test_token_valid),
 		cmocka_unit_test(test_value_valid),
 		cmocka_unit_test(test_header_reserved),
+		cmocka_unit_test(test_header_hop),
+		cmocka_unit_test(test_header_listed),
+		cmocka_unit_test(test_utf8_len),
 		cmocka_unit_test(test_pct_encode),
 		cmocka_unit_test(test_pct_decode),
 		cmocka_unit_test(test_pct_round_trip),
