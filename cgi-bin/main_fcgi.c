@@ -110,6 +110,18 @@ static int read_body(struct req *rq, struct resp *rs, const struct app *app, rea
 		char c;
 
 		if ((te != NULL && *te != '\0') || (delimited && rd(src, &c, 1) > 0)) {
+			char sink[16384];
+			long long left = app->cf.max_request_bytes;
+			int n;
+
+			/* Apache's mod_cgid streams a chunked body on stdin and wants it consumed
+			 * before it passes the answer on: read and drop it, up to the limit. */
+			while (left > 0) {
+				n = rd(src, sink, (int)sizeof(sink));
+				if (n <= 0)
+					break;
+				left -= n;
+			}
 			resp_problem(rs, 411, "Content-Length",
 				     "Content-Length: a request with a body must say its length");
 			return -1;
