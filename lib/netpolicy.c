@@ -1,4 +1,5 @@
 /* netpolicy: address classification (RFC 6890 special-purpose registries) and the allow list. */
+#define _DEFAULT_SOURCE /* inet_aton */
 #include "netpolicy.h"
 
 #include <arpa/inet.h>
@@ -162,12 +163,17 @@ bool netpolicy_host_allowed(const struct netpolicy *np, const char *host, const 
 	while (n > 0 && host[n - 1] == '.')
 		n--;
 	if (n < sizeof(tmp)) {
+		struct in_addr in;
+
 		memcpy(tmp, host, n);
 		tmp[n] = '\0';
-		if (inet_pton(AF_INET, tmp, a) == 1) {
+		/* Every IPv4 spelling the resolver takes ("127.1", "0x7f.1", "0177.0.0.1",
+		 * "2130706433"), not only the dotted quad: libcurl writes those out as dotted quads,
+		 * but a percent-encoded host ("%31%32%37.1") it decodes after that, as it is. */
+		if (inet_aton(tmp, &in) != 0) {
 			struct sockaddr_in s4 = {.sin_family = AF_INET};
 
-			memcpy(&s4.sin_addr, a, 4);
+			s4.sin_addr = in;
 			return netpolicy_addr_allowed(np, (const struct sockaddr *)&s4, why);
 		}
 	}

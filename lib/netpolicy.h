@@ -37,10 +37,11 @@ const char *netpolicy_classify(int family, const unsigned char *addr);
 bool netpolicy_addr_allowed(const struct netpolicy *np, const struct sockaddr *sa,
 			    const char **why);
 
-/* Accept-time check of a URL's host part as libcurl's URL parser returns it (IPv4 already in
- * dotted form, IPv6 in brackets): literal addresses are classified, "localhost" and names under
- * ".localhost" count as loopback, other names pass (they are checked on connect). Returns true
- * when allowed; on false, *why names the range. */
+/* Accept-time check of a URL's host part as libcurl's URL parser returns it (IPv6 in
+ * brackets): literal addresses are classified, IPv4 in every form the resolver reads
+ * ("127.1", "0x7f.1", "2130706433"), "localhost" and names under ".localhost" count as
+ * loopback, other names pass (they are checked on connect). Returns true when allowed; on
+ * false, *why names the range. */
 bool netpolicy_host_allowed(const struct netpolicy *np, const char *host, const char **why);
 
 #endif

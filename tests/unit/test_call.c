@@ -148,6 +148,14 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"target\":\"http://0177.0.0.1/\"}", 400, "target" },  /* octal */
 	{ "{\"target\":\"http://127.1/\"}", 400, "target" },
 	{ "{\"target\":\"http://%31%32%37.0.0.1/\"}", 400, "target" },
+	/* percent-encoded short and hex forms: libcurl decodes them after normalising IPv4, so
+	 * the host arrives as "127.1" (found by tests/fuzz/fuzz_netpolicy) */
+	{ "{\"target\":\"http://%31%32%37.1/\"}", 400, "target" },
+	{ "{\"target\":\"http://%31%32%37.0:443/p\"}", 400, "target" },
+	{ "{\"target\":\"http://%30x7f.1/\"}", 400, "target" },
+	{ "{\"target\":\"http://%32130706433/\"}", 400, "target" },
+	{ "{\"callback\":\"http://%31%36%39.254.43518/\",\"function\":\"f\"}", 400,
+	  "callback" },
 	{ "{\"target\":\"http://[::1]/\"}", 400, "target" },
 	{ "{\"target\":\"http://[::ffff:127.0.0.1]/\"}", 400, "target" },
 	{ "{\"target\":\"http://[fe80::1%25eth0]/\"}", 400, "target" },
