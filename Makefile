@@ -13,9 +13,11 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi
 
 # Project flags live here, so a user's CFLAGS= adds to them rather than replacing them.
-AG_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-	-Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition -O2 -g -MMD -MP \
+# AG_BASE_CFLAGS is what every build shares (the fuzz build uses its own optimisation).
+AG_BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+	-Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition -g -MMD -MP \
 	$(PKG_CFLAGS)
+AG_CFLAGS := $(AG_BASE_CFLAGS) -O2
 ifeq ($(SANITIZE),1)
 AG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 AG_LDFLAGS += -fsanitize=address,undefined
@@ -46,7 +48,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 IT_BIN  := $(IT_SRC:tests/integration/%.c=$(B)/it/%)
 
 .PHONY: all deps run check unit unit-san integration conf-check bench install uninstall \
-	clean format lint
+	clean format lint fuzz fuzz-smoke fuzz-build fuzz-merge
 
 all: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN)
 
@@ -82,6 +84,45 @@ $(B)/it/%: tests/integration/%.c $(LIBAG)
 	@mkdir -p $(dir $@)
 	$(CC) $(AG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -I lib -o $@ $< $(LIBAG) \
 		$(AG_LDFLAGS) $(LDFLAGS) $(PKG_LIBS)
+
+# libFuzzer harnesses (tests/fuzz), built with clang into their own tree: lib/ again with
+# coverage instrumentation, ASan and UBSan (every finding aborts, so libFuzzer keeps the input).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 8
+FZ := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := $(AG_BASE_CFLAGS) -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FZ)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FZ)/%.o)
+
+$(FZ)/lib/%.o: lib/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CFLAGS) -I lib -c -o $@ $<
+
+$(FZ)/libag.a: $(FUZZ_LIB_OBJ)
+	ar rcs $@ $^
+
+# A harness may #include the .c under test (as unit tests do) to reach its statics.
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c $(FZ)/libag.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -I lib -o $@ $< $(FZ)/libag.a \
+		$(LDFLAGS) $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each harness for FUZZ_SECONDS on a scratch copy of its seed corpus (build/fuzz/corpus);
+# findings land in build/fuzz/artifacts. tests/fuzz/README.md says how to keep new inputs.
+fuzz: fuzz-build
+	@bash tests/fuzz/run.sh run $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# Each harness briefly over its seeds: one "ok - fuzz smoke NAME" line each, for make check.
+fuzz-smoke: fuzz-build
+	@bash tests/fuzz/run.sh smoke $(FUZZ_SMOKE_SECONDS) $(FUZZ_BIN)
+
+# Adds the scratch inputs that reach new coverage to the repository's seed corpus.
+fuzz-merge: fuzz-build
+	@bash tests/fuzz/run.sh merge 0 $(FUZZ_BIN)
 
 deps:
 	@bash scripts/deps.sh
@@ -138,7 +179,7 @@ clean:
 
 format:
 	clang-format -i lib/*.c lib/*.h cgi-bin/*.c cgi-bin/*.h drainer/*.c tests/unit/*.c \
-		tests/integration/*.c tests/target/*.c
+		tests/integration/*.c tests/target/*.c tests/fuzz/*.c
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \

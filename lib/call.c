@@ -50,7 +50,9 @@ void call_cleanup(struct call *c)
 	call_init(c);
 }
 
-/* Fills p: field is prefix + name, detail starts with the field. Always returns -1. */
+/* Fills p: field is prefix + name, detail starts with the field. An empty name is the
+ * instruction itself: the batch element ("[3]", not "[3]."), or the whole body. Always returns
+ * -1. */
 static int fail(struct problem *p, int status, const char *prefix, const char *name,
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int fail(struct problem *p, int status, const char *prefix, const char *name,
@@ -60,8 +62,10 @@ static int fail(struct problem *p, int status, const char *prefix, const char *n
 	int n;
 
 	p->status = status;
-	if (*name == '\0' && *prefix != '\0') /* the element itself: "[3]", not "[3]." */
+	if (*name == '\0' && *prefix != '\0')
 		snprintf(p->field, sizeof(p->field), "%.*s", (int)strlen(prefix) - 1, prefix);
+	else if (*name == '\0') /* "body", as h_calls_post names the document */
+		snprintf(p->field, sizeof(p->field), "body");
 	else
 		snprintf(p->field, sizeof(p->field), "%s%s", prefix, name);
 	n = snprintf(p->detail, sizeof(p->detail), "%s: ", p->field);

@@ -1,4 +1,5 @@
 /* netpolicy: address classification (RFC 6890 special-purpose registries) and the allow list. */
+#define _DEFAULT_SOURCE /* inet_aton */
 #include "netpolicy.h"
 
 #include <arpa/inet.h>

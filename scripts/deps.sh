@@ -4,9 +4,13 @@
 # starts during the install); otherwise it prints the apt-get command to run and exits 1.
 set -euo pipefail
 
+# clang builds the libFuzzer harnesses (tests/fuzz): Debian 12's clang-14 ships libFuzzer in
+# libclang-rt-14-dev, only a recommendation of clang, and llvm has the llvm-symbolizer that
+# turns sanitizer stack traces into file:line.
 pkgs=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libcurl4-openssl-dev
 	libjson-c-dev libssl-dev libcmocka-dev libmicrohttpd-dev postgresql postgresql-client lighttpd curl
-	ca-certificates procps iproute2 valgrind apache2 libapache2-mod-fcgid nginx)
+	ca-certificates procps iproute2 valgrind apache2 libapache2-mod-fcgid nginx
+	clang libclang-rt-14-dev llvm)
 
 missing=()
 for p in "${pkgs[@]}"; do

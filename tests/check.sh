@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check: everything `make check` runs, in order: the configuration drift check, the unit tests,
-# the unit tests again under ASan+UBSan, then the integration suite against real PostgreSQL and
-# lighttpd. Counts every "ok - " / "not ok - " line and ends with "N passed, N failed".
+# the unit tests again under ASan+UBSan, a short run of each fuzz harness over its seeds, then
+# the integration suite against real PostgreSQL and lighttpd. Counts every "ok - " /
+# "not ok - " line and ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -23,6 +24,7 @@ stage() {
 stage "configuration keys" make --no-print-directory conf-check
 stage "unit tests" make --no-print-directory unit
 stage "unit tests under ASan+UBSan" make --no-print-directory unit-san
+stage "fuzz smoke (libFuzzer)" make --no-print-directory fuzz-smoke
 stage "integration tests" make --no-print-directory integration
 
 passed=$(grep -c '^ok - ' "$log")

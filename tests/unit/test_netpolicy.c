@@ -445,6 +445,21 @@ static void test_host_allowed_default(void **state)
 		{ "[2606:4700::1111]", true, NULL },
 		{ "[2002:0808:0808::]", true, NULL },
 		{ "[64:ff9b::808:808]", true, NULL },
+		/* IPv4 as the resolver reads it: libcurl leaves these spellings alone when they
+		 * come percent-encoded ("http://%31%32%37.0/" gives the host "127.0"; found by
+		 * tests/fuzz/fuzz_netpolicy) */
+		{ "127.0", false, "loopback" },
+		{ "127.1", false, "loopback" },
+		{ "127.1.", false, "loopback" },
+		{ "0x7f.1", false, "loopback" },
+		{ "0177.0.0.1", false, "loopback" },
+		{ "2130706433", false, "loopback" },
+		{ "0x7f000001", false, "loopback" },
+		{ "169.254.43518", false, "link-local" },
+		{ "10.1", false, "private" },
+		{ "0", false, "unspecified" },
+		{ "8.8.2056", true, NULL },
+		{ "0x8.0x8.0x8.0x8", true, NULL },
 	};
 	struct netpolicy np;
 
@@ -461,6 +476,9 @@ static void test_host_allowed_with_list(void **state)
 		{ "127.0.0.2", false, "loopback" },
 		{ "[::ffff:127.0.0.1]", true, NULL },
 		{ "[::1]", false, "loopback" },
+		{ "127.1", true, NULL },
+		{ "127.0.1", true, NULL }, /* 127.0.0.1: the last part fills the rest */
+		{ "127.0.2", false, "loopback" },
 		{ "localhost", true, NULL }, /* localhost is allowed when 127.0.0.1 is */
 		{ "LOCALHOST.", true, NULL },
 		{ "a.localhost", true, NULL },
