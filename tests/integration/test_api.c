@@ -344,7 +344,7 @@ static void t_bad_inputs(void)
 		{ "{\"target\":\"" T "\",\"unknown_field\":1}", 400, "unknown_field" },
 		{ "[]", 400, "body" },
 		{ "[1]", 400, "[0]" },
-		{ "\"just a string\"", 400, "" },
+		{ "\"just a string\"", 400, "body" },
 		{ "{\"target\":", 400, "body" },
 		{ "{\"target\":\"" T "\"} trailing", 400, "body" },
 		{ "{'target':'x'}", 400, "body" },
@@ -374,7 +374,7 @@ static void t_bad_inputs(void)
 		      r.status, c->status, r.body);
 		CHECK(ct != NULL && strcmp(ct, "application/problem+json") == 0,
 		      "case %zu: Content-Type %s", i, ct ? ct : "(none)");
-		if (c->field[0] != '\0' || i == 63)
+		if (c->field[0] != '\0')
 			CHECK(strcmp(it_jstr(&r, "field"), c->field) == 0,
 			      "case %zu (%.80s): field '%s', want '%s'", i, body, it_jstr(&r, "field"),
 			      c->field);
