@@ -91,6 +91,56 @@ void resp_json(struct resp *rs, int status, struct json_object *o)
 	set_body(rs, s, len);
 }
 
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when there is none; left >= 1 bytes remain. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	unsigned char c = p[0];
+	size_t n;
+	unsigned int cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 1;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 2;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 3;
+		cp = c & 0x07;
+	} else {
+		return 0; /* continuation byte first, 0xc0/0xc1 overlong, or > 0xf4 */
+	}
+	if (left <= n)
+		return 0;
+	for (size_t k = 1; k <= n; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[k] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n + 1;
+}
+
+/* Replaces, in place, each byte of s that does not begin a well-formed UTF-8 sequence by '?'. */
+static void utf8_scrub(char *s)
+{
+	size_t len = strlen(s);
+
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+
+		if (n == 0)
+			s[i++] = '?';
+		else
+			i += n;
+	}
+}
+
 void resp_problem(struct resp *rs, int status, const char *field, const char *fmt, ...)
 {
 	char detail[1024];
@@ -102,12 +152,20 @@ void resp_problem(struct resp *rs, int status, const char *field, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/* Field and detail quote the input (field names, paths), and a long one is cut at any
+	 * byte, also inside a character: the answer stays UTF-8 JSON (RFC 8259 section 8.1). */
+	utf8_scrub(detail);
 	json_object_object_add(o, "type", json_object_new_string("about:blank"));
 	json_object_object_add(o, "title", json_object_new_string(http_reason(status)));
 	json_object_object_add(o, "status", json_object_new_int(status));
 	json_object_object_add(o, "detail", json_object_new_string(detail));
-	if (field != NULL)
-		json_object_object_add(o, "field", json_object_new_string(field));
+	if (field != NULL) {
+		char *f = xstrdup(field);
+
+		utf8_scrub(f);
+		json_object_object_add(o, "field", json_object_new_string(f));
+		free(f);
+	}
 	s = json_object_to_json_string_length(
 		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	rs->status = status;
@@ -161,37 +219,11 @@ bool http_utf8_valid(const char *s, size_t len)
 	size_t i = 0;
 
 	while (i < len) {
-		unsigned char c = p[i];
-		size_t n;
-		unsigned int cp;
+		size_t n = utf8_seq(p + i, len - i);
 
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false; /* continuation byte first, 0xc0/0xc1 overlong, or > 0xf4 */
-		}
-		if (len - i <= n)
+		if (n == 0)
 			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
+		i += n;
 	}
 	return true;
 }
