@@ -12,8 +12,11 @@
 
 #include "call.h"
 #include "conf.h"
+#include "http.h"
 #include "netpolicy.h"
 #include "xalloc.h"
+
+#include "fuzz_check.h"
 
 #define JSON_MAX_DEPTH 32 /* h_calls.c */
 
@@ -73,18 +76,9 @@ static void one_call(struct json_object *o, const char *prefix)
 	memset(&p, 0, sizeof(p));
 	if (call_from_json(&c, o, &env, prefix, &p) == 0 &&
 	    call_resolve(&c, &env, -1, -1, -1, -1, prefix, &p) == 0) {
-		struct json_object *row = call_row_json(&c, "0190a6f0-0000-7000-8000-000000000000");
-		size_t len;
-
-		(void)json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN, &len);
-		json_object_put(row);
-	} else if (p.status < 400 || p.status > 499 || p.field[0] == '\0' || p.detail[0] == '\0') {
-		/* Every refusal is a 4xx naming its field, with a reason (DESIGN.md). */
-		fprintf(stderr,
-			"fuzz_call_json: refusal without a 4xx status, field or detail: "
-			"status=%d field=\"%s\" detail=\"%s\"\n",
-			p.status, p.field, p.detail);
-		abort();
+		check_row("fuzz_call_json", &c, "0190a6f0-0000-7000-8000-000000000000");
+	} else {
+		check_problem("fuzz_call_json", &p);
 	}
 	call_cleanup(&c);
 }
