@@ -168,8 +168,8 @@ bool netpolicy_host_allowed(const struct netpolicy *np, const char *host, const 
 		memcpy(tmp, host, n);
 		tmp[n] = '\0';
 		/* Every IPv4 spelling the resolver takes ("127.1", "0x7f.1", "0177.0.0.1",
-		 * "2130706433"), not only the dotted quad: libcurl writes those out as dotted quads,
-		 * but a percent-encoded host ("%31%32%37.1") it decodes after that, as it is. */
+		 * "2130706433"), not only the dotted quad: libcurl rewrites those as dotted
+		 * quads, but it decodes a percent-encoded host ("%31%32%37.1") after that. */
 		if (inet_aton(tmp, &in) != 0) {
 			struct sockaddr_in s4 = {.sin_family = AF_INET};
 
