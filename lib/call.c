@@ -413,6 +413,8 @@ static int set_query(struct call *c, struct json_object *v, const char *prefix, 
 				return fail(p, 400, prefix, name,
 					    "an encoded query string may not hold spaces, control "
 					    "characters or '#'");
+		if (!http_utf8_valid(s, strlen(s))) /* as correlation ids: it goes in the row */
+			return fail(p, 400, prefix, name, "must be UTF-8");
 		free(c->query);
 		c->query = xstrdup(s);
 		return 0;
@@ -553,7 +555,8 @@ static int set_path(struct call *c, const char *path, const char *prefix, const 
 static int set_correlation(struct call *c, const char *s, const char *prefix, const char *field,
 			   struct problem *p)
 {
-	/* UTF-8 too: a header value in transparent mode may hold any bytes, and the row is JSON. */
+	/* Well-formed UTF-8 too: json-c's UTF-8 check and a header value let overlong forms and
+	 * surrogates through, and PostgreSQL refuses them in the row (a 500, not a 400). */
 	if (*s == '\0' || strlen(s) > MAX_CORRELATION_LEN || !printable(s) ||
 	    !http_utf8_valid(s, strlen(s)))
 		return fail(p, 400, prefix, field,

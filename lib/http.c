@@ -91,6 +91,21 @@ void resp_json(struct resp *rs, int status, struct json_object *o)
 	set_body(rs, s, len);
 }
 
+/* Replaces, in place, each byte of s that does not begin a well-formed UTF-8 sequence by '?'. */
+static void utf8_scrub(char *s)
+{
+	size_t len = strlen(s);
+
+	for (size_t i = 0; i < len;) {
+		size_t n = http_utf8_len(s + i, len - i);
+
+		if (n == 0)
+			s[i++] = '?';
+		else
+			i += n;
+	}
+}
+
 void resp_problem(struct resp *rs, int status, const char *field, const char *fmt, ...)
 {
 	char detail[1024];
@@ -102,12 +117,20 @@ void resp_problem(struct resp *rs, int status, const char *field, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/* Field and detail quote the input (field names, paths), and a long one is cut at any
+	 * byte, also inside a character: the answer stays UTF-8 JSON (RFC 8259 section 8.1). */
+	utf8_scrub(detail);
 	json_object_object_add(o, "type", json_object_new_string("about:blank"));
 	json_object_object_add(o, "title", json_object_new_string(http_reason(status)));
 	json_object_object_add(o, "status", json_object_new_int(status));
 	json_object_object_add(o, "detail", json_object_new_string(detail));
-	if (field != NULL)
-		json_object_object_add(o, "field", json_object_new_string(field));
+	if (field != NULL) {
+		char *f = xstrdup(field);
+
+		utf8_scrub(f);
+		json_object_object_add(o, "field", json_object_new_string(f));
+		free(f);
+	}
 	s = json_object_to_json_string_length(
 		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	rs->status = status;

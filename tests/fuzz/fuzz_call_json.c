@@ -12,10 +12,12 @@
 
 #include "call.h"
 #include "conf.h"
+#include "http.h"
+#include "jstrict.h"
 #include "netpolicy.h"
 #include "xalloc.h"
 
-#define JSON_MAX_DEPTH 32 /* h_calls.c */
+#include "fuzz_check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,31 +35,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* The document parse of h_calls_post: strict JSON, valid UTF-8, depth 32, and nothing but
- * whitespace after the document. Returns a new object (caller puts), or NULL.
- * TODO(jstrict): this becomes jstrict_parse(s, size, JSON_MAX_DEPTH, &p) once lib/jstrict.c
- * lands (the strict parse moves there out of cgi-bin/h_calls.c). */
+/* The document parse of h_calls_post: lib/jstrict at the default max_json_depth. A refusal
+ * must be a 400 naming "body" with a detail. Returns a new object (caller puts), or NULL. */
 static struct json_object *parse_doc(const uint8_t *data, size_t size)
 {
-	struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-	struct json_object *doc;
-	const char *s = (const char *)data;
-	size_t end;
+	struct problem p;
+	struct json_object *doc =
+		jstrict_parse((const char *)data, size, (int)cf.max_json_depth, &p);
 
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	doc = json_tokener_parse_ex(tok, s, (int)size);
-	end = json_tokener_get_parse_end(tok);
-	if (doc != NULL && json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(doc);
-		doc = NULL;
-	}
-	while (doc != NULL && end < size && memchr(" \t\r\n", s[end], 4) != NULL)
-		end++;
-	if (doc != NULL && end != size) {
-		json_object_put(doc);
-		doc = NULL;
-	}
-	json_tokener_free(tok);
+	if (doc == NULL && (p.status != 400 || strcmp(p.field, "body") != 0 || p.detail[0] == '\0'))
+		abort(); /* a refusal that does not say what is wrong */
 	return doc;
 }
 
@@ -73,18 +60,9 @@ static void one_call(struct json_object *o, const char *prefix)
 	memset(&p, 0, sizeof(p));
 	if (call_from_json(&c, o, &env, prefix, &p) == 0 &&
 	    call_resolve(&c, &env, -1, -1, -1, -1, prefix, &p) == 0) {
-		struct json_object *row = call_row_json(&c, "0190a6f0-0000-7000-8000-000000000000");
-		size_t len;
-
-		(void)json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN, &len);
-		json_object_put(row);
-	} else if (p.status < 400 || p.status > 499 || p.field[0] == '\0' || p.detail[0] == '\0') {
-		/* Every refusal is a 4xx naming its field, with a reason (DESIGN.md). */
-		fprintf(stderr,
-			"fuzz_call_json: refusal without a 4xx status, field or detail: "
-			"status=%d field=\"%s\" detail=\"%s\"\n",
-			p.status, p.field, p.detail);
-		abort();
+		check_row("fuzz_call_json", &c, "0190a6f0-0000-7000-8000-000000000000");
+	} else {
+		check_problem("fuzz_call_json", &p);
 	}
 	call_cleanup(&c);
 }

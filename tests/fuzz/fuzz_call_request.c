@@ -27,6 +27,8 @@
 #include "netpolicy.h"
 #include "xalloc.h"
 
+#include "fuzz_check.h"
+
 #define MAX_PARAMS 64
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -141,18 +143,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (call_from_request(&c, &rq, rq.path + strlen("/v1/async/"), &env, &prob) == 0 &&
 	    call_resolve(&c, &env, -1, -1, -1, -1, "", &prob) == 0) {
-		struct json_object *row = call_row_json(&c, NULL);
-		size_t len;
-
-		(void)json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN, &len);
-		json_object_put(row);
-	} else if (prob.status < 400 || prob.status > 499 || prob.field[0] == '\0' ||
-		   prob.detail[0] == '\0') {
-		fprintf(stderr,
-			"fuzz_call_request: refusal without a 4xx status, field or detail: "
-			"status=%d field=\"%s\" detail=\"%s\"\n",
-			prob.status, prob.field, prob.detail);
-		abort();
+		check_row("fuzz_call_request", &c, NULL);
+	} else {
+		check_problem("fuzz_call_request", &prob);
 	}
 	call_cleanup(&c);
 	req_reset(&rq);

@@ -326,6 +326,16 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"target\":\"https://example.com/\",\"correlation_id\":\"a\\nb\"}", 400,
 	  "correlation_id" },
 	{ "{\"target\":\"https://example.com/\",\"correlation_id\":\"\"}", 400, "correlation_id" },
+	/* malformed UTF-8 that json-c's check lets through (overlong, surrogate, above U+10FFFF):
+	 * PostgreSQL would refuse the row with a 500 (found by tests/fuzz/fuzz_call_json) */
+	{ "{\"target\":\"https://example.com/\",\"correlation_id\":\"a\xc0\xaf" "b\"}", 400,
+	  "correlation_id" },
+	{ "{\"target\":\"https://example.com/\",\"correlation_id\":\"\xed\xa0\x80\"}", 400,
+	  "correlation_id" },
+	{ "{\"target\":\"https://example.com/\",\"correlation_id\":\"\xf4\x90\x80\x80\"}", 400,
+	  "correlation_id" },
+	{ "{\"target\":\"https://example.com/\",\"query\":\"a=\xe0\x80\xaf\"}", 400, "query" },
+	{ "{\"target\":\"https://example.com/\",\"query\":\"a=\xff\"}", 400, "query" },
 	{ "{\"target\":\"https://example.com/\",\"correlation_id\":5}", 400, "correlation_id" },
 	/* callbacks */
 	{ "{\"target\":\"https://example.com/\",\"callback\":\"ftp://x\"}", 400, "callback" },
@@ -1738,6 +1748,8 @@ static void test_request_bad_control_headers(void **state)
 		{ "HTTP_ASYNC_CORRELATION_ID=a\tb", "Async-Correlation-Id" },
 		{ "HTTP_ASYNC_CORRELATION_ID=order-\xff", "Async-Correlation-Id" }, /* not UTF-8 */
 		{ "HTTP_ASYNC_CORRELATION_ID=\xed\xa0\x80", "Async-Correlation-Id" },
+		{ "HTTP_ASYNC_CORRELATION_ID=a\xc0\xaf" "b", "Async-Correlation-Id" }, /* overlong */
+		{ "HTTP_ASYNC_CORRELATION_ID=\xff", "Async-Correlation-Id" },
 		{ "HTTP_ASYNC_TIMEOUT=0s", "Async-Timeout" },
 		{ "HTTP_ASYNC_EXPIRES_IN=1.5h", "Async-Expires-In" },
 		{ "HTTP_ASYNC_RETRY_MAX=31d", "Async-Retry-Max" },

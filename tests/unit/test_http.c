@@ -395,6 +395,45 @@ static void test_resp_problem(void **state)
 	assert_null(rs.body);
 }
 
+/* The answer is UTF-8 JSON even when the text it quotes is not, or is cut inside a character
+ * (a 200-character field name of "é" ran past struct problem's 192-byte field; found by
+ * tests/fuzz/fuzz_call_json). Well-formed text is kept as it is. */
+static void test_resp_problem_utf8(void **state)
+{
+	char big[2 + 2 * 600 + 1];
+	char want[1024];
+	struct resp rs;
+	struct json_object *o;
+	size_t n = 0;
+
+	(void)state;
+	resp_init(&rs);
+	/* 2 + 2 * 600 bytes: cut to 1023, the detail ends with the first byte of an "é". */
+	big[n++] = 'x';
+	big[n++] = 'y';
+	for (int i = 0; i < 600; i++) {
+		big[n++] = '\xc3';
+		big[n++] = '\xa9';
+	}
+	big[n] = '\0';
+	resp_problem(&rs, 400, "a\xff\xc3(\xe2\x82z\xed\xa0\x80\xf0\x9f\x98\x80", "%s", big);
+	assert_true(http_utf8_valid(rs.body, rs.body_len));
+	o = body_json(&rs);
+	memcpy(want, big, 1022);
+	want[1022] = '?';
+	want[1023] = '\0';
+	assert_string_equal(member_str(o, "detail"), want);
+	assert_string_equal(member_str(o, "field"), "a?" "?(?" "?z?" "?" "?\xf0\x9f\x98\x80");
+	json_object_put(o);
+
+	resp_problem(&rs, 400, "caf\xc3\xa9", "na\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80");
+	o = body_json(&rs);
+	assert_string_equal(member_str(o, "field"), "caf\xc3\xa9");
+	assert_string_equal(member_str(o, "detail"), "na\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80");
+	json_object_put(o);
+	resp_reset(&rs);
+}
+
 static void test_resp_json_and_header(void **state)
 {
 	struct resp rs;
@@ -556,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_pct_decode),
 		cmocka_unit_test(test_pct_round_trip),
 		cmocka_unit_test(test_resp_problem),
+		cmocka_unit_test(test_resp_problem_utf8),
 		cmocka_unit_test(test_resp_json_and_header),
 		cmocka_unit_test(test_http_reason),
 		cmocka_unit_test(test_req_param),
