@@ -6,10 +6,11 @@
 #   bash tests/fuzz/run.sh run SECONDS BIN...      each harness for SECONDS on its scratch corpus
 #   bash tests/fuzz/run.sh merge 0 BIN...          scratch inputs with new coverage -> the seeds
 #
-# The seeds in tests/fuzz/corpus/NAME are only read: new inputs go to build/fuzz/corpus/NAME
-# (run) or to a fresh build/fuzz/smoke/NAME (smoke), findings to build/fuzz/artifacts/NAME/,
-# each run's output to build/fuzz/logs/NAME.log. The last line is "N passed, N failed" and the
-# exit status is 1 when a harness crashed, leaked, hung or failed to start.
+# The seeds in tests/fuzz/corpus/NAME are only read (but by merge): new inputs go to
+# build/fuzz/corpus/NAME (run) or to a fresh build/fuzz/smoke/NAME (smoke), findings to
+# build/fuzz/artifacts/NAME/, libFuzzer's output to build/fuzz/logs/NAME.log (a smoke's to
+# NAME.smoke.log, a merge's to NAME.merge.log). The last line is "N passed, N failed"; the exit
+# status is 1 when a harness crashed, leaked, hung or failed to start.
 
 set -u
 cd "$(dirname "$0")/../.."
@@ -61,6 +62,7 @@ one() {
 	dict=tests/fuzz/$name.dict
 	art=$FZ/artifacts/$name
 	log=$FZ/logs/$name.log
+	[ "$mode" = run ] || log=$FZ/logs/$name.$mode.log # a smoke keeps the last run's log
 	mkdir -p "$art" "$FZ/logs"
 	if [ ! -x "$bin" ] || [ ! -d "$seeds" ]; then
 		echo "not ok - fuzz $mode $name (no binary $bin or no seeds $seeds)"

@@ -334,6 +334,11 @@ static void t_bad_inputs(void)
 		{ "{\"target\":\"" T "\",\"retry\":{\"initial\":\"10s\",\"max\":\"1s\"}}", 400, "retry.max" },
 		{ "{\"target\":\"" T "\",\"correlation_id\":\"a\\u0001b\"}", 400, "correlation_id" },
 		{ "{\"target\":\"" T "\",\"correlation_id\":\"\"}", 400, "correlation_id" },
+		/* malformed UTF-8 past json-c's check: PostgreSQL refused the row (500) before */
+		{ "{\"target\":\"" T "\",\"correlation_id\":\"a\xc0\xaf" "b\"}", 400, "correlation_id" },
+		{ "{\"target\":\"" T "\",\"query\":\"a=\xed\xa0\x80\"}", 400, "query" },
+		/* percent-encoded 127.0 (127.0.0.0, outside 127.0.0.1/32): it passed as a name before */
+		{ "{\"target\":\"http://%31%32%37.0/\"}", 400, "target" },
 		{ "{\"target\":\"" T "\",\"callback\":\"ftp://x\"}", 400, "callback" },
 		{ "{\"target\":\"" T "\",\"callback\":\"http://192.168.1.1/\"}", 400, "callback" },
 		{ "{\"target\":\"" T "\",\"failure_callback\":{\"headers\":{}}}", 400, "failure_callback.url" },
@@ -344,7 +349,7 @@ static void t_bad_inputs(void)
 		{ "{\"target\":\"" T "\",\"unknown_field\":1}", 400, "unknown_field" },
 		{ "[]", 400, "body" },
 		{ "[1]", 400, "[0]" },
-		{ "\"just a string\"", 400, "body" },
+		{ "\"just a string\"", 400, "body" }, /* the document, as "[]" (field "" before) */
 		{ "{\"target\":", 400, "body" },
 		{ "{\"target\":\"" T "\"} trailing", 400, "body" },
 		{ "{'target':'x'}", 400, "body" },
