@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libcurl4-openssl-dev
 	libjson-c-dev libssl-dev libcmocka-dev libmicrohttpd-dev postgresql postgresql-client lighttpd curl
-	ca-certificates procps iproute2 valgrind)
+	ca-certificates procps iproute2 valgrind
+	wrk nginx time) # make bench: wrk, nginx (the target), GNU time (RSS); pgbench comes with postgresql
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -39,8 +40,8 @@ apt-get install -y --no-install-recommends "${missing[@]}"
 
 # If the system lighttpd or PostgreSQL got started anyway (an existing policy-rc.d that allows
 # it), stop them and keep them from starting at boot: asyncgate runs its own lighttpd and its own
-# private cluster, and a system lighttpd would hold port 80.
-for svc in lighttpd postgresql; do
+# private cluster, and a system lighttpd or nginx would hold port 80 (make bench runs its own nginx).
+for svc in lighttpd postgresql nginx; do
 	[[ " ${missing[*]} " == *" $svc "* ]] || continue
 	if [[ -d /run/systemd/system ]]; then
 		systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
