@@ -12,8 +12,10 @@
 #   BENCH_SECONDS=S      length of each wrk / pgbench run (20; quick 5)
 #   BENCH_TIMEOUT=S      stop (everything, cleanly) after S seconds (1800; quick 600)
 #   BENCH_KEEP=1         keep the temp directory (logs, nginx logs, PostgreSQL) afterwards
-#   BENCH_PERF=DIR       record perf profiles (perf record -g) of the handlers during the accept
-#                        run and of the drainer at concurrency 256 into DIR
+#   BENCH_PERF=DIR       record system-wide perf profiles (perf record -a -g) during the accept
+#                        run (auth = none) and the drain at concurrency 256, into DIR
+#   BENCH_PGSS=1         load pg_stat_statements and write the top statements (planning and
+#                        execution time) of each asyncgate step to the log directory, and show them
 #   BENCH_OUT=FILE       also write the figure lines to FILE (default build/bench/results.txt)
 set -euo pipefail
 
@@ -43,6 +45,9 @@ else
 	limit_s=${BENCH_TIMEOUT:-1800}
 fi
 bb=$repo/build/bench
+hz=$(getconf CLK_TCK)
+lighttpd_pid=
+ng_pid=
 out_file=${BENCH_OUT:-$bb/results.txt}
 perf_dir=${BENCH_PERF:-}
 
@@ -233,6 +238,10 @@ autovacuum_naptime = 10s
 log_checkpoints = on
 log_autovacuum_min_duration = 0
 CONF
+if [[ ${BENCH_PGSS:-} == 1 ]]; then
+	printf "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track_planning = on\n" \
+		>>"$tmp/pg/postgresql.conf"
+fi
 pg_start "$tmp/pg" "$tmp/run" 5432 || die "PostgreSQL did not start"
 pg_started=true
 unset PGHOSTADDR PGSERVICE
@@ -248,6 +257,9 @@ for db in asyncgate ceiling; do
 			|| lpad(to_hex((random() * 4095)::int), 3, '0')
 			|| lpad(to_hex((random() * 281474976710655)::bigint), 12, '0'))::uuid \$\$"
 done
+if [[ ${BENCH_PGSS:-} == 1 ]]; then
+	sql "CREATE EXTENSION pg_stat_statements" >/dev/null
+fi
 pg_settings=$(sql "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name)
 	FROM pg_settings WHERE name IN ('shared_buffers', 'wal_buffers', 'max_wal_size',
 	'synchronous_commit', 'fsync', 'full_page_writes', 'wal_level', 'checkpoint_timeout',
@@ -292,6 +304,7 @@ for ((i = 0; i < 50; i++)); do
 done
 [[ $(http_code "http://127.0.0.1:$ng_port/") == 204 ]] || die "nginx target does not answer"
 target=http://127.0.0.1:$ng_port
+ng_pid=${pids[-1]}
 say "nginx target $target (pid ${pids[-1]})"
 
 # asyncgate's configuration: the sample, loopback targets allowed; one with auth = none (the
@@ -307,7 +320,6 @@ api_key=$(ASYNCGATE_CONF=$tmp/asyncgate-keys.conf build/asyncgate-admin key crea
 	--function '*' --url '*' --note 'make bench' 2>>"$tmp/log/admin.log") ||
 	die "asyncgate-admin key create failed"
 
-lighttpd_pid=
 lighttpd_port=
 
 # lighttpd_start BIN CONF DB: lighttpd (conf/lighttpd.conf) spawning BENCH_PROCS processes of
@@ -341,12 +353,6 @@ lighttpd_stop()
 	lighttpd_pid=
 }
 
-# handler_pids: the FastCGI processes of the running lighttpd.
-handler_pids()
-{
-	pgrep -P "$lighttpd_pid" | tr '\n' ',' | sed 's/,$//'
-}
-
 # wrk_run NAME URL [ENV...]: wrk at conns connections for secs seconds with bench/wrk.lua; sets
 # w_rps, w_p50, w_p99, w_req and w_bad (non-2xx answers and socket errors).
 wrk_run()
@@ -364,15 +370,114 @@ wrk_run()
 	((w_bad == 0)) || say "WARNING: wrk $name: $w_bad requests failed (non-2xx or socket errors)"
 }
 
+# tree_ms PID: CPU time (user + system, ms) used so far by PID and its descendants, those that
+# exited and were waited for included (cutime, cstime), from /proc.
+tree_ms()
+{
+	[[ ${1:-} =~ ^[1-9][0-9]*$ ]] || {
+		printf '0'
+		return 0
+	}
+	# (a process may end between the glob and cat: that is not an error here)
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v root="$1" -v hz="$hz" '{
+		pid = $1
+		i = match($0, /\) [A-Za-z] /)
+		if (i == 0) next
+		n = split(substr($0, i + 2), f, " ")
+		ppid[pid] = f[2]
+		t[pid] = f[12] + f[13] + f[14] + f[15]
+	} END {
+		s = 0
+		for (p in t) {
+			q = p
+			for (d = 0; d < 64 && q != "" && q != 0 && q != root; d++) q = ppid[q]
+			if (q == root) s += t[p]
+		}
+		printf "%d", s * 1000 / hz
+	}'
+}
+
+# machine_ms: busy and total CPU time of the whole machine so far (ms), from /proc/stat.
+machine_ms()
+{
+	awk -v hz="$hz" '$1 == "cpu" {
+		busy = $2 + $3 + $4 + $7 + $8 + $9
+		printf "%d %d\n", busy * 1000 / hz, (busy + $5 + $6) * 1000 / hz
+		exit
+	}' /proc/stat
+}
+
+# cpu_mark: note the CPU time used so far by our servers and by the machine; cpu_report reads
+# the difference.
+cpu_mark()
+{
+	c0_pg=$(tree_ms "$PG_PID")
+	c0_web=$(tree_ms "$lighttpd_pid")
+	c0_ng=$(tree_ms "$ng_pid")
+	read -r c0_busy c0_all < <(machine_ms)
+}
+
+# cpu_report NAME CALLS [DRAINER_MS]: server-side CPU per call since cpu_mark (PostgreSQL; the
+# web server and its FastCGI processes; nginx as the target; a drainer whose CPU time is given),
+# as figures NAME_cpu_* in us/call, NAME_cpu_bound (the rate at which the server side alone,
+# target excluded, would keep every core busy: an estimate for a machine shared with other work)
+# and a # line with the machine's split.
+cpu_report()
+{
+	local name=$1 calls=$2 drn=${3:-0} pg web ng busy all server
+	((calls > 0)) || return 0
+	pg=$(($(tree_ms "$PG_PID") - c0_pg))
+	if ((pg < 0)); then
+		# a backend that ended around cpu_mark can be missed or counted twice; rare
+		say "WARNING: $name: PostgreSQL CPU time went backwards ($pg ms); counted as 0"
+		pg=0
+	fi
+	web=$(($(tree_ms "$lighttpd_pid") - c0_web))
+	ng=$(($(tree_ms "$ng_pid") - c0_ng))
+	read -r busy all < <(machine_ms)
+	busy=$((busy - c0_busy))
+	all=$((all - c0_all))
+	((all > 0)) || all=1
+	server=$((pg + web + drn))
+	figure "${name}_cpu_pg" "$(fmt0 "$(calc "$pg * 1000 / $calls")")" us/call
+	((web > 0)) && figure "${name}_cpu_web" "$(fmt0 "$(calc "$web * 1000 / $calls")")" us/call
+	((drn > 0)) && figure "${name}_cpu_drainer" "$(fmt0 "$(calc "$drn * 1000 / $calls")")" us/call
+	((ng > 0)) && figure "${name}_cpu_target" "$(fmt0 "$(calc "$ng * 1000 / $calls")")" us/call
+	((server > 0)) && figure "${name}_cpu_bound" \
+		"$(fmt0 "$(calc "$(nproc) * 1000000 / ($server * 1000 / $calls)")")" calls/s
+	say "cpu during $name: postgres $((pg * 100 / all))%, web server $((web * 100 / all))%," \
+		"drainer $((drn * 100 / all))%, nginx $((ng * 100 / all))%," \
+		"all else (load generator, other work) $(((busy - pg - web - ng - drn) * 100 / all))%," \
+		"idle $(((all - busy) * 100 / all))% of $(nproc) cores"
+}
+
 # reset_queue: an empty queue and audit log, flushed to disk, for the next measurement.
 reset_queue()
 {
 	sql "TRUNCATE calls, attempts, attempt_stats, idempotency_keys" >/dev/null
 	sql "VACUUM ANALYZE calls_live" >/dev/null
 	sql "CHECKPOINT" >/dev/null
+	if [[ ${BENCH_PGSS:-} == 1 ]]; then
+		sql "SELECT pg_stat_statements_reset()" >/dev/null
+	fi
 }
 
-# insert_due N PATH [STATE] [WHEN] [BODY_BYTES]: N calls to target PATH, in one INSERT.
+# pgss STEP: with BENCH_PGSS=1, the statements that took the most time since the last call
+# (calls, mean planning and execution ms, total ms), into the log directory and as # lines.
+pgss()
+{
+	[[ ${BENCH_PGSS:-} == 1 ]] || return 0
+	sql "SELECT calls, round(mean_plan_time::numeric, 3) AS plan_ms,
+			round(mean_exec_time::numeric, 3) AS exec_ms,
+			round((total_plan_time + total_exec_time)::numeric) AS total_ms,
+			regexp_replace(left(query, 90), '\s+', ' ', 'g')
+		FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT 8" \
+		>"$tmp/log/pgss-$1.txt"
+	sed "s/^/# pgss $1: /" "$tmp/log/pgss-$1.txt" >&2
+	sql "SELECT pg_stat_statements_reset()" >/dev/null
+}
+
+# insert_calls N PATH [STATE] [WHEN] [BODY_BYTES]: N calls to target PATH, in one INSERT.
 insert_calls()
 {
 	local n=$1 path=$2 state=${3:-queued} when=${4:-"now()"} bytes=${5:-1000}
@@ -393,10 +498,10 @@ insert_calls()
 drainer_once()
 {
 	local name=$1 c=$2 line perf=()
-	if [[ -n $perf_dir && $c == 256 && $name == drain-c256 ]]; then
-		perf=(perf record -g -o "$perf_dir/drainer-c256.data" --)
+	if [[ -n $perf_dir && $name == drain-c256 ]]; then
+		perf=(perf record -a -g -o "$perf_dir/drain-c256.data" --)
 	fi
-	/usr/bin/time -f 'rss_kb=%M wall_s=%e' -o "$tmp/log/$name.time" \
+	/usr/bin/time -f 'rss_kb=%M wall_s=%e cpu_s=%U+%S' -o "$tmp/log/$name.time" \
 		"${perf[@]}" build/asyncgate-drainer --once --concurrency "$c" --max-seconds 600 \
 		--name "$name" >"$tmp/log/$name.out" 2>>"$tmp/log/$name.log" ||
 		die "drainer $name failed: $(tail -n 3 "$tmp/log/$name.log")"
@@ -405,6 +510,7 @@ drainer_once()
 	d_ms=$(kv ms "$line")
 	d_rate=$(fmt0 "$(calc "$d_ok * 1000 / ($d_ms > 0 ? $d_ms : 1)")")
 	d_rss=$(fmt1 "$(calc "$(kv rss_kb "$(cat "$tmp/log/$name.time")") / 1024")")
+	d_cpu_ms=$(fmt0 "$(calc "($(kv cpu_s "$(cat "$tmp/log/$name.time")")) * 1000")")
 }
 
 # claim_ms: the average time of one claim of 256 due calls (the drainer's drain_claim
@@ -473,35 +579,43 @@ if want ceiling; then
 INSERT INTO calls (id, state, client, not_before, target, method, headers, body, body_type, max_attempts, retry_initial_ms, retry_max_ms, timeout_ms) VALUES (bench_uuid7(clock_timestamp()), 'queued', '', now(), 'http://127.0.0.1:9/bench', 'POST', '{"Content-Type": "application/json"}', convert_to('{"order": 1, "pad": "$pad"}', 'UTF8'), 'json', 10, 1000, 3600000, 30000);
 SQL
 	sql ceiling "CHECKPOINT" >/dev/null
+	cpu_mark
 	pgbench -n -M prepared -c "$conns" -j 2 -T "$secs" -f "$tmp/ceiling-insert.sql" ceiling \
 		>"$tmp/log/pgbench.out" 2>&1 || die "pgbench failed: $(tail -n 3 "$tmp/log/pgbench.out")"
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$tmp/log/pgbench.out")
 	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$tmp/log/pgbench.out")
 	figure ceiling_insert "$(fmt0 "$tps")" tx/s
 	figure ceiling_insert_latency_avg "$lat" ms
+	cpu_report ceiling_insert "$(sql ceiling "SELECT count(*) FROM calls")"
 	sql ceiling "TRUNCATE calls" >/dev/null
 
 	lighttpd_start bench/fcgi_min "$tmp/asyncgate-none.conf" ceiling
+	cpu_mark
 	wrk_run fcgi "http://127.0.0.1:$lighttpd_port" BENCH_TARGET="$target/hook"
 	figure ceiling_fcgi "$w_rps" req/s
 	figure ceiling_fcgi_p50 "$w_p50" ms
 	figure ceiling_fcgi_p99 "$w_p99" ms
+	cpu_report ceiling_fcgi "$w_req"
 	lighttpd_stop
 
 	sql ceiling "CHECKPOINT" >/dev/null
 	lighttpd_start bench/fcgi_min_insert "$tmp/asyncgate-none.conf" ceiling
+	cpu_mark
 	wrk_run fcgi-insert "http://127.0.0.1:$lighttpd_port" BENCH_TARGET="$target/hook"
 	rows=$(sql ceiling "SELECT count(*) FROM calls")
 	((rows >= w_req - w_bad)) || say "WARNING: fcgi_min_insert: $rows rows for $w_req answers"
 	figure ceiling_fcgi_insert "$w_rps" req/s
 	figure ceiling_fcgi_insert_p50 "$w_p50" ms
 	figure ceiling_fcgi_insert_p99 "$w_p99" ms
+	cpu_report ceiling_fcgi_insert "$rows"
 	lighttpd_stop
 	sql ceiling "TRUNCATE calls" >/dev/null
 
+	cpu_mark
 	wrk_run target "$target" BENCH_MODE=raw
 	figure ceiling_target "$w_rps" req/s
 	figure ceiling_target_p99 "$w_p99" ms
+	cpu_report ceiling_target "$w_req"
 fi
 
 # --- asyncgate: accept -----------------------------------------------------------------------
@@ -519,15 +633,17 @@ if want accept; then
 	say "step accept (auth = none)"
 	for mode in call transparent batch; do
 		reset_queue
+		cpu_mark
 		if [[ -n $perf_dir && $mode == call ]]; then
-			perf record -g -o "$perf_dir/handlers-accept.data" -p "$(handler_pids)" \
-				-- sleep "$secs" >"$tmp/log/perf-accept.out" 2>&1 &
+			perf record -a -g -o "$perf_dir/accept.data" -- sleep "$secs" \
+				>"$tmp/log/perf-accept.out" 2>&1 &
 			perf_pid=$!
 		fi
 		wrk_run "accept-$mode" "$ag_url" BENCH_MODE=$mode BENCH_TARGET="$target/hook"
 		if [[ -n $perf_dir && $mode == call ]]; then
 			wait "$perf_pid" || say "WARNING: perf record of the handlers failed"
 		fi
+		pgss "accept-$mode"
 		rows=$(sql "SELECT count(*) FROM calls")
 		case $mode in
 		call)
@@ -535,17 +651,20 @@ if want accept; then
 			figure accept_rps "$w_rps" req/s
 			figure accept_p50 "$w_p50" ms
 			figure accept_p99 "$w_p99" ms
+			cpu_report accept "$rows"
 			;;
 		transparent)
 			figure accept_transparent_rps "$w_rps" req/s
 			figure accept_transparent_p50 "$w_p50" ms
 			figure accept_transparent_p99 "$w_p99" ms
+			cpu_report accept_transparent "$rows"
 			;;
 		batch)
 			figure accept_batch100_rps "$w_rps" req/s
 			figure accept_batch100_calls "$((w_rps * 100))" calls/s
 			figure accept_batch100_p50 "$w_p50" ms
 			figure accept_batch100_p99 "$w_p99" ms
+			cpu_report accept_batch100 "$rows"
 			;;
 		esac
 	done
@@ -554,11 +673,14 @@ if want accept; then
 	lighttpd_stop
 	lighttpd_start asyncgate.fcgi "$tmp/asyncgate-keys.conf" asyncgate
 	reset_queue
+	cpu_mark
 	wrk_run accept-key "http://127.0.0.1:$lighttpd_port" BENCH_MODE=call \
 		BENCH_TARGET="$target/hook" BENCH_KEY="$api_key"
+	pgss accept-key
 	figure accept_key_rps "$w_rps" req/s
 	figure accept_key_p50 "$w_p50" ms
 	figure accept_key_p99 "$w_p99" ms
+	cpu_report accept_key "$(sql "SELECT count(*) FROM calls")"
 	lighttpd_stop
 	if want latency || want deferred; then
 		lighttpd_start asyncgate.fcgi "$tmp/asyncgate-none.conf" asyncgate
@@ -584,7 +706,11 @@ if want drain; then
 		if ((c == 256)); then
 			figure claim256_ms "$(claim_ms)" ms
 		fi
+		[[ ${BENCH_PGSS:-} == 1 ]] && sql "SELECT pg_stat_statements_reset()" >/dev/null
+		cpu_mark
 		drainer_once "drain-c$c" "$c"
+		cpu_report "drain_c$c" "$d_ok" "$d_cpu_ms"
+		pgss "drain-c$c"
 		((d_ok == drain_n)) || say "WARNING: drain c$c: $d_ok of $drain_n succeeded"
 		figure "drain_c$c" "$d_rate" deliveries/s
 		figure "drain_c${c}_rss" "$d_rss" MB
@@ -595,9 +721,10 @@ if want drain; then
 	insert_calls "$drain_n" /hook
 	sql "VACUUM ANALYZE calls" >/dev/null
 	sql "CHECKPOINT" >/dev/null
+	cpu_mark
 	s0=$(date +%s.%N)
 	for k in 1 2; do
-		/usr/bin/time -f 'rss_kb=%M' -o "$tmp/log/drain-two-$k.time" \
+		/usr/bin/time -f 'rss_kb=%M cpu_s=%U+%S' -o "$tmp/log/drain-two-$k.time" \
 			build/asyncgate-drainer --once --concurrency 256 --max-seconds 600 \
 			--name "drain-two-$k" >"$tmp/log/drain-two-$k.out" 2>>"$tmp/log/drain-two-$k.log" &
 		two[k]=$!
@@ -610,6 +737,8 @@ if want drain; then
 	((ok1 + ok2 == drain_n)) || say "WARNING: two drainers: $((ok1 + ok2)) of $drain_n succeeded"
 	figure drain_two_c256 "$(fmt0 "$(calc "($ok1 + $ok2) / ($s1 - $s0)")")" deliveries/s
 	figure drain_two_split "$ok1/$ok2" calls
+	cpu_report drain_two_c256 "$((ok1 + ok2))" "$(fmt0 "$(calc "($(kv cpu_s \
+		"$(cat "$tmp/log/drain-two-1.time")") + $(kv cpu_s "$(cat "$tmp/log/drain-two-2.time")")) * 1000")")"
 	for k in 1 2; do
 		r=$(fmt1 "$(calc "$(kv rss_kb "$(cat "$tmp/log/drain-two-$k.time")") / 1024")")
 		note_rss "$r"
@@ -632,6 +761,7 @@ if want latency; then
 	wait_lines "$tmp/log/lat.log" "$ok" 60 || say "WARNING: latency: not every call arrived in 60 s"
 	rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$follow_pid/status")
 	follow_stop
+	pgss latency
 	awk '$3 == 1 && $4 != "-" { printf "%.3f\n", ($1 - $4) * 1000 }' "$tmp/log/lat.log" \
 		>"$tmp/log/lat.ms"
 	read -r p50 p99 max n < <(pctl_file "$tmp/log/lat.ms")
@@ -704,7 +834,9 @@ if want scale; then
 	sql "VACUUM ANALYZE calls_live" >/dev/null
 	sql "CHECKPOINT" >/dev/null
 	figure scale_claim256_ms "$(claim_ms)" ms
+	cpu_mark
 	drainer_once scale-drain-c256 256
+	cpu_report scale_drain_c256 "$d_ok" "$d_cpu_ms"
 	((d_ok == drain_n)) || say "WARNING: scale drain: $d_ok of $drain_n succeeded"
 	figure scale_drain_c256 "$d_rate" deliveries/s
 	figure scale_drain_c256_rss "$d_rss" MB
