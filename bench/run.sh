@@ -12,11 +12,13 @@
 #   BENCH_SECONDS=S      length of each wrk / pgbench run (20; quick 5)
 #   BENCH_TIMEOUT=S      stop (everything, cleanly) after S seconds (1800; quick 600)
 #   BENCH_KEEP=1         keep the temp directory (logs, nginx logs, PostgreSQL) afterwards
-#   BENCH_PERF=DIR       record system-wide perf profiles (perf record -a -g) during the accept
-#                        run (auth = none) and the drain at concurrency 256, into DIR
+#   BENCH_PERF=DIR       record perf profiles into DIR: system-wide (perf record -a -g) during the
+#                        accept run (auth = none), and of the drainer at concurrency 256 (dwarf
+#                        call graphs; its RSS figure is then perf's)
 #   BENCH_PGSS=1         load pg_stat_statements and write the top statements (planning and
 #                        execution time) of each asyncgate step to the log directory, and show them
-#   BENCH_OUT=FILE       also write the figure lines to FILE (default build/bench/results.txt)
+#   BENCH_OUT=FILE       also write the figure lines to FILE (default build/bench/results.txt,
+#                        results-quick.txt with BENCH_QUICK=1)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,14 +43,14 @@ else
 	lat_rate=1000 lat_secs=20
 	def_n=100000 def_spread_ms=60000 def_start_ms=10000
 	scale_done=10000000 scale_future=1000000 scale_run=1000000 scale_chunk=50000
-	scale_run_max_s=540
+	scale_run_max_s=420
 	limit_s=${BENCH_TIMEOUT:-1800}
 fi
 bb=$repo/build/bench
 hz=$(getconf CLK_TCK)
 lighttpd_pid=
 ng_pid=
-out_file=${BENCH_OUT:-$bb/results.txt}
+out_file=${BENCH_OUT:-$bb/results$([[ $quick == 1 ]] && printf -- -quick).txt}
 perf_dir=${BENCH_PERF:-}
 
 pids=() # started here, stopped in reverse order
@@ -417,10 +419,10 @@ cpu_mark()
 	read -r c0_busy c0_all < <(machine_ms)
 }
 
-# cpu_report NAME CALLS [DRAINER_MS]: server-side CPU per call since cpu_mark (PostgreSQL; the
+# cpu_report NAME CALLS [DRAINER_MS [target]]: server-side CPU per call since cpu_mark (PostgreSQL; the
 # web server and its FastCGI processes; nginx as the target; a drainer whose CPU time is given),
 # as figures NAME_cpu_* in us/call, NAME_cpu_bound (the rate at which the server side alone,
-# target excluded, would keep every core busy: an estimate for a machine shared with other work)
+# target excluded (with "target": the target alone), would keep every core busy: an estimate for a machine shared with other work)
 # and a # line with the machine's split.
 cpu_report()
 {
@@ -439,6 +441,7 @@ cpu_report()
 	all=$((all - c0_all))
 	((all > 0)) || all=1
 	server=$((pg + web + drn))
+	[[ ${4:-} == target ]] && server=$ng
 	figure "${name}_cpu_pg" "$(fmt0 "$(calc "$pg * 1000 / $calls")")" us/call
 	((web > 0)) && figure "${name}_cpu_web" "$(fmt0 "$(calc "$web * 1000 / $calls")")" us/call
 	((drn > 0)) && figure "${name}_cpu_drainer" "$(fmt0 "$(calc "$drn * 1000 / $calls")")" us/call
@@ -467,7 +470,7 @@ reset_queue()
 pgss()
 {
 	[[ ${BENCH_PGSS:-} == 1 ]] || return 0
-	sql "SELECT calls, round(mean_plan_time::numeric, 3) AS plan_ms,
+	sql "SELECT calls, plans, round(mean_plan_time::numeric, 3) AS plan_ms,
 			round(mean_exec_time::numeric, 3) AS exec_ms,
 			round((total_plan_time + total_exec_time)::numeric) AS total_ms,
 			regexp_replace(left(query, 90), '\s+', ' ', 'g')
@@ -499,7 +502,7 @@ drainer_once()
 {
 	local name=$1 c=$2 line perf=()
 	if [[ -n $perf_dir && $name == drain-c256 ]]; then
-		perf=(perf record -a -g -o "$perf_dir/drain-c256.data" --)
+		perf=(perf record --call-graph dwarf,16384 -F 499 -o "$perf_dir/drainer-c256.data" --)
 	fi
 	/usr/bin/time -f 'rss_kb=%M wall_s=%e cpu_s=%U+%S' -o "$tmp/log/$name.time" \
 		"${perf[@]}" build/asyncgate-drainer --once --concurrency "$c" --max-seconds 600 \
@@ -615,7 +618,7 @@ SQL
 	wrk_run target "$target" BENCH_MODE=raw
 	figure ceiling_target "$w_rps" req/s
 	figure ceiling_target_p99 "$w_p99" ms
-	cpu_report ceiling_target "$w_req"
+	cpu_report ceiling_target "$w_req" 0 target
 fi
 
 # --- asyncgate: accept -----------------------------------------------------------------------
