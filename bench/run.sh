@@ -50,7 +50,9 @@ bb=$repo/build/bench
 hz=$(getconf CLK_TCK)
 lighttpd_pid=
 ng_pid=
-out_file=${BENCH_OUT:-$bb/results$([[ $quick == 1 ]] && printf -- -quick).txt}
+out_file=$bb/results.txt
+[[ $quick == 1 ]] && out_file=$bb/results-quick.txt
+out_file=${BENCH_OUT:-$out_file}
 perf_dir=${BENCH_PERF:-}
 
 pids=() # started here, stopped in reverse order
