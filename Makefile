@@ -47,8 +47,8 @@ TGT_BIN := $(B)/ag_target
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 IT_BIN  := $(IT_SRC:tests/integration/%.c=$(B)/it/%)
 
-.PHONY: all deps run check unit unit-san integration conf-check bench install uninstall \
-	clean format lint fuzz fuzz-smoke fuzz-build fuzz-merge
+.PHONY: all deps run check unit unit-san integration conf-check bench bench-quick install \
+	uninstall clean format lint fuzz fuzz-smoke fuzz-build fuzz-merge
 
 all: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN)
 
@@ -149,8 +149,37 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@bash tests/check.sh
 
-bench:
-	@echo "bench: not yet (issue 6)"; exit 1
+# make bench: the performance figures and their baselines, on loopback, in one bounded run
+# (bench/README.md). bench-quick: every step with small sizes, for development.
+# BENCH_ONLY=ceiling,accept,drain,latency,deferred,scale picks steps.
+BENCH_BIN := $(B)/bench/fcgi_min $(B)/bench/fcgi_min_insert $(B)/bench/ag_load \
+	$(B)/bench/ag_query
+
+$(B)/bench/fcgi_min: bench/fcgi_min.c
+	@mkdir -p $(dir $@)
+	$(CC) $(AG_CFLAGS) $(CFLAGS) -o $@ $< $(AG_LDFLAGS) $(LDFLAGS) -lfcgi
+
+$(B)/bench/fcgi_min_insert: bench/fcgi_min.c
+	@mkdir -p $(dir $@)
+	$(CC) $(AG_CFLAGS) $(CFLAGS) -DFCGI_MIN_INSERT -o $@ $< $(AG_LDFLAGS) $(LDFLAGS) \
+		$(shell pkg-config --libs libpq 2>/dev/null) -lfcgi
+
+$(B)/bench/ag_load: bench/ag_load.c
+	@mkdir -p $(dir $@)
+	$(CC) $(AG_CFLAGS) $(CFLAGS) -o $@ $< $(AG_LDFLAGS) $(LDFLAGS) \
+		$(shell pkg-config --libs libcurl 2>/dev/null)
+
+$(B)/bench/ag_query: bench/ag_query.c $(LIBAG)
+	@mkdir -p $(dir $@)
+	$(CC) $(AG_CFLAGS) $(CFLAGS) -I lib -o $@ $< $(LIBAG) $(AG_LDFLAGS) $(LDFLAGS) $(PKG_LIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@bash bench/run.sh
+
+bench-quick: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@BENCH_QUICK=1 bash bench/run.sh
 
 # The drainer's cron line and systemd units, and the web server configurations, go to
 # $(DATADIR)/examples: their paths assume PREFIX=/usr/local, so an operator reads them before
@@ -179,7 +208,7 @@ clean:
 
 format:
 	clang-format -i lib/*.c lib/*.h cgi-bin/*.c cgi-bin/*.h drainer/*.c tests/unit/*.c \
-		tests/integration/*.c tests/target/*.c tests/fuzz/*.c
+		tests/integration/*.c tests/target/*.c tests/fuzz/*.c bench/*.c
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
