@@ -16,9 +16,9 @@ struct conf {
 	int64_t max_batch;	   /* instructions in one POST */
 	int64_t max_headers;	   /* headers in one call */
 	int64_t max_json_depth;	   /* nesting of arrays and objects in a POST /v1/calls body */
-	char *deny_headers;	   /* header names clients may not set on calls (comma/space list) */
-	int64_t max_delay_ms;	   /* how far ahead not_before / delay may reach */
-	int64_t max_timeout_ms;	   /* upper bound of a call's timeout */
+	char *deny_headers;	/* header names clients may not set on calls (comma/space list) */
+	int64_t max_delay_ms;	/* how far ahead not_before / delay may reach */
+	int64_t max_timeout_ms; /* upper bound of a call's timeout */
 	int64_t max_expires_in_ms; /* upper bound of expires_in */
 	int64_t default_timeout_ms;
 	int64_t default_max_attempts;
