@@ -17,8 +17,8 @@
 #                        call graphs; its RSS figure is then perf's)
 #   BENCH_PGSS=1         load pg_stat_statements and write the top statements (planning and
 #                        execution time) of each asyncgate step to the log directory, and show them
-#   BENCH_OUT=FILE       also write the figure lines to FILE (default build/bench/results.txt,
-#                        results-quick.txt with BENCH_QUICK=1)
+#   BENCH_OUT=FILE       also write the figure lines to FILE (default build/bench/results.txt;
+#                        results-quick.txt with BENCH_QUICK=1; -only.txt with BENCH_ONLY)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +52,7 @@ lighttpd_pid=
 ng_pid=
 out_file=$bb/results.txt
 [[ $quick == 1 ]] && out_file=$bb/results-quick.txt
+[[ -n ${BENCH_ONLY:-} ]] && out_file=${out_file%.txt}-only.txt
 out_file=${BENCH_OUT:-$out_file}
 perf_dir=${BENCH_PERF:-}
 
@@ -504,7 +505,7 @@ drainer_once()
 {
 	local name=$1 c=$2 line perf=()
 	if [[ -n $perf_dir && $name == drain-c256 ]]; then
-		perf=(perf record --call-graph dwarf,16384 -F 499 -o "$perf_dir/drainer-c256.data" --)
+		perf=(perf record --call-graph "dwarf,16384" -F 499 -o "$perf_dir/drainer-c256.data" --)
 	fi
 	/usr/bin/time -f 'rss_kb=%M wall_s=%e cpu_s=%U+%S' -o "$tmp/log/$name.time" \
 		"${perf[@]}" build/asyncgate-drainer --once --concurrency "$c" --max-seconds 600 \
