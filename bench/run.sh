@@ -457,6 +457,28 @@ cpu_report()
 		"idle $(((all - busy) * 100 / all))% of $(nproc) cores"
 }
 
+# waits_start NAME: sample what asyncgate's PostgreSQL sessions wait on (pg_stat_activity, every
+# 100 ms, one psql session) until waits_stop, which prints the most frequent as a # line:
+# "CPU" is a session running, "IO:WALSync" one waiting for its commit to reach the disk, and so on.
+waits_start()
+{
+	waits_name=$1
+	printf '%s\n' "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU')
+		FROM pg_stat_activity WHERE application_name = 'asyncgate' AND state = 'active'" \
+		'\watch 0.1' | psql -X -q -At -d asyncgate >"$tmp/log/waits-$1.txt" 2>/dev/null &
+	waits_pid=$!
+}
+
+waits_stop()
+{
+	local top
+	kill "$waits_pid" 2>/dev/null || true
+	wait "$waits_pid" 2>/dev/null || true
+	top=$(grep -v '^$' "$tmp/log/waits-$waits_name.txt" | sort | uniq -c | sort -rn | head -6 |
+		awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }')
+	say "waits during $waits_name (samples of active asyncgate sessions): $top"
+}
+
 # reset_queue: an empty queue and audit log, flushed to disk, for the next measurement.
 reset_queue()
 {
@@ -645,7 +667,9 @@ if want accept; then
 				>"$tmp/log/perf-accept.out" 2>&1 &
 			perf_pid=$!
 		fi
+		waits_start "accept-$mode"
 		wrk_run "accept-$mode" "$ag_url" BENCH_MODE=$mode BENCH_TARGET="$target/hook"
+		waits_stop
 		if [[ -n $perf_dir && $mode == call ]]; then
 			wait "$perf_pid" || say "WARNING: perf record of the handlers failed"
 		fi
@@ -714,12 +738,14 @@ if want drain; then
 		fi
 		[[ ${BENCH_PGSS:-} == 1 ]] && sql "SELECT pg_stat_statements_reset()" >/dev/null
 		cpu_mark
+		waits_start "drain-c$c"
 		drainer_once "drain-c$c" "$c"
-		cpu_report "drain_c$c" "$d_ok" "$d_cpu_ms"
+		waits_stop
 		pgss "drain-c$c"
 		((d_ok == drain_n)) || say "WARNING: drain c$c: $d_ok of $drain_n succeeded"
 		figure "drain_c$c" "$d_rate" deliveries/s
 		figure "drain_c${c}_rss" "$d_rss" MB
+		cpu_report "drain_c$c" "$d_ok" "$d_cpu_ms"
 		note_rss "$d_rss"
 	done
 
@@ -759,12 +785,14 @@ if want latency; then
 	reset_queue
 	follow_start latency
 	: >"$tmp/log/lat.log"
+	waits_start latency
 	line=$(build/bench/ag_load pace --url "$ag_url/v1/calls" --target "$target/lat" \
 		--rate "$lat_rate" --seconds "$lat_secs" 2>>"$tmp/log/ag_load.log") ||
 		say "WARNING: ag_load pace: some requests failed: $line"
 	say "ag_load: $line"
 	ok=$(kv ok "$line")
 	wait_lines "$tmp/log/lat.log" "$ok" 60 || say "WARNING: latency: not every call arrived in 60 s"
+	waits_stop
 	rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$follow_pid/status")
 	follow_stop
 	pgss latency
@@ -835,24 +863,27 @@ if want scale; then
 	sql "CHECKPOINT" >/dev/null
 	figure scale_generate_s "$((SECONDS - g0))" s
 	say "calls_done $(sql "SELECT pg_size_pretty(pg_total_relation_size('calls_done'))"), attempts $(sql "SELECT pg_size_pretty(pg_total_relation_size('attempts'))")"
+	# The queue's size as generated (1 M future calls, vacuumed), before any call goes through.
+	read -r tb ib < <(live_size)
+	figure scale_live_table_before "$tb" MB
+	figure scale_live_indexes_before "$ib" MB
 
 	insert_calls "$drain_n" /hook
 	sql "VACUUM ANALYZE calls_live" >/dev/null
 	sql "CHECKPOINT" >/dev/null
 	figure scale_claim256_ms "$(claim_ms)" ms
 	cpu_mark
+	waits_start scale-drain-c256
 	drainer_once scale-drain-c256 256
-	cpu_report scale_drain_c256 "$d_ok" "$d_cpu_ms"
+	waits_stop
 	((d_ok == drain_n)) || say "WARNING: scale drain: $d_ok of $drain_n succeeded"
 	figure scale_drain_c256 "$d_rate" deliveries/s
 	figure scale_drain_c256_rss "$d_rss" MB
+	cpu_report scale_drain_c256 "$d_ok" "$d_cpu_ms"
 
 	# The 1 M-call run: chunks of due calls inserted whenever the live queue runs low, drained
-	# by a --follow drainer at concurrency 256, as a steady queue would be.
-	sql "VACUUM ANALYZE calls_live" >/dev/null
-	read -r tb ib < <(live_size)
-	figure scale_live_table_before "$tb" MB
-	figure scale_live_indexes_before "$ib" MB
+	# by a --follow drainer at concurrency 256, as a steady queue would be. The "after" sizes
+	# count the drain above too (drain_n more calls through the queue).
 	follow_start scale-run
 	r0=$SECONDS
 	sent=0
