@@ -19,21 +19,7 @@
 
 #include "fuzz_check.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct conf cf;
-static struct netpolicy np;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	conf_defaults(&cf);
-	if (netpolicy_init(&np, "127.0.0.1/32") != 0)
-		abort();
-	return 0;
-}
 
 /* The document parse of h_calls_post: lib/jstrict at the default max_json_depth. A refusal
  * must be a 400 naming "body" with a detail. Returns a new object (caller puts), or NULL. */

@@ -31,21 +31,7 @@
 
 #define MAX_PARAMS 64
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct conf cf;
-static struct netpolicy np;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	conf_defaults(&cf);
-	if (netpolicy_init(&np, "127.0.0.1/32") != 0)
-		abort();
-	return 0;
-}
 
 /* The next line of [*p, end) as a new string (without its "\n" or "\r\n"), and *p past it.
  * A NUL inside ends the string there, as it would a CGI parameter. */

@@ -1,5 +1,6 @@
-/* fuzz_check: what the call harnesses demand of every outcome, beyond memory safety: a refusal
- * is a well-formed problem+json answer, an accepted call a row PostgreSQL takes. */
+/* fuzz_check: the gateway both call harnesses run with (conf defaults, 127.0.0.1/32 allowed),
+ * and what they demand of every outcome, beyond memory safety: a refusal is a well-formed
+ * problem+json answer, an accepted call a row PostgreSQL takes. */
 #ifndef AG_FUZZ_CHECK_H
 #define AG_FUZZ_CHECK_H
 
@@ -13,7 +14,24 @@
 #include <json-c/json.h>
 
 #include "call.h"
+#include "conf.h"
 #include "http.h"
+#include "netpolicy.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static struct conf cf;
+static struct netpolicy np;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	conf_defaults(&cf);
+	if (netpolicy_init(&np, "127.0.0.1/32") != 0)
+		abort();
+	return 0;
+}
 
 /* A refusal is a 4xx naming its field, with a reason (DESIGN.md), and its problem+json answer
  * is UTF-8 JSON (RFC 8259 section 8.1) whatever bytes the input had. */

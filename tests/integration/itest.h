@@ -49,6 +49,20 @@ int it_cgi(const char *method, const char *uri, const char *body, const char *co
  * system()'s status (0 = done), -1 when the harness did not say how. */
 int it_pg_ctl(const char *what);
 
+/* Sleeps ms milliseconds (through EINTR). */
+void it_sleep_ms(long ms);
+/* A fresh tag ("t3fa2...", kind first) for the paths or names of one test, so its requests can
+ * be told apart in logs. Static buffer, valid until the next call. */
+const char *it_tag(char kind);
+/* Runs a statement that returns no rows (or rows it ignores); false (reported) when it fails. */
+bool it_sql_exec(const char *sql, int n, const char *const *p);
+/* SELECT count(*) FROM calls: what a refused request must leave unchanged. */
+long it_calls_count(void);
+/* The string value at a dotted path ("callback.url") of a JSON object, or NULL; borrowed. */
+const char *it_jget(struct json_object *o, const char *dotted);
+/* it_jget equals want; a failed CHECK (reported) otherwise. */
+bool it_jis(struct json_object *o, const char *dotted, const char *want);
+
 /* Test bookkeeping. it_check records a failure (printing the message) and returns cond. */
 bool it_check(bool cond, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -20,11 +20,6 @@ static const char *url_standalone; /* lighttpd to the standalone handler socket 
 #define JSON "application/json"
 #define T "http://127.0.0.1:9" /* allowed by the test config; never called in these tests */
 
-static long calls_count(void)
-{
-	return it_sql_long("SELECT count(*) FROM calls", 0, NULL);
-}
-
 static void post(const char *body, const char *const *hdrs, struct hresp *r)
 {
 	it_http("POST", url, "/v1/calls", JSON, body, strlen(body), hdrs, r);
@@ -43,7 +38,7 @@ static void t_valid_call_stored(void)
 		"\"failure_callback\":{\"url\":\"" T "/failures\",\"headers\":{\"X-Team\":\"b\"}},"
 		"\"retry\":{\"max_attempts\":7,\"initial\":\"2s\",\"max\":\"5m\"},"
 		"\"timeout\":\"20s\",\"expires_in\":\"24h\"}";
-	long before = calls_count();
+	long before = it_calls_count();
 	struct hresp r;
 	char *loc;
 	char id[64];
@@ -57,7 +52,7 @@ static void t_valid_call_stored(void)
 	CHECK(strcmp(it_jstr(&r, "state"), "scheduled") == 0, "state %s", it_jstr(&r, "state"));
 	CHECK(strstr(it_jstr(&r, "status_url"), id) != NULL, "status_url");
 	CHECK(strlen(it_jstr(&r, "not_before")) == 24, "not_before %s", it_jstr(&r, "not_before"));
-	CHECK(calls_count() == before + 1, "row count %ld -> %ld", before, calls_count());
+	CHECK(it_calls_count() == before + 1, "row count %ld -> %ld", before, it_calls_count());
 	it_field_is(id, "state", "queued");
 	it_field_is(id, "method", "PUT");
 	it_field_is(id, "target", T "/orders");
@@ -239,13 +234,13 @@ static void t_batch(void)
 	char *bad = make_batch(1000, 537);
 	struct hresp r;
 	struct json_object *arr;
-	long before = calls_count();
+	long before = it_calls_count();
 
 	post(bad, NULL, &r);
 	CHECK(r.status == 400, "bad batch status %ld", r.status);
 	CHECK(strcmp(it_jstr(&r, "field"), "[537].target") == 0, "field %s", it_jstr(&r, "field"));
 	CHECK(strstr(it_jstr(&r, "detail"), "[537]") != NULL, "detail names the index");
-	CHECK(calls_count() == before, "bad batch wrote rows");
+	CHECK(it_calls_count() == before, "bad batch wrote rows");
 	it_hresp_free(&r);
 
 	post(good, NULL, &r);
@@ -261,7 +256,7 @@ static void t_batch(void)
 		it_field_is(last, "target", T "/b/999");
 	}
 	json_object_put(arr);
-	CHECK(calls_count() == before + 1000, "batch rows %ld", calls_count() - before);
+	CHECK(it_calls_count() == before + 1000, "batch rows %ld", it_calls_count() - before);
 	it_hresp_free(&r);
 	free(good);
 	free(bad);
@@ -358,7 +353,7 @@ static void t_bad_inputs(void)
 		{ "{\"target\":\"\xff\xfe\"}", 400, "body" },
 		{ NULL, 413, "body_text" }, /* big body_text, built below */
 	};
-	long before = calls_count();
+	long before = it_calls_count();
 	struct hresp r;
 	char *many;
 
@@ -423,7 +418,7 @@ static void t_bad_inputs(void)
 	      r.status);
 	it_hresp_free(&r);
 	free(many);
-	CHECK(calls_count() == before, "bad inputs wrote %ld rows", calls_count() - before);
+	CHECK(it_calls_count() == before, "bad inputs wrote %ld rows", it_calls_count() - before);
 }
 
 /* Transparent mode's own bad inputs. */
@@ -457,7 +452,7 @@ static void t_bad_transparent(void)
 		{ "/v1/async/fn/..%2Fadmin/x", NULL, 400, "path" },
 		{ "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fx", "Idempotency-Key: ", 202, "" },
 	};
-	long before = calls_count();
+	long before = it_calls_count();
 	struct hresp r;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -475,14 +470,14 @@ static void t_bad_transparent(void)
 		}
 		it_hresp_free(&r);
 	}
-	CHECK(calls_count() == before, "bad transparent inputs wrote rows");
+	CHECK(it_calls_count() == before, "bad transparent inputs wrote rows");
 }
 
 static void t_idempotency(void)
 {
 	const char *k1[] = { "Idempotency-Key: order-77", NULL };
 	const char *body = "{\"target\":\"" T "/idem\",\"body\":{\"n\":1}}";
-	long before = calls_count();
+	long before = it_calls_count();
 	struct hresp a, b, c, d;
 	char *replayed;
 
@@ -500,7 +495,7 @@ static void t_idempotency(void)
 	replayed = it_header(&b, "Idempotent-Replayed");
 	CHECK(replayed != NULL && strcmp(replayed, "true") == 0, "Idempotent-Replayed");
 	free(replayed);
-	CHECK(calls_count() == before + 1, "one row for one key: %ld", calls_count() - before);
+	CHECK(it_calls_count() == before + 1, "one row for one key: %ld", it_calls_count() - before);
 	post("{\"target\":\"" T "/idem\",\"body\":{\"n\":2}}", k1, &c);
 	CHECK(c.status == 409 && strcmp(it_jstr(&c, "field"), "Idempotency-Key") == 0,
 	      "different instruction: %ld %s", c.status, c.body);
@@ -508,7 +503,7 @@ static void t_idempotency(void)
 	it_http("POST", url, "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fidem", "text/plain", "x", 1, k1,
 		&d);
 	CHECK(d.status == 409, "transparent with a used key: %ld", d.status);
-	CHECK(calls_count() == before + 1, "still one row");
+	CHECK(it_calls_count() == before + 1, "still one row");
 	it_hresp_free(&a);
 	it_hresp_free(&b);
 	it_hresp_free(&c);
@@ -523,7 +518,7 @@ static void t_idempotency(void)
 		post(batch, k2, &b);
 		CHECK(a.status == 202 && b.status == 202 && strcmp(a.body, b.body) == 0,
 		      "batch replay differs: %s / %s", a.body, b.body);
-		CHECK(calls_count() == before + 3, "batch once");
+		CHECK(it_calls_count() == before + 3, "batch once");
 		it_hresp_free(&a);
 		it_hresp_free(&b);
 	}
@@ -844,7 +839,7 @@ static void t_partition_race(void)
 static void t_plain_cgi(void)
 {
 	char out[8192];
-	long before = calls_count();
+	long before = it_calls_count();
 	int rc;
 
 	rc = run_cgi("POST", "/cgi-bin/asyncgate.fcgi/v1/calls", "{\"target\":\"" T "/cgi\"}", out,
@@ -852,7 +847,7 @@ static void t_plain_cgi(void)
 	CHECK(rc == 0, "exit %d", rc);
 	CHECK(strncmp(out, "Status: 202 Accepted\r\n", 22) == 0, "CGI answer: %.200s", out);
 	CHECK(strstr(out, "\r\n\r\n{\"id\":") != NULL, "CGI body");
-	CHECK(calls_count() == before + 1, "CGI wrote one row");
+	CHECK(it_calls_count() == before + 1, "CGI wrote one row");
 	rc = run_cgi("GET", "/v1/calls/zzz", "", out, sizeof(out));
 	CHECK(rc == 0 && strncmp(out, "Status: 404", 11) == 0, "CGI 404: %.100s", out);
 }

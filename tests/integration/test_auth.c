@@ -54,11 +54,6 @@ static const char *bearer(int slot, const char *token)
 	return keyhdr[slot].hdr;
 }
 
-static long calls_count(void)
-{
-	return it_sql_long("SELECT count(*) FROM calls", 0, NULL);
-}
-
 /* POSTs body to /v1/calls with the given Authorization header (NULL: none at all). */
 static void post_as(const char *authz, const char *body, struct hresp *r)
 {
@@ -104,7 +99,7 @@ static void t_401(void)
 		"Authorization: Basic YWxpY2U6c2VjcmV0",
 	};
 	struct hresp r;
-	long before = calls_count();
+	long before = it_calls_count();
 	char *www;
 	char body[256];
 
@@ -136,7 +131,7 @@ static void t_401(void)
 		(const char *const[]){"Authorization:", NULL}, &r);
 	is_problem(&r, 401, "Authorization");
 	it_hresp_free(&r);
-	CHECK(calls_count() == before, "a refused request wrote rows");
+	CHECK(it_calls_count() == before, "a refused request wrote rows");
 	get_as(NULL, "GET", "/v1/health", &r);
 	CHECK(r.status == 200, "health without a key: %ld", r.status);
 	it_hresp_free(&r);
@@ -167,7 +162,7 @@ static void t_scope(void)
 		it_field_is(it_jstr(&r, "id"), "client", "scoped-a");
 	it_hresp_free(&r);
 
-	before = calls_count();
+	before = it_calls_count();
 	snprintf(body, sizeof(body), "{\"function\":\"%s\"}", fb);
 	post_as(k, body, &r);
 	is_problem(&r, 403, "function");
@@ -195,7 +190,7 @@ static void t_scope(void)
 	it_http("POST", url, path, "text/plain", "hi", 2, (const char *const[]){k, NULL}, &r);
 	is_problem(&r, 403, "function");
 	it_hresp_free(&r);
-	CHECK(calls_count() == before, "a 403 wrote rows");
+	CHECK(it_calls_count() == before, "a 403 wrote rows");
 
 	/* What its URL patterns allow does pass: a callback under /cb/. */
 	snprintf(body, sizeof(body), "{\"function\":\"%s\",\"callback\":\"%s/cb/done\"}", fa,

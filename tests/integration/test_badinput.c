@@ -24,11 +24,6 @@ static const char *url; /* lighttpd with spawned handlers */
 #define A "/v1/async/http%3A%2F%2F127.0.0.1%3A9%2Fx" /* a good transparent-mode target */
 #define B(s) s, sizeof(s) - 1			     /* a body literal, NUL bytes and all */
 
-static long calls_count(void)
-{
-	return it_sql_long("SELECT count(*) FROM calls", 0, NULL);
-}
-
 /* ---- generated bodies and headers -------------------------------------------------------- */
 
 static char gen_buf[1200000];
@@ -303,7 +298,7 @@ static const struct row rows[] = {
 
 static void t_table(void)
 {
-	long before = calls_count();
+	long before = it_calls_count();
 	struct hresp r;
 	int n_json = 0, n_async = 0;
 
@@ -338,7 +333,7 @@ static void t_table(void)
 		      i, detail, w->field);
 		CHECK(w->detail == NULL || strstr(detail, w->detail) != NULL,
 		      "row %zu: detail '%s' does not hold '%s'", i, detail, w->detail);
-		now = calls_count();
+		now = it_calls_count();
 		CHECK(now == before, "row %zu wrote %ld row(s)", i, now - before);
 		before = now;
 		free(ct);
@@ -650,7 +645,7 @@ static void t_413_unread(void)
 	char conf[512], confline[600];
 	const char *vars[10];
 	char out[8192];
-	long before = calls_count();
+	long before = it_calls_count();
 	FILE *f;
 
 	/* FastCGI, the standalone socket (max_request_bytes is 16M there). */
@@ -680,7 +675,7 @@ static void t_413_unread(void)
 	vars[5] = NULL;
 	run_cgi(vars, "{", 1, true, out, sizeof(out));
 	answer_is("CGI 50 MB with a 1 MB limit", out, 413, "body");
-	CHECK(calls_count() == before, "413s wrote rows");
+	CHECK(it_calls_count() == before, "413s wrote rows");
 }
 
 /* No Content-Length but a body: 411. CONTENT_LENGTH itself is strict. */
@@ -706,7 +701,7 @@ static void t_length(void)
 		 "Content-Length"},
 		{"fewer bytes than the length", "40", NULL, "{\"target\":\"" T "\"}", 400, "body"},
 	};
-	long before = calls_count();
+	long before = it_calls_count();
 	char out[8192];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -755,7 +750,7 @@ static void t_length(void)
 			      strncmp(out, "Status: 200", 11) == 0,
 		      "FastCGI GET without a length: %.200s", out);
 	}
-	CHECK(calls_count() == before, "length problems wrote rows");
+	CHECK(it_calls_count() == before, "length problems wrote rows");
 }
 
 /* Through lighttpd a chunked request body is read whole by lighttpd, which then gives the
@@ -764,14 +759,14 @@ static void t_length(void)
 static void t_chunked_through_lighttpd(void)
 {
 	const char *hdrs[] = {"Transfer-Encoding: chunked", NULL};
-	long before = calls_count();
+	long before = it_calls_count();
 	struct hresp r;
 
 	it_http("POST", url, "/v1/calls", JSON, B("{\"target\":\"ftp://x/\"}"), hdrs, &r);
 	CHECK(r.status == 400 && strcmp(it_jstr(&r, "field"), "target") == 0,
 	      "chunked through lighttpd: %ld %s", r.status, r.body);
 	it_hresp_free(&r);
-	CHECK(calls_count() == before, "wrote rows");
+	CHECK(it_calls_count() == before, "wrote rows");
 }
 
 /* The standalone FastCGI socket is the owner's only (run.sh starts the handler with

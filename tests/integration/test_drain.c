@@ -37,36 +37,6 @@ static int64_t now_ms(void)
 	return timeparse_now_us() / 1000;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* A fresh tag for the paths of one test, so its requests can be told apart in the log. */
-static const char *tag(void)
-{
-	static char buf[32];
-	unsigned char r[6];
-
-	RAND_bytes(r, sizeof(r));
-	snprintf(buf, sizeof(buf), "t%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
-	return buf;
-}
-
-/* Runs a statement that returns no rows; false (reported) when it fails. */
-static bool sql_exec(const char *sql, int n, const char *const *p)
-{
-	PGresult *res = PQexecParams(it_db(), sql, n, NULL, p, NULL, NULL, 0);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-
-	CHECK(ok, "sql %s: %s", sql, PQresultErrorMessage(res));
-	PQclear(res);
-	return ok;
-}
-
 /* POSTs one instruction; returns the new id (static, until the next call) or "" (reported). */
 static const char *enqueue(const char *body)
 {
@@ -98,7 +68,7 @@ static bool wait_state(const char *match, const char *state, long want, long tim
 		n = count_state(match, state);
 		if (n >= want)
 			return true;
-		sleep_ms(50);
+		it_sleep_ms(50);
 	}
 	CHECK(false, "waited %ld ms for %ld calls %s in state %s, have %ld", timeout_ms, want,
 	      match, state, n);
@@ -137,42 +107,17 @@ static struct json_object *wait_hits(const char *prefix, int n, long timeout_ms)
 	struct json_object *h = hits(prefix);
 
 	while ((int)json_object_array_length(h) < n && now_ms() < end) {
-		sleep_ms(20);
+		it_sleep_ms(20);
 		json_object_put(h);
 		h = hits(prefix);
 	}
 	return h;
 }
 
-static const char *jget(struct json_object *o, const char *dotted)
-{
-	char key[128];
-	const char *dot;
-	struct json_object *v;
-
-	while ((dot = strchr(dotted, '.')) != NULL) {
-		snprintf(key, sizeof(key), "%.*s", (int)(dot - dotted), dotted);
-		if (!json_object_object_get_ex(o, key, &o))
-			return NULL;
-		dotted = dot + 1;
-	}
-	if (!json_object_object_get_ex(o, dotted, &v) || v == NULL)
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static bool jis(struct json_object *o, const char *dotted, const char *want)
-{
-	const char *v = jget(o, dotted);
-
-	return CHECK(v != NULL && strcmp(v, want) == 0, "%s: got '%s', want '%s'", dotted,
-		     v ? v : "(none)", want);
-}
-
 /* Decodes the base64 body of a log entry into a new buffer (caller frees). */
 static unsigned char *hit_body(struct json_object *h, size_t *len)
 {
-	const char *b = jget(h, "body_base64");
+	const char *b = it_jget(h, "body_base64");
 	size_t n = b != NULL ? strlen(b) : 0;
 	unsigned char *out = malloc(n + 4);
 	int k;
@@ -236,7 +181,7 @@ static int drainer_wait(pid_t pid, long timeout_ms, long *maxrss_kb)
 			CHECK(false, "drainer %d did not finish in %ld ms", (int)pid, timeout_ms);
 			return -1;
 		}
-		sleep_ms(20);
+		it_sleep_ms(20);
 	}
 	if (maxrss_kb != NULL)
 		*maxrss_kb = ru.ru_maxrss;
@@ -255,7 +200,7 @@ static pid_t follow_start(void)
 {
 	pid_t pid = drainer_spawn((const char *const[]){"--follow", NULL});
 
-	sleep_ms(300); /* connected and listening */
+	it_sleep_ms(300); /* connected and listening */
 	return pid;
 }
 
@@ -282,9 +227,9 @@ static long attempts_of(const char *id)
  * must not be sent: cancel it. */
 static void t_clean_queue(void)
 {
-	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		 "WHERE state IN ('queued', 'retrying', 'in_flight')",
-		 0, NULL);
+	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
+		    "WHERE state IN ('queued', 'retrying', 'in_flight')",
+		    0, NULL);
 	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
 }
 
@@ -292,7 +237,7 @@ static void t_clean_queue(void)
  * byte-identical. */
 static void t_intact(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[2048], path[128], b64[400];
 	unsigned char bin[256];
 	const char *id, *id2;
@@ -324,14 +269,14 @@ static void t_intact(void)
 	if (CHECK(json_object_array_length(h) == 1, "%zu hits on %s, want 1",
 		  json_object_array_length(h), path)) {
 		e = json_object_array_get_idx(h, 0);
-		jis(e, "method", "PATCH");
-		jis(e, "query", "fixed=1&a=1%202&tag=x&tag=y");
-		jis(e, "headers.x-custom", "v\xc3\xa9 1");
-		jis(e, "headers.content-type", "application/json");
-		jis(e, "headers.async-call-id", idc);
-		jis(e, "headers.async-attempt", "1");
+		it_jis(e, "method", "PATCH");
+		it_jis(e, "query", "fixed=1&a=1%202&tag=x&tag=y");
+		it_jis(e, "headers.x-custom", "v\xc3\xa9 1");
+		it_jis(e, "headers.content-type", "application/json");
+		it_jis(e, "headers.async-call-id", idc);
+		it_jis(e, "headers.async-attempt", "1");
 		snprintf(body, sizeof(body), "corr-%s", tg);
-		jis(e, "headers.async-correlation-id", body);
+		it_jis(e, "headers.async-correlation-id", body);
 		data = hit_body(e, &len);
 		sent = json_tokener_parse("{\"k\":[1,2.5,\"\\u00fc\",null,{\"n\":true}]}");
 		got = json_tokener_parse((const char *)data);
@@ -350,8 +295,8 @@ static void t_intact(void)
 	if (CHECK(json_object_array_length(h) == 1, "%zu hits on %s", json_object_array_length(h),
 		  path)) {
 		e = json_object_array_get_idx(h, 0);
-		jis(e, "method", "PUT");
-		jis(e, "headers.content-type", "application/octet-stream");
+		it_jis(e, "method", "PUT");
+		it_jis(e, "headers.content-type", "application/octet-stream");
 		data = hit_body(e, &len);
 		CHECK(len == sizeof(bin) && memcmp(data, bin, len) == 0,
 		      "binary body differs (%zu bytes)", len);
@@ -364,7 +309,7 @@ static void t_intact(void)
 /* delay 3s: not before its time, and within 1 s after it under --follow. */
 static void t_delay_follow(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512], path[128];
 	struct hresp r;
 	int64_t nb_us = 0, at_us;
@@ -411,7 +356,7 @@ static int attempt_starts(const char *id, int64_t *out, int max)
 /* 503, 503, 200: three attempts, succeeded, gaps within [initial, max]; Retry-After: 2. */
 static void t_retry_backoff(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512], id[64], id2[64];
 	int64_t st[8];
 	int n;
@@ -464,7 +409,7 @@ static void t_retry_backoff(void)
 /* 400: dead after one attempt; the failure callback gets the envelope. */
 static void t_dead_failure_callback(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[768], path[128], id[64];
 	struct json_object *h, *env;
 	struct hresp r;
@@ -493,20 +438,20 @@ static void t_dead_failure_callback(void)
 		size_t len;
 		unsigned char *data = hit_body(e, &len);
 
-		jis(e, "method", "POST");
-		jis(e, "headers.x-team", "b");
-		jis(e, "headers.content-type", "application/json");
-		jis(e, "headers.async-call-id", id);
+		it_jis(e, "method", "POST");
+		it_jis(e, "headers.x-team", "b");
+		it_jis(e, "headers.content-type", "application/json");
+		it_jis(e, "headers.async-call-id", id);
 		snprintf(body, sizeof(body), "c400-%s", tg);
-		jis(e, "headers.async-correlation-id", body);
+		it_jis(e, "headers.async-correlation-id", body);
 		env = json_tokener_parse((const char *)data);
 		if (CHECK(env != NULL, "envelope is not JSON: %s", data)) {
-			jis(env, "call_id", id);
-			jis(env, "correlation_id", body);
-			jis(env, "outcome", "dead");
-			jis(env, "attempts", "1");
-			jis(env, "response.status", "400");
-			jis(env, "response.body", "status 400");
+			it_jis(env, "call_id", id);
+			it_jis(env, "correlation_id", body);
+			it_jis(env, "outcome", "dead");
+			it_jis(env, "attempts", "1");
+			it_jis(env, "response.status", "400");
+			it_jis(env, "response.body", "status 400");
 		}
 		json_object_put(env);
 		free(data);
@@ -516,8 +461,8 @@ static void t_dead_failure_callback(void)
 	snprintf(path, sizeof(path), "/v1/calls/%s", id);
 	it_http("GET", url, path, NULL, NULL, 0, NULL, &r);
 	env = it_json(&r);
-	jis(env, "callback_call.state", "succeeded");
-	jis(env, "callback_call.last_status", "200");
+	it_jis(env, "callback_call.state", "succeeded");
+	it_jis(env, "callback_call.last_status", "200");
 	json_object_put(env);
 	it_hresp_free(&r);
 	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE callback_of = $1::uuid AND "
@@ -530,7 +475,7 @@ static void t_dead_failure_callback(void)
  * connection is a retryable error too. */
 static void t_timeout_and_reset(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512], id[64], id2[64];
 	pid_t pid;
 	PGresult *res;
@@ -581,7 +526,7 @@ static void t_timeout_and_reset(void)
  * drainer's memory stays bounded. */
 static void t_big_response(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512];
 	long rss_kb = 0;
 	pid_t pid;
@@ -609,7 +554,7 @@ static void t_big_response(void)
 /* kill -9 with calls in flight: none lost, none sent again while its lease holds. */
 static void t_kill9(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512], path[128], like[128];
 	int n = 20;
 	pid_t a, b;
@@ -647,7 +592,7 @@ static void t_kill9(void)
 		lease_ms = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		for (size_t k = 0; k < json_object_array_length(h); k++) {
 			struct json_object *e = json_object_array_get_idx(h, k);
-			const char *cid = jget(e, "headers.async-call-id");
+			const char *cid = it_jget(e, "headers.async-call-id");
 
 			if (cid == NULL || strcmp(cid, id) != 0)
 				continue;
@@ -687,7 +632,7 @@ static void t_kill9(void)
 /* Four drainers (two --once, two --follow) on 5,000 calls. */
 static void t_four_drainers(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	int total = 5000, batch = 1000;
 	char like[128], path[128];
 	struct buf b;
@@ -727,7 +672,7 @@ static void t_four_drainers(void)
 	h = hits(path);
 	seen = json_object_new_object();
 	for (size_t k = 0; k < json_object_array_length(h); k++) {
-		const char *cid = jget(json_object_array_get_idx(h, k), "headers.async-call-id");
+		const char *cid = it_jget(json_object_array_get_idx(h, k), "headers.async-call-id");
 
 		if (cid == NULL)
 			continue;
@@ -765,7 +710,7 @@ static void t_four_drainers(void)
  * fall after it ends expired at once. Both get the failure callback with outcome "expired". */
 static void t_expiry(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512], path[128], id[64], id2[64];
 	struct json_object *h;
 
@@ -779,7 +724,7 @@ static void t_expiry(void)
 		 "\"retry\":{\"initial\":\"5s\",\"max\":\"10s\"},"
 		 "\"failure_callback\":\"%s/cb-exp/%s/b\"}",
 		 target, tg, target, tg);
-	sleep_ms(1300);
+	it_sleep_ms(1300);
 	snprintf(id2, sizeof(id2), "%s", enqueue(body));
 	CHECK(drain_once() == 0, "drainer --once failed");
 	it_field_is(id, "state", "expired");
@@ -801,16 +746,16 @@ static void t_expiry(void)
 			struct json_object *e = json_object_array_get_idx(h, k), *env;
 			size_t len;
 			unsigned char *data = hit_body(e, &len);
-			bool first = strstr(jget(e, "path"), "/a") != NULL;
+			bool first = strstr(it_jget(e, "path"), "/a") != NULL;
 
 			env = json_tokener_parse((const char *)data);
-			jis(env, "outcome", "expired");
-			jis(env, "call_id", first ? id : id2);
+			it_jis(env, "outcome", "expired");
+			it_jis(env, "call_id", first ? id : id2);
 			if (first)
-				CHECK(jget(env, "response") == NULL,
+				CHECK(it_jget(env, "response") == NULL,
 				      "a response for an unsent call");
 			else
-				jis(env, "response.status", "503");
+				it_jis(env, "response.status", "503");
 			json_object_put(env);
 			free(data);
 		}
@@ -823,7 +768,7 @@ static void t_expiry(void)
  * later); one whose request did not is given back to the queue as it was. */
 static void t_sigterm(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512], path[128], like[128], unsent[64];
 	struct sockaddr_in sa;
 	socklen_t salen;
@@ -871,7 +816,7 @@ static void t_sigterm(void)
 	json_object_put(wait_hits(path, n, 5000));
 	t = now_ms();
 	kill(pid, SIGTERM);
-	sleep_ms(100);
+	it_sleep_ms(100);
 	kill(pid, SIGTERM);
 	rc = drainer_wait(pid, 10000, NULL);
 	printf("# SIGTERM twice: exit %d after %lld ms\n", rc, (long long)(now_ms() - t));
@@ -891,16 +836,16 @@ static void t_sigterm(void)
 	      "the unsent call still holds a lease");
 	if (lfd >= 0)
 		close(lfd);
-	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
-		 "WHERE (target LIKE $1 OR id = $2::uuid) AND state IN ('queued', 'retrying')",
-		 2, (const char *const[]){like, unsent});
+	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
+		    "WHERE (target LIKE $1 OR id = $2::uuid) AND state IN ('queued', 'retrying')",
+		    2, (const char *const[]){like, unsent});
 }
 
 /* PostgreSQL goes away while calls are in flight: --follow keeps their outcomes and records
  * them once it is back (nothing lost, nothing sent twice); --once without a database exits 1. */
 static void t_db_outage(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512], path[128], like[128];
 	struct json_object *h = NULL;
 	int n = 5, rc;
@@ -914,7 +859,7 @@ static void t_db_outage(void)
 	pid = follow_start();
 	json_object_put(wait_hits(path, n, 5000));
 	CHECK(it_pg_ctl("stop") == 0, "could not stop PostgreSQL");
-	sleep_ms(2500); /* the answers come back; their outcomes cannot be recorded */
+	it_sleep_ms(2500); /* the answers come back; their outcomes cannot be recorded */
 	rc = drain_once();
 	CHECK(rc == 1, "--once without a database: exit %d, want 1", rc);
 	CHECK(it_pg_ctl("start") == 0, "could not start PostgreSQL");
@@ -935,7 +880,7 @@ static void t_db_outage(void)
  * matches the rows it changed. */
 static void t_drain_endpoint(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[512], like[128], auth[256];
 	struct hresp r;
 	struct json_object *o;
@@ -971,10 +916,10 @@ static void t_drain_endpoint(void)
 	CHECK(r.status == 200, "right token: %ld %s", r.status, r.body ? r.body : "");
 	o = it_json(&r);
 	printf("# /v1/drain: %s\n", r.body ? r.body : "");
-	jis(o, "claimed", "5");
-	jis(o, "succeeded", "3");
-	jis(o, "dead", "1");
-	jis(o, "retried", "1");
+	it_jis(o, "claimed", "5");
+	it_jis(o, "succeeded", "3");
+	it_jis(o, "dead", "1");
+	it_jis(o, "retried", "1");
 	json_object_put(o);
 	it_hresp_free(&r);
 	CHECK(count_state(like, "succeeded") == 3, "succeeded rows");
@@ -989,12 +934,12 @@ static void t_drain_endpoint(void)
 	it_http("GET", url, auth, NULL, NULL, 0, (const char *const[]){"Authorization:", NULL}, &r);
 	o = it_json(&r);
 	CHECK(r.status == 200, "?token=: %ld", r.status);
-	jis(o, "claimed", "0");
+	it_jis(o, "claimed", "0");
 	json_object_put(o);
 	it_hresp_free(&r);
-	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
-		 "WHERE target LIKE $1 AND state = 'retrying'",
-		 1, (const char *const[]){like});
+	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
+		    "WHERE target LIKE $1 AND state = 'retrying'",
+		    1, (const char *const[]){like});
 }
 
 /* Runs the handler as plain CGI for POST /v1/drain with conf, and returns what it wrote (new
@@ -1041,7 +986,7 @@ static char *cgi_drain(const char *conf)
  * every ping); the answer comes when the budget ends, not when the target answers. */
 static void t_drain_budget(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char body[256], conf[600], id[64], *out, *err;
 	const char *json;
 	FILE *in, *f;
@@ -1075,8 +1020,8 @@ static void t_drain_budget(void)
 	       json != NULL ? json + 4 : "(no answer)");
 	CHECK(out != NULL && strncmp(out, "Status: 200", 11) == 0, "CGI answer: %.80s",
 	      out ? out : "");
-	jis(o, "claimed", "1");
-	jis(o, "retried", "1");
+	it_jis(o, "claimed", "1");
+	it_jis(o, "retried", "1");
 	CHECK(t < 3000, "the drain took %lld ms with a 1 s budget", (long long)t);
 	it_field_is(id, "state", "retrying");
 	it_field_is(id, "attempts", "1");
@@ -1087,23 +1032,23 @@ static void t_drain_budget(void)
 	CHECK(attempts_of(id) == 1, "attempt rows: %ld", attempts_of(id));
 	json_object_put(o);
 	free(out);
-	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
-		 "WHERE id = $1::uuid AND state = 'retrying'",
-		 1, (const char *const[]){id});
+	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
+		    "WHERE id = $1::uuid AND state = 'retrying'",
+		    1, (const char *const[]){id});
 }
 
 /* The target verifies the Standard Webhooks signature with the function's secret. */
 static void t_signature(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char fn[64], bad[64], body[512], id[64], id2[64], path[128];
 	struct json_object *h;
 
 	snprintf(fn, sizeof(fn), "signed-%s", tg);
 	snprintf(bad, sizeof(bad), "badsig-%s", tg);
-	sql_exec("INSERT INTO functions (name, base_url, signing_secret, max_attempts) "
-		 "VALUES ($1, $2, $3, 1), ($4, $2, 'whsec_c29tZXRoaW5nIGVsc2UgZW50aXJlbHk=', 1)",
-		 4, (const char *const[]){fn, target, secret, bad});
+	it_sql_exec("INSERT INTO functions (name, base_url, signing_secret, max_attempts) "
+		    "VALUES ($1, $2, $3, 1), ($4, $2, 'whsec_c29tZXRoaW5nIGVsc2UgZW50aXJlbHk=', 1)",
+		    4, (const char *const[]){fn, target, secret, bad});
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/verify/%s\",\"body\":{\"order\":1234}}", fn, tg);
 	snprintf(id, sizeof(id), "%s", enqueue(body));
@@ -1120,11 +1065,11 @@ static void t_signature(void)
 	CHECK(json_object_array_length(h) == 2, "%zu hits", json_object_array_length(h));
 	for (size_t k = 0; k < json_object_array_length(h); k++) {
 		struct json_object *e = json_object_array_get_idx(h, k);
-		const char *p = jget(e, "path");
+		const char *p = it_jget(e, "path");
 		bool is_bad = p != NULL && strstr(p, "/bad") != NULL;
 
-		jis(e, "sig", is_bad ? "invalid" : "valid");
-		jis(e, "headers.webhook-id", is_bad ? id2 : id);
+		it_jis(e, "sig", is_bad ? "invalid" : "valid");
+		it_jis(e, "headers.webhook-id", is_bad ? id2 : id);
 	}
 	json_object_put(h);
 }
@@ -1133,14 +1078,14 @@ static void t_signature(void)
  * whose host is a loopback address outside allow_targets is refused by the drainer. */
 static void t_refused_address(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char fn[64], base[128], body[256], id[64], *err;
 	const char *port = strrchr(target, ':');
 
 	snprintf(fn, sizeof(fn), "lo2-%s", tg);
 	snprintf(base, sizeof(base), "http://127.0.0.2%s", port != NULL ? port : "");
-	sql_exec("INSERT INTO functions (name, base_url) VALUES ($1, $2)", 2,
-		 (const char *const[]){fn, base});
+	it_sql_exec("INSERT INTO functions (name, base_url) VALUES ($1, $2)", 2,
+		    (const char *const[]){fn, base});
 	snprintf(body, sizeof(body), "{\"function\":\"%s\",\"path\":\"/x\"}", fn);
 	snprintf(id, sizeof(id), "%s", enqueue(body));
 	CHECK(drain_once() == 0, "drainer --once failed");
@@ -1154,14 +1099,14 @@ static void t_refused_address(void)
  * table takes any JSON object) is skipped, not sent and not fatal. */
 static void t_default_headers(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('t');
 	char fn[64], body[256], id[64], path[128];
 	struct json_object *h;
 
 	snprintf(fn, sizeof(fn), "dh-%s", tg);
-	sql_exec("INSERT INTO functions (name, base_url, default_headers) VALUES ($1, $2, "
-		 "'{\"X-Default\": \"d\", \"X-Null\": null, \"X-Num\": 1, \"X-Over\": \"fn\"}')",
-		 2, (const char *const[]){fn, target});
+	it_sql_exec("INSERT INTO functions (name, base_url, default_headers) VALUES ($1, $2, "
+		    "'{\"X-Default\": \"d\", \"X-Null\": null, \"X-Num\": 1, \"X-Over\": \"fn\"}')",
+		    2, (const char *const[]){fn, target});
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/dh/%s\",\"headers\":{\"x-over\":\"call\"}}", fn,
 		 tg);
@@ -1173,10 +1118,10 @@ static void t_default_headers(void)
 	if (CHECK(json_object_array_length(h) == 1, "%zu hits", json_object_array_length(h))) {
 		struct json_object *e = json_object_array_get_idx(h, 0);
 
-		jis(e, "headers.x-default", "d");
-		jis(e, "headers.x-over", "call");
-		CHECK(jget(e, "headers.x-null") == NULL, "a null default header was sent");
-		CHECK(jget(e, "headers.x-num") == NULL, "a number default header was sent");
+		it_jis(e, "headers.x-default", "d");
+		it_jis(e, "headers.x-over", "call");
+		CHECK(it_jget(e, "headers.x-null") == NULL, "a null default header was sent");
+		CHECK(it_jget(e, "headers.x-num") == NULL, "a number default header was sent");
 	}
 	json_object_put(h);
 }

@@ -43,24 +43,6 @@ struct listener {
 static struct listener lst[4];
 static int nlst;
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static const char *tag(void)
-{
-	static char buf[32];
-	unsigned char r[6];
-
-	RAND_bytes(r, sizeof(r));
-	snprintf(buf, sizeof(buf), "n%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
-	return buf;
-}
-
 /* Listens on addr:port (port 0: any); returns the fd (non-blocking) or -1, and the port. */
 static int listen_on(const char *addr, int port, int *port_out)
 {
@@ -201,7 +183,7 @@ static int drain_with(const char *extra, const char *const *envs)
 	for (int i = 0; i < 1200; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		sleep_ms(50);
+		it_sleep_ms(50);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -228,16 +210,6 @@ static bool drainer_log_has(const char *needle)
 	return found;
 }
 
-static bool sql_exec(const char *sql, int n, const char *const *p)
-{
-	PGresult *res = PQexecParams(it_db(), sql, n, NULL, p, NULL, NULL, 0);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-
-	CHECK(ok, "sql %s: %s", sql, PQresultErrorMessage(res));
-	PQclear(res);
-	return ok;
-}
-
 /* POSTs one instruction; returns the new id (static, until the next call) or "" (reported). */
 static const char *enqueue(const char *body)
 {
@@ -253,8 +225,8 @@ static const char *enqueue(const char *body)
 
 static void add_function(const char *name, const char *base_url, bool follow)
 {
-	sql_exec("INSERT INTO functions (name, base_url, follow_redirects) VALUES ($1, $2, $3)", 3,
-		 (const char *const[]){name, base_url, follow ? "true" : "false"});
+	it_sql_exec("INSERT INTO functions (name, base_url, follow_redirects) VALUES ($1, $2, $3)",
+		    3, (const char *const[]){name, base_url, follow ? "true" : "false"});
 }
 
 /* The error of the call's last attempt (new string) or NULL. */
@@ -338,9 +310,9 @@ static void fill(char *out, size_t n, const char *tmpl)
 /* Earlier test programs' queued calls must not be sent by the drainers here. */
 static void t_clean_queue(void)
 {
-	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		 "WHERE state IN ('queued', 'retrying', 'in_flight')",
-		 0, NULL);
+	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
+		    "WHERE state IN ('queued', 'retrying', 'in_flight')",
+		    0, NULL);
 	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
 }
 
@@ -359,7 +331,7 @@ static void t_listeners_count(void)
 		close(c);
 	}
 	for (int i = 0; i < 100 && connections() < nlst; i++)
-		sleep_ms(20);
+		it_sleep_ms(20);
 	for (int i = 0; i < nlst; i++) {
 		CHECK(lst[i].seen == 1, "%s counted %ld of 1 connection", lst[i].name, lst[i].seen);
 		lst[i].seen = 0;
@@ -489,7 +461,7 @@ static void t_function_forbidden(void)
 		{"http://[::1]:%d", "::1"},
 		{"http://localhost:%d", "::1"}, /* 127.0.0.1 is allowed but nothing listens */
 	};
-	const char *tg = tag();
+	const char *tg = it_tag('n');
 	char ids[8][64], fn[64], base[128], body[256];
 	size_t n = sizeof(bases) / sizeof(bases[0]);
 
@@ -537,7 +509,7 @@ static void t_function_forbidden(void)
  * A name with a forbidden and an allowed address reaches the allowed one only. */
 static void t_hostname_forbidden(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('n');
 	char body[512], id1[64], id2[64], id3[64], id4[64], path[128];
 	char *cb;
 
@@ -589,7 +561,7 @@ static void t_redirects(void)
 		{"http://169.254.169.254:%d/latest/meta-data/", "link-local", "169.254.169.254"},
 	};
 	size_t n = sizeof(hops) / sizeof(hops[0]);
-	const char *tg = tag();
+	const char *tg = it_tag('n');
 	char fn[64], fn_no[64], loc[256], body[1024], ids[8][64], id_ftp[64], id_ok[64], id_no[64],
 		id_raw[64], *enc, *err, path[128];
 
@@ -660,7 +632,7 @@ static void t_redirects(void)
  * an address stays refused. The calls time out (the listener never answers). */
 static void t_host_rule_reaches(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('n');
 	char fn[64], body[512], id1[64], id2[64], id3[64], extra[128];
 	char *err;
 
@@ -684,7 +656,7 @@ static void t_host_rule_reaches(void)
 	snprintf(extra, sizeof(extra), "allow_targets = 127.0.0.1/32, named.test");
 	CHECK(drain_with(extra, NULL) == 0, "drainer --once failed");
 	for (int i = 0; i < 100 && connections() < 2; i++)
-		sleep_ms(20);
+		it_sleep_ms(20);
 	CHECK(lst[0].seen == 2, "127.0.0.2:%d saw %ld connections from named.test, want 2", fport,
 	      lst[0].seen);
 	lst[0].seen = 0;
@@ -705,7 +677,7 @@ static void t_host_rule_reaches(void)
  * for names NO_PROXY lists; a proxy on a forbidden address is refused like any other. */
 static void t_proxy(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('n');
 	char body[512], id1[64], id2[64], id3[64], extra[256], path[256], env1[128], env2[128],
 		env3[128];
 	const char *envs[6];

@@ -49,25 +49,6 @@ static int64_t now_ms(void)
 	return timeparse_now_us() / 1000;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* A fresh tag for the names and paths of one test. */
-static const char *tag(void)
-{
-	static char buf[32];
-	unsigned char r[6];
-
-	RAND_bytes(r, sizeof(r));
-	snprintf(buf, sizeof(buf), "s%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
-	return buf;
-}
-
 /* "whsec_" + base64 of n random bytes into out. */
 static void new_whsec(char *out, size_t outsz, size_t n)
 {
@@ -79,22 +60,12 @@ static void new_whsec(char *out, size_t outsz, size_t n)
 	snprintf(out, outsz, "whsec_%s", b64);
 }
 
-static bool sql_exec(const char *sql, int n, const char *const *p)
-{
-	PGresult *res = PQexecParams(it_db(), sql, n, NULL, p, NULL, NULL, 0);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-
-	CHECK(ok, "sql %s: %s", sql, PQresultErrorMessage(res));
-	PQclear(res);
-	return ok;
-}
-
 /* A function named name calling base with signing secret secret, one attempt per call. */
 static void function_add(const char *name, const char *base, const char *secret)
 {
-	sql_exec("INSERT INTO functions (name, base_url, signing_secret, max_attempts) "
-		 "VALUES ($1, $2, $3, 1)",
-		 3, (const char *const[]){name, base, secret});
+	it_sql_exec("INSERT INTO functions (name, base_url, signing_secret, max_attempts) "
+		    "VALUES ($1, $2, $3, 1)",
+		    3, (const char *const[]){name, base, secret});
 }
 
 /* POSTs a call to function fn at path; the new id goes to id (64 bytes), "" on failure. */
@@ -137,7 +108,7 @@ static int drain_once(void)
 			CHECK(false, "drainer --once did not finish in 60 s");
 			return -1;
 		}
-		sleep_ms(20);
+		it_sleep_ms(20);
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -196,7 +167,7 @@ static bool tgt_start(struct tgt *t, const char *name, const char *const *args)
 			t->pid = 0;
 			break;
 		}
-		sleep_ms(20);
+		it_sleep_ms(20);
 	}
 	CHECK(false, "ag_target %s did not start (see %s)", name, out);
 	return false;
@@ -240,31 +211,6 @@ static struct json_object *hits(const char *log, const char *prefix)
 	return arr;
 }
 
-static const char *jget(struct json_object *o, const char *dotted)
-{
-	char key[128];
-	const char *dot;
-	struct json_object *v;
-
-	while ((dot = strchr(dotted, '.')) != NULL) {
-		snprintf(key, sizeof(key), "%.*s", (int)(dot - dotted), dotted);
-		if (!json_object_object_get_ex(o, key, &o))
-			return NULL;
-		dotted = dot + 1;
-	}
-	if (!json_object_object_get_ex(o, dotted, &v) || v == NULL)
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static bool jis(struct json_object *o, const char *dotted, const char *want)
-{
-	const char *v = jget(o, dotted);
-
-	return CHECK(v != NULL && strcmp(v, want) == 0, "%s: got '%s', want '%s'", dotted,
-		     v ? v : "(none)", want);
-}
-
 /* The one request under path at target t must have carried call id with a valid signature
  * of the kinds want_kind; returns its webhook-signature (static, until the next call). */
 static const char *check_hit(const struct tgt *t, const char *path, const char *id,
@@ -277,11 +223,11 @@ static const char *check_hit(const struct tgt *t, const char *path, const char *
 	if (CHECK(json_object_array_length(h) == 1, "%zu requests on %s, want 1",
 		  json_object_array_length(h), path)) {
 		struct json_object *e = json_object_array_get_idx(h, 0);
-		const char *s = jget(e, "headers.webhook-signature");
+		const char *s = it_jget(e, "headers.webhook-signature");
 
-		jis(e, "headers.webhook-id", id);
-		jis(e, "sig", strcmp(want_kind, "") == 0 ? "invalid" : "valid");
-		jis(e, "sig_kind", want_kind);
+		it_jis(e, "headers.webhook-id", id);
+		it_jis(e, "sig", strcmp(want_kind, "") == 0 ? "invalid" : "valid");
+		it_jis(e, "sig_kind", want_kind);
 		snprintf(sig, sizeof(sig), "%s", s != NULL ? s : "");
 	}
 	json_object_put(h);
@@ -310,9 +256,9 @@ static int count_entries(const char *s, const char *prefix)
 /* What earlier test programs left in the queue must not be sent: cancel it. */
 static void t_clean_queue(void)
 {
-	sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		 "WHERE state IN ('queued', 'retrying', 'in_flight')",
-		 0, NULL);
+	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
+		    "WHERE state IN ('queued', 'retrying', 'in_flight')",
+		    0, NULL);
 	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
 }
 
@@ -348,7 +294,7 @@ static void t_setup(void)
  * knows both verifies both, one that knows only the public key verifies the v1a one. */
 static void t_both_kinds(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('s');
 	char fn[64], fn_pk[64], secret[300], path[128], id[64], id_pk[64];
 	const char *sig;
 
@@ -374,7 +320,7 @@ static void t_both_kinds(void)
  * new one both verify; one that knows neither answers 401 and the call is dead. */
 static void t_rotation(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('s');
 	char f_old[64], f_new[64], f_none[64], secret[300], path[128];
 	char id_old[64], id_new[64], id_none[64];
 	const char *sig;
@@ -405,7 +351,7 @@ static void t_rotation(void)
  * after its one attempt, as the retry policy says of a 4xx) at one with another public key. */
 static void t_ed25519(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('s');
 	char f_a[64], f_b[64], path[128], id_a[64], id_b[64];
 	const char *sig;
 
@@ -461,7 +407,7 @@ static void no_canary(const char *what, const char *text, const char *const *can
  * /metrics or /v1/health contains any of them. */
 static void t_no_leak(void)
 {
-	const char *tg = tag();
+	const char *tg = it_tag('s');
 	char hmac_text[64], hmac_b64[96], hmac_secret[112], ed_text[40], ed_b64[64], ed_secret[80],
 		raw_secret[64], bad_secret[256], bad_part[64];
 	char f_good[64], f_raw[64], f_bad[64], path[512], auth[256], body[512], cons[64], sql[512];
@@ -545,7 +491,7 @@ static void t_no_leak(void)
 	snprintf(sql, sizeof(sql),
 		 "ALTER TABLE calls ADD CONSTRAINT %s CHECK (correlation_id IS DISTINCT FROM '%s')",
 		 cons, cons);
-	if (sql_exec(sql, 0, NULL)) {
+	if (it_sql_exec(sql, 0, NULL)) {
 		snprintf(body, sizeof(body),
 			 "{\"target\":\"%s/leak/%s/%s\",\"correlation_id\":\"%s\","
 			 "\"headers\":{\"Authorization\":\"Bearer %s\"}}",
@@ -555,7 +501,7 @@ static void t_no_leak(void)
 		no_canary("the error body of a refused insert", r.body, canaries);
 		it_hresp_free(&r);
 		snprintf(sql, sizeof(sql), "ALTER TABLE calls DROP CONSTRAINT %s", cons);
-		sql_exec(sql, 0, NULL);
+		it_sql_exec(sql, 0, NULL);
 	}
 
 	it_http("GET", url, "/metrics", NULL, NULL, 0, NULL, &r);
