@@ -69,21 +69,38 @@ static bool route_calls(const struct req *rq, struct resp *rs, struct app *app,
 	return false;
 }
 
-static bool is_calls_path(const char *p)
+/* True when p is /v1/<name> or under it. */
+static bool under(const char *p, const char *name)
 {
-	return strncmp(p, "/v1/async/", 10) == 0 || strcmp(p, "/v1/calls") == 0 ||
-	       strncmp(p, "/v1/calls/", 10) == 0;
+	size_t n = strlen(name);
+
+	return strncmp(p, "/v1/", 4) == 0 && strncmp(p + 4, name, n) == 0 &&
+	       (p[4 + n] == '\0' || p[4 + n] == '/');
+}
+
+/* The paths that act for a client, so need credentials: calls, functions, topics, schedules. */
+static bool is_api_path(const char *p)
+{
+	return under(p, "async") || under(p, "calls") || under(p, "functions") ||
+	       under(p, "topics") || under(p, "publications") || under(p, "schedules");
+}
+
+/* Routes an authenticated request; false when no API path matches. */
+static bool route_api(const struct req *rq, struct resp *rs, struct app *app,
+		      const struct principal *who)
+{
+	return route_calls(rq, rs, app, who);
 }
 
 void route(const struct req *rq, struct resp *rs, struct app *app)
 {
 	const char *p = rq->path;
 
-	if (is_calls_path(p)) {
+	if (is_api_path(p)) {
 		struct principal who;
 
 		/* Credentials first: a stranger learns nothing, not even which paths exist. */
-		if (h_authenticate(rq, rs, app, &who) == 0 && !route_calls(rq, rs, app, &who))
+		if (h_authenticate(rq, rs, app, &who) == 0 && !route_api(rq, rs, app, &who))
 			resp_problem(rs, 404, NULL, "no such resource: %s",
 				     strlen(p) > 200 ? "(long path)" : p);
 		principal_cleanup(&who);
