@@ -11,7 +11,8 @@
 # AG_DRAINER, AG_DRAIN_TOKEN, AG_ADMIN (asyncgate-admin), AG_API_KEY (a key that may call
 # anything; it_http sends it by default) (see the exports below for what each is).
 # Knobs: AG_BIN (handler, default build/asyncgate.fcgi), AG_TEST_TIMEOUT (per program, 300 s),
-# AG_KEEP=1 (keep the temp directory even when everything passed).
+# AG_KEEP=1 (keep the temp directory even when everything passed), AG_ONLY=GLOB (run only the
+# test programs whose file name matches, e.g. AG_ONLY='test_api*').
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -315,6 +316,15 @@ for t in build/it/test_*; do
 	[[ -f $t && -x $t ]] && tests+=("$t")
 done
 tests+=(tests/integration/t_*.sh)
+# AG_ONLY=GLOB (e.g. AG_ONLY='test_flow*'): run only the programs whose file name matches.
+if [[ -n ${AG_ONLY:-} ]]; then
+	only=()
+	for t in "${tests[@]}"; do
+		# shellcheck disable=SC2053 # a glob on purpose
+		[[ $(basename "$t") == $AG_ONLY ]] && only+=("$t")
+	done
+	tests=("${only[@]}")
+fi
 if ((${#tests[@]} == 0)); then
 	say "no test programs (build/it/test_*, tests/integration/t_*.sh)"
 fi
