@@ -470,8 +470,9 @@ static int set_statuses_json(struct json_object **dst, struct json_object *v, co
 	size_t n;
 
 	if (!json_object_is_type(v, json_type_array))
-		return fail(p, 400, prefix, field,
-			    "must be an array of HTTP statuses and classes, such as [404, \"5xx\"]");
+		return fail(
+			p, 400, prefix, field,
+			"must be an array of HTTP statuses and classes, such as [404, \"5xx\"]");
 	n = json_object_array_length(v);
 	if (n > STATUSES_MAX_ITEMS)
 		return fail(p, 400, prefix, field, "more than %d entries", STATUSES_MAX_ITEMS);
@@ -514,8 +515,10 @@ static int set_statuses_text(struct json_object **dst, const char *text, const c
 			goto out;
 		}
 		if (statuses_item(s, &item, &why) != 0) {
-			fail(p, 400, "", field, "\"%.*s\" %s (give a comma-separated list such as "
-			     "\"404, 5xx\")", (int)(len < 16 ? len : 16), t, why);
+			fail(p, 400, "", field,
+			     "\"%.*s\" %s (give a comma-separated list such as "
+			     "\"404, 5xx\")",
+			     (int)(len < 16 ? len : 16), t, why);
 			json_object_put(s);
 			goto out;
 		}
@@ -826,8 +829,10 @@ int call_resolve(struct call *c, const struct call_env *env, int64_t fn_timeout_
 		return fail(p, 400, prefix, "retry.max", "must not be shorter than retry.initial");
 	/* Checked here, after the function's or the default timeout is known. */
 	if (c->connect_timeout_ms > c->timeout_ms)
-		return fail(p, 400, prefix, c->transparent ? "Async-Connect-Timeout" : "connect_timeout",
-			    "must not be longer than the timeout (%lld ms)", (long long)c->timeout_ms);
+		return fail(p, 400, prefix,
+			    c->transparent ? "Async-Connect-Timeout" : "connect_timeout",
+			    "must not be longer than the timeout (%lld ms)",
+			    (long long)c->timeout_ms);
 	return 0;
 }
 

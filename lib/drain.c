@@ -99,7 +99,7 @@ struct job {
 	int64_t started_us, t0_ms;
 	struct buf resp_body; /* at most cf->max_response_bytes */
 	int64_t resp_size;
-	struct json_object *resp_headers; /* owned; lower-case names, repeats comma-joined */
+	struct json_object *resp_headers;     /* owned; lower-case names, repeats comma-joined */
 	struct json_object *resp_header_list; /* owned; [[name, value], ...] as sent, in order */
 	int resp_header_count;
 	const char *refused; /* static text from netpolicy, when a connection was refused */
