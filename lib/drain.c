@@ -855,16 +855,18 @@ static int flush(struct drain *d, struct drain_stats *st)
 }
 
 /* Which limit a timed-out transfer hit, written to err as "connect timeout (N ms): " when no
- * connection was made (CURLOPT_CONNECTTIMEOUT_MS, or the total limit ran out while still
- * connecting), else "timeout (N ms): " (CURLOPT_TIMEOUT_MS). Returns the length written. */
+ * request went out, so the connection (TCP, TLS) was not made in time
+ * (CURLOPT_CONNECTTIMEOUT_MS, or the total limit ran out while still connecting), else
+ * "timeout (N ms): " (CURLOPT_TIMEOUT_MS). Not CURLINFO_CONNECT_TIME_T: it is 0 for a
+ * connection reused from an earlier call too. Returns the length written. */
 static size_t timeout_kind(struct job *j, char *err, size_t n)
 {
-	curl_off_t connect_us = 0;
+	long sent = 1;
 	int w;
 
-	if (curl_easy_getinfo(j->easy, CURLINFO_CONNECT_TIME_T, &connect_us) != CURLE_OK)
-		connect_us = 1;
-	if (connect_us == 0)
+	if (curl_easy_getinfo(j->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
+		sent = 1;
+	if (sent == 0)
 		w = snprintf(err, n, "connect timeout (%" PRId64 " ms): ", j->connect_timeout_ms);
 	else
 		w = snprintf(err, n, "timeout (%" PRId64 " ms): ", j->timeout_ms);
