@@ -47,6 +47,11 @@ struct call {
 	int64_t retry_initial_ms;
 	int64_t retry_max_ms;
 	int64_t timeout_ms;
+	int64_t connect_timeout_ms;	/* -1: drain_connect_timeout */
+	struct json_object *retry_on;	/* normal-form status list (statuses.h), or NULL */
+	struct json_object *give_up_on; /* likewise */
+	char *debounce_key;		/* or NULL */
+	bool transparent; /* from control headers: checks across fields name the header */
 };
 
 void call_init(struct call *c);

@@ -16,7 +16,9 @@
 	"c.failure_callback_url AS \"failure_callback.url\", "                                     \
 	"c.failure_callback_headers AS \"failure_callback.headers\", "                             \
 	"c.max_attempts AS \"retry.max_attempts\", c.retry_initial_ms AS \"retry.initial_ms\", "   \
-	"c.retry_max_ms AS \"retry.max_ms\", c.timeout_ms, "                                       \
+	"c.retry_max_ms AS \"retry.max_ms\", c.retry_on AS \"retry.on\", "                       \
+	"c.give_up_on AS \"retry.give_up_on\", c.timeout_ms, c.connect_timeout_ms, "               \
+	"c.debounce_key, "                                                                         \
 	"c.attempts, ag_ts(c.lease_until) AS lease_until, "                                        \
 	"c.last_status, c.last_error, c.callback_of, "                                             \
 	"c.callback_id AS \"callback_call.id\", "                                                  \
@@ -27,7 +29,10 @@ const struct query queries[Q__COUNT] = {
 	/* $1 rows (jsonb array, one object per call, made by call_row_json), $2 client,
 	 * $3 idempotency key or NULL, $4 request hash (hex), $5 batch (bool).
 	 * One statement, so it commits as a whole: with a key that is already taken, nothing is
-	 * inserted and zero rows come back (the caller then reads Q_IDEM_GET). */
+	 * inserted and zero rows come back (the caller then reads Q_IDEM_GET). Calls with a
+	 * debounce_key first cancel the client's older pending calls with the same key
+	 * (ag_debounce, sql/005_call_controls.sql; d is one row, and calls it only when a call has
+	 * a key and the insert goes ahead). */
 	[Q_CALLS_INSERT] = { "calls_insert",
 		"WITH r AS MATERIALIZED ("
 		" SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
@@ -37,7 +42,8 @@ const struct query queries[Q__COUNT] = {
 		"  callback_url text, callback_headers jsonb,"
 		"  failure_callback_url text, failure_callback_headers jsonb,"
 		"  max_attempts integer, retry_initial_ms integer, retry_max_ms integer,"
-		"  timeout_ms integer)"
+		"  timeout_ms integer, connect_timeout_ms integer, retry_on jsonb, give_up_on jsonb,"
+		"  debounce_key text)"
 		"), k AS ("
 		" INSERT INTO idempotency_keys (client, key, request_hash, call_ids, batch)"
 		" SELECT $2, $3, decode($4, 'hex'),"
@@ -47,11 +53,17 @@ const struct query queries[Q__COUNT] = {
 		" WHERE $3::text IS NOT NULL"
 		" ON CONFLICT DO NOTHING"
 		" RETURNING 1"
+		"), d AS ("
+		" SELECT CASE WHEN count(*) > 0"
+		"  THEN ag_debounce($2, array_agg(r.debounce_key), array_agg(r.id)) END AS n"
+		" FROM r"
+		" WHERE r.debounce_key IS NOT NULL AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM k))"
 		") "
 		"INSERT INTO calls (id, state, client, not_before, expires_at,"
 		" function, target, path, method, query, headers, body, body_type, correlation_id,"
 		" callback_url, callback_headers, failure_callback_url, failure_callback_headers,"
-		" max_attempts, retry_initial_ms, retry_max_ms, timeout_ms, idempotency_key) "
+		" max_attempts, retry_initial_ms, retry_max_ms, timeout_ms, idempotency_key,"
+		" connect_timeout_ms, retry_on, give_up_on, debounce_key) "
 		"SELECT r.id, 'queued', $2,"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
 		"  now() + make_interval(secs => COALESCE(r.delay_ms, 0) / 1000.0)),"
@@ -62,8 +74,9 @@ const struct query queries[Q__COUNT] = {
 		" COALESCE(r.headers, '{}'), decode(r.body, 'base64'), r.body_type, r.correlation_id,"
 		" r.callback_url, r.callback_headers, r.failure_callback_url,"
 		" r.failure_callback_headers,"
-		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, $3 "
-		"FROM r "
+		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, $3,"
+		" r.connect_timeout_ms, r.retry_on, r.give_up_on, r.debounce_key "
+		"FROM r CROSS JOIN d "
 		"WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM k) "
 		"RETURNING id, ag_ts(not_before), not_before > now()",
 		5, false },
@@ -160,6 +173,19 @@ const struct query queries[Q__COUNT] = {
 		"SELECT ag_state(state, not_before), ag_ts(not_before) "
 		"FROM calls "
 		"WHERE id = $1::uuid AND ($2::text IS NULL OR client = $2)",
+		2, true },
+
+	/* $1 id, $2 client (NULL for an admin): the API state, and the last attempt's answer for
+	 * GET /v1/calls/{id}/response: its number, status, header lines (or, for attempts recorded
+	 * before 005, the header object), body (capped), whole size, and the call's last error. */
+	[Q_CALL_RESPONSE] = { "call_response",
+		"SELECT ag_state(c.state, c.not_before), a.attempt, a.status,"
+		" COALESCE(a.response_header_list, a.response_headers), a.response_body,"
+		" a.response_size, c.last_error, c.attempts "
+		"FROM calls c "
+		"LEFT JOIN LATERAL (SELECT * FROM attempts"
+		"  WHERE call_id = c.id ORDER BY attempt DESC, id DESC LIMIT 1) a ON true "
+		"WHERE c.id = $1::uuid AND ($2::text IS NULL OR c.client = $2)",
 		2, true },
 
 	/* $1 sha256 of the bearer token (hex): the live key it belongs to. */
@@ -274,7 +300,8 @@ const struct query queries[Q__COUNT] = {
 		" (EXTRACT(epoch FROM u.expires_at) * 1000)::bigint,"
 		" (EXTRACT(epoch FROM now()) * 1000)::bigint,"
 		" f.signing_secret, COALESCE(f.follow_redirects, false),"
-		" u.callback_url IS NOT NULL, u.failure_callback_url IS NOT NULL, u.callback_of "
+		" u.callback_url IS NOT NULL, u.failure_callback_url IS NOT NULL, u.callback_of,"
+		" u.connect_timeout_ms, u.retry_on, u.give_up_on "
 		"FROM u "
 		"LEFT JOIN functions f ON f.name = u.function",
 		3, false },
@@ -293,7 +320,7 @@ const struct query queries[Q__COUNT] = {
 		"  id uuid, attempt integer, state text, delay_ms bigint, started_us bigint,"
 		"  duration_ms integer, status integer, error text, response_headers jsonb,"
 		"  response_body text, response_size bigint, outcome text, bucket_ms integer,"
-		"  cb_id uuid, cb_body text)"
+		"  cb_id uuid, cb_body text, response_header_list jsonb)"
 		"), u AS ("
 		" UPDATE calls c"
 		" SET state = r.state,"
@@ -312,10 +339,10 @@ const struct query queries[Q__COUNT] = {
 		"  c.callback_headers, c.failure_callback_url, c.failure_callback_headers"
 		"), a AS ("
 		" INSERT INTO attempts (call_id, attempt, started_at, duration_ms, status, error,"
-		"  response_headers, response_body, response_size, drainer)"
+		"  response_headers, response_body, response_size, drainer, response_header_list)"
 		" SELECT r.id, r.attempt, to_timestamp(r.started_us / 1000000.0), r.duration_ms,"
 		"  r.status, r.error, r.response_headers, decode(r.response_body, 'base64'),"
-		"  r.response_size, $2"
+		"  r.response_size, $2, r.response_header_list"
 		" FROM r JOIN u ON u.id = r.id"
 		" WHERE r.started_us IS NOT NULL"
 		" ON CONFLICT DO NOTHING"

@@ -560,6 +560,34 @@ static enum MHD_Result ep_flaky(struct MHD_Connection *c, const char *rest)
 	return respond_json(c, MHD_HTTP_OK, "{\"ok\":true}");
 }
 
+/* /reply/<status>: answers status with the request's body as its own (the bytes as sent), the
+ * Content-Type of ?ct= (default application/octet-stream), and these headers in this order:
+ * X-First: 1, Set-Cookie: a=1, Set-Cookie: b=2, X-Mixed-CASE: Keep This. For the tests of
+ * GET /v1/calls/{id}/response. */
+static enum MHD_Result ep_reply(struct MHD_Connection *c, const struct rq *r, const char *rest)
+{
+	const char *ct = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ct");
+	unsigned long long code;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (seg_ulong(&rest, 999, &code) < 0 || code < 200 || code > 599)
+		return respond_bad(c, "bad status code");
+	resp = MHD_create_response_from_buffer(r->body_len, r->body != NULL ? r->body : (void *)"",
+					       MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				ct != NULL ? ct : "application/octet-stream");
+	MHD_add_response_header(resp, "X-First", "1");
+	MHD_add_response_header(resp, "Set-Cookie", "a=1");
+	MHD_add_response_header(resp, "Set-Cookie", "b=2");
+	MHD_add_response_header(resp, "X-Mixed-CASE", "Keep This");
+	ret = MHD_queue_response(c, (unsigned int)code, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* Sleeps in short slices so that SIGTERM does not wait for a long /slow to finish. */
 static enum MHD_Result ep_slow(struct MHD_Connection *c, const char *rest)
 {
@@ -682,6 +710,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct rq *r, const ch
 		ret = ep_slow(c, rest);
 	else if ((rest = path_rest(path, "/big")) != NULL)
 		ret = ep_big(c, rest);
+	else if ((rest = path_rest(path, "/reply")) != NULL)
+		ret = ep_reply(c, r, rest);
 	else if (path_rest(path, "/reset") != NULL)
 		ret = MHD_NO; /* MHD closes the connection without answering */
 	else if (path_rest(path, "/verify") != NULL)

@@ -81,6 +81,15 @@ int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 	return record(rs, "h_call_retry", id);
 }
 
+int h_call_response(const struct req *rq, struct resp *rs, struct app *app,
+		    const struct principal *who, const char *id)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, "h_call_response", id);
+}
+
 int h_health(const struct req *rq, struct resp *rs, struct app *app)
 {
 	(void)rq;
@@ -159,6 +168,8 @@ static void test_handlers(void **state)
 		{ "HEAD", "/v1/calls/" ID, "h_call_get", ID },
 		{ "DELETE", "/v1/calls/" ID, "h_call_delete", ID },
 		{ "POST", "/v1/calls/" ID "/retry", "h_call_retry", ID },
+		{ "GET", "/v1/calls/" ID "/response", "h_call_response", ID },
+		{ "HEAD", "/v1/calls/" ID "/response", "h_call_response", ID },
 		{ "GET", "/v1/calls/not-a-uuid", "h_call_get", "not-a-uuid" }, /* the handler checks */
 		{ "GET", "/v1/health", "h_health", "" },
 		{ "HEAD", "/v1/health", "h_health", "" },
@@ -236,6 +247,8 @@ static void test_method_not_allowed(void **state)
 		{ "GET", "/v1/calls/" ID "/retry", "POST" },
 		{ "DELETE", "/v1/calls/" ID "/retry", "POST" },
 		{ "HEAD", "/v1/calls/" ID "/retry", "POST" },
+		{ "POST", "/v1/calls/" ID "/response", "GET, HEAD" },
+		{ "DELETE", "/v1/calls/" ID "/response", "GET, HEAD" },
 		{ "POST", "/v1/health", "GET, HEAD" },
 		{ "DELETE", "/v1/health", "GET, HEAD" },
 		{ "DELETE", "/v1/drain", "GET, POST" },
