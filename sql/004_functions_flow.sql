@@ -105,13 +105,17 @@ AS $$
 $$;
 
 -- ag_headers_problem: the first default header of an object that ag_header_problem refuses,
--- as "Name: why", or NULL when all are fine.
+-- as "Name: why", or NULL when all are fine. A value that is not a string (a row written by
+-- hand) is judged by its name only: the drainer skips such values, so they never reach a
+-- target. ag_function_put refuses them.
 CREATE FUNCTION ag_headers_problem(h jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-	SELECT e.k || ': ' || ag_header_problem(e.k, e.v)
-	FROM jsonb_each(h) AS e(k, v)
-	WHERE ag_header_problem(e.k, e.v) IS NOT NULL
+	SELECT e.k || ': ' || p
+	FROM jsonb_each(h) AS e(k, v),
+	     ag_header_problem(e.k, CASE WHEN jsonb_typeof(e.v) = 'string' THEN e.v
+	                                 ELSE '""' END) AS p
+	WHERE p IS NOT NULL
 	ORDER BY e.k
 	LIMIT 1
 $$;
