@@ -49,6 +49,11 @@ int h_health(const struct req *rq, struct resp *rs, struct app *app);
 int h_drain(const struct req *rq, struct resp *rs, struct app *app);
 int h_metrics(const struct req *rq, struct resp *rs, struct app *app);
 
+/* The functions API (h_functions.c): /v1/functions and /v1/functions/{name}, admins only
+ * (403 for others). Returns false when the path is not one of its paths. */
+bool route_functions(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who);
+
 /* Routes a request to its handler (405 / 404 problems for the rest). */
 void route(const struct req *rq, struct resp *rs, struct app *app);
 

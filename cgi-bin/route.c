@@ -96,7 +96,7 @@ static bool is_api_path(const char *p)
 static bool route_api(const struct req *rq, struct resp *rs, struct app *app,
 		      const struct principal *who)
 {
-	return route_calls(rq, rs, app, who);
+	return route_calls(rq, rs, app, who) || route_functions(rq, rs, app, who);
 }
 
 void route(const struct req *rq, struct resp *rs, struct app *app)

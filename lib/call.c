@@ -222,6 +222,22 @@ static int set_headers_obj(struct json_object **dst, struct json_object *v,
 	return 0;
 }
 
+int call_check_url(const char *url, const struct call_env *env, const char *field,
+		   struct problem *p)
+{
+	return check_url(url, env, "", field, p);
+}
+
+int call_check_headers(struct json_object *headers, const struct call_env *env, const char *field,
+		       struct problem *p)
+{
+	struct json_object *copy = NULL;
+	int rc = set_headers_obj(&copy, headers, env, "", field, p);
+
+	json_object_put(copy);
+	return rc;
+}
+
 static bool method_known(const char *m)
 {
 	static const char *const methods[] = {"GET",   "HEAD",	 "POST",   "PUT",
@@ -251,6 +267,28 @@ static int set_method(struct call *c, const char *m, const char *prefix, const c
 bad:
 	return fail(p, 400, prefix, name,
 		    "must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+}
+
+int call_parse_priority(const char *s, int64_t *out)
+{
+	const char *t = s;
+	long long n = 0;
+
+	if (*t == '-' || *t == '+')
+		t++;
+	if (*t == '\0' || strlen(t) > 3)
+		return -1;
+	for (; *t != '\0'; t++) {
+		if (*t < '0' || *t > '9')
+			return -1;
+		n = n * 10 + (*t - '0');
+	}
+	if (*s == '-')
+		n = -n;
+	if (n < CALL_PRIORITY_MIN || n > CALL_PRIORITY_MAX)
+		return -1;
+	*out = n;
+	return 0;
 }
 
 /* Durations: "90s" or a whole number of seconds (JSON number or digit string). */
@@ -760,12 +798,20 @@ static int field_json(struct call *c, const char *k, struct json_object *v,
 				    prefix, k, p);
 	} else if (strcmp(k, "retry") == 0) {
 		return set_retry(c, v, prefix, p);
+	} else if (strcmp(k, "priority") == 0) {
+		int64_t n = json_object_get_int64(v);
+
+		if (!json_object_is_type(v, json_type_int) || n < CALL_PRIORITY_MIN ||
+		    n > CALL_PRIORITY_MAX)
+			return fail(p, 400, prefix, k, "must be a whole number from %d to %d",
+				    CALL_PRIORITY_MIN, CALL_PRIORITY_MAX);
+		c->priority = n;
 	} else {
 		return fail(p, 400, prefix, k,
 			    "unknown field (target, function, path, method, query, headers, body, "
 			    "body_text, body_base64, not_before, delay, correlation_id, callback, "
 			    "failure_callback, retry, timeout, connect_timeout, expires_in, "
-			    "debounce_key)");
+			    "debounce_key, priority)");
 	}
 	return 0;
 }
@@ -962,6 +1008,13 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 		c->max_attempts = n;
 		return 0;
 	}
+	if (strcmp(cgi, "HTTP_ASYNC_PRIORITY") == 0) {
+		if (call_parse_priority(value, &c->priority) != 0)
+			return fail(p, 400, "", "Async-Priority",
+				    "must be a whole number from %d to %d", CALL_PRIORITY_MIN,
+				    CALL_PRIORITY_MAX);
+		return 0;
+	}
 	v = json_object_new_string(value);
 	if (strcmp(cgi, "HTTP_ASYNC_DELAY") == 0) {
 		c->has_delay = true;
@@ -989,7 +1042,7 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 			  "Async-Failure-Callback, Async-Correlation-Id, Async-Max-Attempts, "
 			  "Async-Retry-Initial, Async-Retry-Max, Async-Retry-On, Async-Give-Up-On, "
 			  "Async-Timeout, Async-Connect-Timeout, Async-Expires-In, "
-			  "Async-Debounce-Key)");
+			  "Async-Debounce-Key, Async-Priority)");
 	}
 	json_object_put(v);
 	return rc;
@@ -1123,5 +1176,7 @@ struct json_object *call_row_json(const struct call *c, const char *id)
 	add_obj(o, "retry_on", c->retry_on);
 	add_obj(o, "give_up_on", c->give_up_on);
 	add_str(o, "debounce_key", c->debounce_key);
+	if (c->priority != 0)
+		json_object_object_add(o, "priority", json_object_new_int64(c->priority));
 	return o;
 }

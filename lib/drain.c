@@ -69,6 +69,7 @@ enum claim_col {
 	CC_CONNECT_TIMEOUT_MS,
 	CC_RETRY_ON,
 	CC_GIVE_UP_ON,
+	CC_HELD, /* a limited call flow control held back: only its id is set */
 };
 
 /* Duration histogram bounds of /metrics (ms); a duration above the last one is bucket -1. */
@@ -86,8 +87,9 @@ struct job {
 	char *correlation_id;
 	char *callback_of; /* on a callback call: the call it reports on */
 	int64_t max_attempts, attempt_floor, retry_initial_ms, retry_max_ms;
-	int64_t expires_ms;    /* wall clock ms, database time; -1 = never */
-	int64_t clock_skew_ms; /* database now - local now, at the claim */
+	int64_t expires_ms;	/* wall clock ms, database time; -1 = never */
+	int64_t retry_after_ms; /* the answer's Retry-After (ms); <= 0 = none */
+	int64_t clock_skew_ms;	/* database now - local now, at the claim */
 	bool has_callback, has_failure_callback;
 	int64_t timeout_ms, connect_timeout_ms; /* the limits this attempt runs under */
 	struct statuses retry_on, give_up_on;	/* the call's lists (empty: none) */
@@ -683,6 +685,8 @@ static void settle_job(struct drain *d, struct job *j, const char *state, int64_
 		add_int(r, "bucket_ms", j->t0_ms != 0 ? bucket_of(duration_ms) : -2);
 	}
 	add_str(r, "error", error);
+	if (j->retry_after_ms > 0)
+		add_int(r, "retry_after_ms", j->retry_after_ms); /* flow control: 429 pauses */
 	if (final &&
 	    (strcmp(state, "succeeded") == 0 ? j->has_callback
 					     : (j->has_callback || j->has_failure_callback))) {
@@ -887,6 +891,7 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 	int failures = j->attempt - (int)j->attempt_floor;
 	bool refused;
 
+	j->retry_after_ms = -1;
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (code != CURLE_OK)
 		status = 0; /* a response cut off is not an answer */
@@ -934,6 +939,7 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 			ra_ms = (retry_after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S
 								 : (int64_t)retry_after) *
 				1000;
+		j->retry_after_ms = ra_ms;
 		if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 			r = (uint32_t)rand();
 		delay = drain_backoff_ms(j->retry_initial_ms, j->retry_max_ms, failures,
@@ -1072,7 +1078,9 @@ static struct job *free_slot(struct drain *d)
 	return NULL;
 }
 
-/* Claims up to n calls and starts them. Returns the number claimed, or -1 (logged). */
+/* Claims up to n calls and starts them. Returns the number of rows the claim looked at (those
+ * started, and those flow control held back for later, which still make a full batch), or -1
+ * (logged). */
 static int claim(struct drain *d, int n, struct drain_stats *st)
 {
 	char nb[16], margin[24];
@@ -1086,8 +1094,11 @@ static int claim(struct drain *d, int n, struct drain_stats *st)
 		return -1;
 	rows = PQntuples(res);
 	for (int i = 0; i < rows; i++) {
-		struct job *j = free_slot(d);
+		struct job *j;
 
+		if (col_bool(res, i, CC_HELD))
+			continue; /* rescheduled by the claim itself; no attempt was counted */
+		j = free_slot(d);
 		if (j == NULL) { /* cannot happen: n <= free slots */
 			log_err("drain: no free slot for a claimed call");
 			break;
