@@ -34,6 +34,7 @@ _Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is need
 #define SETTLE_WAIT_MS 50	     /* longest an outcome waits for its batch */
 #define SETTLE_MAX_BYTES (32u << 20) /* stored response bytes per batch, about */
 #define POLL_MAX_MS 200		     /* longest wait, so a stop signal is seen soon */
+#define FOLLOW_STEP_MS 10 /* --follow: look again this soon after a claim that found calls */
 #define MAX_RESP_HEADERS 100	     /* response headers kept per attempt */
 #define MAX_RESP_HEADER 8192	     /* bytes of one response header kept */
 #define RETRY_AFTER_MAX_S (24LL * 86400)
@@ -135,6 +136,7 @@ struct drain {
 	struct dbq cq, sq;
 	struct json_object *settling; /* the rows of the settle out (owned), or NULL */
 	int claim_n;		      /* how many the claim out asked for */
+	int quiet;		      /* --follow: claims in a row that found nothing (at most 8) */
 	bool claim_final; /* it went out with nothing in flight or unsettled (--once ends when it
 			   * comes back short) */
 };
@@ -1312,6 +1314,26 @@ static int64_t next_due_ms(struct drain *d, int64_t lo, int64_t hi)
 	return ms;
 }
 
+/* --follow, after a claim that came back short with got rows: how long until the next look.
+ * Calls arriving one by one (a NOTIFY is a hint, sent at most every notify_interval per
+ * handler process) are found within FOLLOW_STEP_MS while claims keep finding some; each empty
+ * claim doubles the wait up to drain_poll_interval, unless something falls due sooner. */
+static int64_t follow_wait_ms(struct drain *d, int got)
+{
+	int64_t step;
+
+	if (got > 0)
+		d->quiet = 0;
+	else if (d->quiet < 8)
+		d->quiet++;
+	step = (int64_t)FOLLOW_STEP_MS << d->quiet;
+	if (step > d->cf->drain_poll_interval_ms)
+		step = d->cf->drain_poll_interval_ms;
+	if (step <= FOLLOW_STEP_MS)
+		return step;
+	return next_due_ms(d, FOLLOW_STEP_MS, step);
+}
+
 static int ensure_slots(struct drain *d, int n)
 {
 	if (n <= d->njobs)
@@ -1512,9 +1534,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 				    json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq))
 					break; /* --once: nothing more is due */
 				if (!more_due && o->follow)
-					next_claim =
-						mono_ms() +
-						next_due_ms(d, 50, d->cf->drain_poll_interval_ms);
+					next_claim = mono_ms() + follow_wait_ms(d, got);
 			}
 		}
 
