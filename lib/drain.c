@@ -149,6 +149,8 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t tr_claims, tr_claimed, tr_settles, tr_settled, tr_cq_us, tr_sq_us, tr_cq_t0, tr_sq_t0, tr_loops;
+static int64_t tr_us(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return (int64_t)ts.tv_sec*1000000 + ts.tv_nsec/1000; }
 /* ---- pure parts ---- */
 
 enum send_verdict drain_verdict(long status, int curl_code, bool refused,
@@ -903,6 +905,7 @@ static int settle_done(struct drain *d, PGresult *res, struct drain_stats *st)
 	int rc = 0;
 
 	d->settling = NULL;
+	tr_sq_us += tr_us() - tr_sq_t0;
 	if (res != NULL) {
 		settle_count(d, rows, res, st);
 		PQclear(res);
@@ -941,11 +944,27 @@ static int settle_send(struct drain *d, struct drain_stats *st)
 {
 	struct settle_args a;
 
-	if (json_object_array_length(d->pending) == 0)
+	size_t n = json_object_array_length(d->pending), k = n;
+
+	if (n == 0)
 		return 0;
-	d->settling = d->pending;
-	d->pending = json_object_new_array();
-	d->pending_bytes = 0;
+	if (k > SETTLE_MAX)
+		k = SETTLE_MAX; /* the rest goes with the next one */
+	if (k == n) {
+		d->settling = d->pending;
+		d->pending = json_object_new_array();
+		d->pending_bytes = 0;
+	} else {
+		d->settling = json_object_new_array_ext((int)k);
+		for (size_t i = 0; i < k; i++)
+			json_object_array_add(
+				d->settling,
+				json_object_get(json_object_array_get_idx(d->pending, i)));
+		json_object_array_del_idx(d->pending, 0, k);
+		d->pending_bytes = 0; /* about: the next batch goes soon anyway */
+		d->pending_since_ms = 0;
+	}
+	tr_settles++; tr_settled += (int64_t)k; tr_sq_t0 = tr_us();
 	settle_args(d, d->settling, &a);
 	if (dbq_send(&d->sq, Q_DRAIN_SETTLE, a.p) != 0)
 		return settle_done(d, NULL, st);
@@ -1175,6 +1194,7 @@ static struct job *free_slot(struct drain *d)
 /* Sends a claim of up to n calls without waiting for it. Returns 0, or -1 (logged). */
 static int claim_send(struct drain *d, int n)
 {
+	tr_claims++; tr_claimed += n; tr_cq_t0 = tr_us();
 	char nb[16], margin[24];
 
 	snprintf(nb, sizeof(nb), "%d", n);
@@ -1192,6 +1212,7 @@ static int claim_done(struct drain *d, PGresult *res, struct drain_stats *st)
 {
 	int rows;
 
+	tr_cq_us += tr_us() - tr_cq_t0;
 	if (res == NULL)
 		return -1;
 	rows = PQntuples(res);
@@ -1425,6 +1446,13 @@ void drain_free(struct drain *d)
 	free(d);
 }
 
+/* Outcomes not recorded yet: waiting for their batch, or in the settle out. */
+static size_t unsettled(const struct drain *d)
+{
+	return json_object_array_length(d->pending) +
+	       (d->settling != NULL ? json_object_array_length(d->settling) : 0);
+}
+
 /* Whether a claim now makes sense: in bulk (a quarter of the slots at least) while calls keep
  * coming; otherwise on the timer or a NOTIFY (--follow), or once everything in hand is done
  * and settled (--once: the queue may hold new callbacks and retries by then). */
@@ -1432,8 +1460,8 @@ static bool claim_ready(const struct drain *d, const struct drain_opts *o, int c
 {
 	int free_n = conc - d->active;
 
-	if (free_n <= 0 || !claim_free(d))
-		return false;
+	if (free_n <= 0 || !claim_free(d) || unsettled(d) >= (conc > SETTLE_MAX ? conc : SETTLE_MAX))
+		return false; /* the settles fall behind: wait for them (memory stays bounded) */
 	if (more_due)
 		return free_n >= (conc + 3) / 4 || d->active == 0;
 	if (o->follow)
@@ -1504,6 +1532,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		CURLMcode mc;
 		int r;
 
+		tr_loops++;
 		if (stop >= 2 || (o->hard_ms > 0 && now - t0 >= o->hard_ms)) {
 			quiesce(d, st);
 			release_all(d, st,
@@ -1636,6 +1665,8 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 
 	/* What is left to record: a few tries, then the leases take over. */
 	quiesce(d, st);
+	if (getenv("AG_DRAIN_TRACE") != NULL)
+		log_info("trace claims=%lld asked=%lld cq_ms=%lld settles=%lld rows=%lld sq_ms=%lld loops=%lld total_ms=%lld", (long long)tr_claims, (long long)tr_claimed, (long long)tr_cq_us/1000, (long long)tr_settles, (long long)tr_settled, (long long)tr_sq_us/1000, (long long)tr_loops, (long long)(mono_ms()-t0));
 	for (int i = 0; i < 3 && json_object_array_length(d->pending) > 0; i++) {
 		d->flush_retry_ms = 0;
 		if (flush(d, st) == 0)
