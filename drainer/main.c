@@ -214,6 +214,7 @@ int main(int argc, char **argv)
 	o.concurrency = (int)concurrency;
 	o.stop = &stop_flag;
 	o.settle_session = true;
+	o.claim_ahead = o.concurrency;
 	if (once) {
 		o.max_ms = max_seconds * 1000;
 		o.max_calls = max_calls;

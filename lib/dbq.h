@@ -16,8 +16,8 @@
 #define DBQ_MAX_PARAMS 8
 
 struct dbq {
-	struct db *db; /* borrowed */
-	int q;	       /* enum query_id of the statement out; -1 = none */
+	struct db *db;		      /* borrowed */
+	int q;			      /* enum query_id of the statement out; -1 = none */
 	char *params[DBQ_MAX_PARAMS]; /* owned copies, to send it again */
 	int serial;		      /* serialization failures so far */
 	bool lost;		      /* the connection broke once during it */

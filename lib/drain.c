@@ -34,9 +34,9 @@ _Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is need
 #define SETTLE_WAIT_MS 50	     /* longest an outcome waits for its batch */
 #define SETTLE_MAX_BYTES (32u << 20) /* stored response bytes per batch, about */
 #define POLL_MAX_MS 200		     /* longest wait, so a stop signal is seen soon */
-#define FOLLOW_STEP_MS 10 /* --follow: look again this soon after a claim that found calls */
-#define MAX_RESP_HEADERS 100	     /* response headers kept per attempt */
-#define MAX_RESP_HEADER 8192	     /* bytes of one response header kept */
+#define FOLLOW_STEP_MS 10    /* --follow: look again this soon after a claim that found calls */
+#define MAX_RESP_HEADERS 100 /* response headers kept per attempt */
+#define MAX_RESP_HEADER 8192 /* bytes of one response header kept */
 #define RETRY_AFTER_MAX_S (24LL * 86400)
 #define USER_AGENT "asyncgate/0.1"
 
@@ -136,7 +136,12 @@ struct drain {
 	struct dbq cq, sq;
 	struct json_object *settling; /* the rows of the settle out (owned), or NULL */
 	int claim_n;		      /* how many the claim out asked for */
-	int quiet;		      /* --follow: claims in a row that found nothing (at most 8) */
+	/* Claimed calls not started yet (claim_ahead): rows ready_i.. of ready (owned), claimed
+	 * at ready_ms (monotonic). */
+	PGresult *ready;
+	int ready_i;
+	int64_t ready_ms;
+	int quiet;	  /* --follow: claims in a row that found nothing (at most 8) */
 	bool claim_final; /* it went out with nothing in flight or unsettled (--once ends when it
 			   * comes back short) */
 };
@@ -149,8 +154,6 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t tr_claims, tr_claimed, tr_settles, tr_settled, tr_cq_us, tr_sq_us, tr_cq_t0, tr_sq_t0, tr_loops;
-static int64_t tr_us(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return (int64_t)ts.tv_sec*1000000 + ts.tv_nsec/1000; }
 /* ---- pure parts ---- */
 
 enum send_verdict drain_verdict(long status, int curl_code, bool refused,
@@ -905,7 +908,6 @@ static int settle_done(struct drain *d, PGresult *res, struct drain_stats *st)
 	int rc = 0;
 
 	d->settling = NULL;
-	tr_sq_us += tr_us() - tr_sq_t0;
 	if (res != NULL) {
 		settle_count(d, rows, res, st);
 		PQclear(res);
@@ -964,7 +966,6 @@ static int settle_send(struct drain *d, struct drain_stats *st)
 		d->pending_bytes = 0; /* about: the next batch goes soon anyway */
 		d->pending_since_ms = 0;
 	}
-	tr_settles++; tr_settled += (int64_t)k; tr_sq_t0 = tr_us();
 	settle_args(d, d->settling, &a);
 	if (dbq_send(&d->sq, Q_DRAIN_SETTLE, a.p) != 0)
 		return settle_done(d, NULL, st);
@@ -1194,42 +1195,55 @@ static struct job *free_slot(struct drain *d)
 /* Sends a claim of up to n calls without waiting for it. Returns 0, or -1 (logged). */
 static int claim_send(struct drain *d, int n)
 {
-	tr_claims++; tr_claimed += n; tr_cq_t0 = tr_us();
 	char nb[16], margin[24];
 
 	snprintf(nb, sizeof(nb), "%d", n);
 	snprintf(margin, sizeof(margin), "%" PRId64, d->cf->drain_lease_margin_ms);
 	d->claim_n = n;
-	d->claim_final = d->active == 0 && json_object_array_length(d->pending) == 0 &&
-			 !dbq_busy(&d->sq);
+	d->claim_final =
+		d->active == 0 && json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq);
 	return dbq_send(&d->cq, Q_DRAIN_CLAIM, (const char *[]){nb, d->name, margin});
 }
 
-/* The claim out came back with res (taken; NULL: it failed): starts the calls. Returns the
- * number of rows the claim looked at (those started, and those flow control held back for
- * later, which still make a full batch), or -1. */
+/* Starts claimed calls that are ready while there are free slots. */
+static void start_ready(struct drain *d, struct drain_stats *st)
+{
+	while (d->ready != NULL) {
+		struct job *j;
+
+		if (d->ready_i >= PQntuples(d->ready)) {
+			PQclear(d->ready);
+			d->ready = NULL;
+			break;
+		}
+		if (col_bool(d->ready, d->ready_i, CC_HELD)) {
+			d->ready_i++; /* rescheduled by the claim itself; no attempt was counted */
+			continue;
+		}
+		j = free_slot(d);
+		if (j == NULL)
+			break;
+		st->claimed++;
+		job_start(d, j, d->ready, d->ready_i++);
+	}
+}
+
+/* The claim out came back with res (taken; NULL: it failed): starts the calls (those beyond
+ * the free slots as slots free). Returns the number of rows the claim looked at (those
+ * started, and those flow control held back for later, which still make a full batch), or
+ * -1. */
 static int claim_done(struct drain *d, PGresult *res, struct drain_stats *st)
 {
 	int rows;
 
-	tr_cq_us += tr_us() - tr_cq_t0;
 	if (res == NULL)
 		return -1;
 	rows = PQntuples(res);
-	for (int i = 0; i < rows; i++) {
-		struct job *j;
-
-		if (col_bool(res, i, CC_HELD))
-			continue; /* rescheduled by the claim itself; no attempt was counted */
-		j = free_slot(d);
-		if (j == NULL) { /* cannot happen: n <= free slots */
-			log_err("drain: no free slot for a claimed call");
-			break;
-		}
-		st->claimed++;
-		job_start(d, j, res, i);
-	}
-	PQclear(res);
+	PQclear(d->ready); /* empty: a claim goes out only when nothing is ready */
+	d->ready = res;	   /* start_ready clears it once every row has started */
+	d->ready_i = 0;
+	d->ready_ms = mono_ms();
+	start_ready(d, st);
 	return rows;
 }
 
@@ -1272,6 +1286,65 @@ static void reap(struct drain *d)
 	}
 }
 
+/* Adds the claimed calls that never started to rows ({id, attempt}) and forgets them. One
+ * past expires_at was claimed without counting an attempt: it stays in flight, and is settled
+ * expired once its lease runs out. */
+static void ready_take(struct drain *d, struct json_object *rows, struct drain_stats *st)
+{
+	for (; d->ready != NULL && d->ready_i < PQntuples(d->ready); d->ready_i++) {
+		struct json_object *r;
+
+		if (col_bool(d->ready, d->ready_i, CC_HELD) ||
+		    col_bool(d->ready, d->ready_i, CC_EXPIRED))
+			continue;
+		st->claimed++;
+		r = json_object_new_object();
+		add_str(r, "id", col(d->ready, d->ready_i, CC_ID));
+		add_int(r, "attempt", col_i64(d->ready, d->ready_i, CC_ATTEMPT, 1));
+		json_object_array_add(rows, r);
+	}
+	PQclear(d->ready);
+	d->ready = NULL;
+}
+
+/* Gives the unsent calls in rows back to the queue, their attempt not counted (on the claim
+ * connection, which must be idle). */
+static void give_back(struct drain *d, struct json_object *rows, struct drain_stats *st)
+{
+	PGresult *res;
+
+	if (json_object_array_length(rows) == 0)
+		return;
+	res = db_exec(d->db, Q_DRAIN_RELEASE,
+		      (const char *[]){json_object_to_json_string(rows), d->name});
+	if (res != NULL) {
+		st->released += PQntuples(res);
+		PQclear(res);
+	} else {
+		st->unsettled += (int64_t)json_object_array_length(rows);
+	}
+}
+
+/* Gives back the claimed calls that have not started: the drainer stops claiming, or they
+ * waited for a slot so long that their lease would not cover a whole attempt any more. */
+static void release_ready(struct drain *d, struct drain_stats *st)
+{
+	struct json_object *rows;
+
+	if (d->ready == NULL)
+		return;
+	if (d->sq.db == d->cq.db && dbq_busy(&d->sq)) {
+		PGresult *res;
+		int r = dbq_wait(&d->sq, &res);
+
+		(void)settle_done(d, r > 0 ? res : NULL, st);
+	}
+	rows = json_object_new_array();
+	ready_take(d, rows, st);
+	give_back(d, rows, st);
+	json_object_put(rows);
+}
+
 /* Aborts every transfer in flight. A call whose request has not gone out yet goes back to
  * the queue as it was; one that may have reached the target counts as an attempt that failed
  * ("aborted"), retried with back-off like any other, so that a target slower than a /v1/drain
@@ -1279,7 +1352,6 @@ static void reap(struct drain *d)
 static void release_all(struct drain *d, struct drain_stats *st, const char *why)
 {
 	struct json_object *rows = json_object_new_array();
-	PGresult *res;
 
 	for (int i = 0; i < d->njobs; i++) {
 		struct job *j = &d->jobs[i];
@@ -1306,16 +1378,8 @@ static void release_all(struct drain *d, struct drain_stats *st, const char *why
 		d->active--;
 		job_reset(j);
 	}
-	if (json_object_array_length(rows) > 0) {
-		res = db_exec(d->db, Q_DRAIN_RELEASE,
-			      (const char *[]){json_object_to_json_string(rows), d->name});
-		if (res != NULL) {
-			st->released += PQntuples(res);
-			PQclear(res);
-		} else {
-			st->unsettled += (int64_t)json_object_array_length(rows);
-		}
-	}
+	ready_take(d, rows, st);
+	give_back(d, rows, st);
 	json_object_put(rows);
 }
 
@@ -1460,8 +1524,12 @@ static bool claim_ready(const struct drain *d, const struct drain_opts *o, int c
 {
 	int free_n = conc - d->active;
 
-	if (free_n <= 0 || !claim_free(d) || unsettled(d) >= (conc > SETTLE_MAX ? conc : SETTLE_MAX))
+	if (!claim_free(d) || d->ready != NULL || unsettled(d) >= (size_t)conc + 2 * SETTLE_MAX)
 		return false; /* the settles fall behind: wait for them (memory stays bounded) */
+	if (more_due && o->claim_ahead > 0 && o->max_calls <= 0)
+		return true; /* the next batch, to start as slots free */
+	if (free_n <= 0)
+		return false;
 	if (more_due)
 		return free_n >= (conc + 3) / 4 || d->active == 0;
 	if (o->follow)
@@ -1532,7 +1600,6 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		CURLMcode mc;
 		int r;
 
-		tr_loops++;
 		if (stop >= 2 || (o->hard_ms > 0 && now - t0 >= o->hard_ms)) {
 			quiesce(d, st);
 			release_all(d, st,
@@ -1573,9 +1640,16 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		}
 		d->due_hint_ms = INT64_MAX;
 		now = mono_ms();
+		if (d->ready != NULL &&
+		    (!claiming || now - d->ready_ms > d->cf->drain_lease_margin_ms / 2))
+			release_ready(d, st);
 		if (claiming && now >= next_claim && claim_ready(d, o, conc, more_due)) {
 			int n = conc - d->active;
 
+			/* While calls keep coming, claim ahead: the next batch is at hand when
+			 * slots free, instead of a claim's round trip later. */
+			if (more_due && o->max_calls <= 0)
+				n += o->claim_ahead;
 			if (o->max_calls > 0 && o->max_calls - st->claimed < n)
 				n = (int)(o->max_calls - st->claimed);
 			if (claim_send(d, n) != 0) {
@@ -1601,6 +1675,8 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 			break;
 		}
 		reap(d);
+		if (claiming)
+			start_ready(d, st);
 
 		now = mono_ms();
 		npending = json_object_array_length(d->pending);
@@ -1665,8 +1741,6 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 
 	/* What is left to record: a few tries, then the leases take over. */
 	quiesce(d, st);
-	if (getenv("AG_DRAIN_TRACE") != NULL)
-		log_info("trace claims=%lld asked=%lld cq_ms=%lld settles=%lld rows=%lld sq_ms=%lld loops=%lld total_ms=%lld", (long long)tr_claims, (long long)tr_claimed, (long long)tr_cq_us/1000, (long long)tr_settles, (long long)tr_settled, (long long)tr_sq_us/1000, (long long)tr_loops, (long long)(mono_ms()-t0));
 	for (int i = 0; i < 3 && json_object_array_length(d->pending) > 0; i++) {
 		d->flush_retry_ms = 0;
 		if (flush(d, st) == 0)

@@ -911,10 +911,11 @@ static void t_slow_settle(void)
 	CHECK(PQstatus(locker) == CONNECTION_OK, "second connection: %s", PQerrorMessage(locker));
 	/* Row locks on every success counter the settles add to (a table lock would stop the
 	 * PREPAREs of new connections too). Rows made here count 0 and go at the end. */
-	it_sql_exec("INSERT INTO attempt_stats (outcome, bucket_ms, n, sum_ms) "
-		    "SELECT 'success', b, 0, 0 FROM unnest(ARRAY[5, 10, 25, 50, 100, 250, 500, 1000, "
-		    "2500, 5000, 10000, 30000, 60000, -1]) AS b ON CONFLICT DO NOTHING",
-		    0, NULL);
+	it_sql_exec(
+		"INSERT INTO attempt_stats (outcome, bucket_ms, n, sum_ms) "
+		"SELECT 'success', b, 0, 0 FROM unnest(ARRAY[5, 10, 25, 50, 100, 250, 500, 1000, "
+		"2500, 5000, 10000, 30000, 60000, -1]) AS b ON CONFLICT DO NOTHING",
+		0, NULL);
 	res = PQexec(locker, "BEGIN; SELECT * FROM attempt_stats WHERE outcome = 'success' "
 			     "FOR UPDATE");
 	CHECK(PQresultStatus(res) == PGRES_TUPLES_OK, "lock: %s", PQerrorMessage(locker));
@@ -957,8 +958,8 @@ static void t_slow_settle(void)
 	PQfinish(locker);
 	rc = drainer_wait(pid, 60000, NULL);
 	CHECK(rc == 0, "--once exit status %d", rc);
-	CHECK(count_state(like, "succeeded") == n, "%ld of %d succeeded", count_state(like, "succeeded"),
-	      n);
+	CHECK(count_state(like, "succeeded") == n, "%ld of %d succeeded",
+	      count_state(like, "succeeded"), n);
 	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
 			  "WHERE c.target LIKE $1 AND a.attempt = 1 AND a.status = 200",
 			  1, (const char *const[]){like}) == n,
