@@ -72,6 +72,8 @@ enum claim_col {
 	CC_RETRY_ON,
 	CC_GIVE_UP_ON,
 	CC_HELD, /* a limited call flow control held back: only its id is set */
+	CC_PRIORITY,
+	CC_DUE, /* rows come in claim order: priority DESC, due, id */
 };
 
 /* Duration histogram bounds of /metrics (ms); a duration above the last one is bucket -1. */

@@ -357,14 +357,17 @@ const struct query queries[Q__COUNT] = {
 		" (EXTRACT(epoch FROM now()) * 1000)::bigint,"
 		" f.signing_secret, COALESCE(f.follow_redirects, false),"
 		" u.callback_url IS NOT NULL, u.failure_callback_url IS NOT NULL, u.callback_of,"
-		" u.connect_timeout_ms, u.retry_on, u.give_up_on, false AS held "
+		" u.connect_timeout_ms, u.retry_on, u.give_up_on, false AS held,"
+		" u.priority AS priority, u.not_before AS due "
 		"FROM u "
 		"LEFT JOIN functions f ON f.name = u.function "
 		"UNION ALL "
 		"SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
 		" NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-		" NULL, NULL, NULL, true "
-		"FROM hu",
+		" NULL, NULL, NULL, true, NULL, NULL "
+		"FROM hu "
+		/* claim order: a drainer that claimed ahead starts them in this order */
+		"ORDER BY held, priority DESC, due, id",
 		3, false },
 
 	/* Settle a batch of finished attempts: $1 jsonb array of outcomes (made by drain.c),
