@@ -310,10 +310,12 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 		}
 		if (strcmp(kv, "limit") == 0) {
 			char *end;
+			bool ok;
 
 			limit = strtol(val, &end, 10);
+			ok = end != val && *end == '\0' && limit >= 1 && limit <= LIST_MAX;
 			free(val);
-			if (end == val || *end != '\0' || limit < 1 || limit > LIST_MAX) {
+			if (!ok) {
 				resp_problem(rs, 400, "limit",
 					     "limit: must be a whole number from 1 to %d", LIST_MAX);
 				goto out;
