@@ -79,13 +79,13 @@ static void prefix_problem(struct resp *rs)
 struct sched_in {
 	const char *name;
 	const char *cron;
-	const char *every;	/* as given, for display */
-	int64_t every_ms;	/* > 0 with every */
-	const char *time_zone;	/* "UTC" by default */
-	const char *missed;	/* "run_once" by default */
+	const char *every;	  /* as given, for display */
+	int64_t every_ms;	  /* > 0 with every */
+	const char *time_zone;	  /* "UTC" by default */
+	const char *missed;	  /* "run_once" by default */
 	struct json_object *call; /* the instruction */
 	struct cron parsed;
-	char every_buf[32];	/* every given as a number of seconds, as text */
+	char every_buf[32]; /* every given as a number of seconds, as text */
 };
 
 static int bad(struct resp *rs, const char *field, const char *detail)
@@ -126,9 +126,10 @@ static int read_fields(struct resp *rs, struct json_object *doc, struct sched_in
 			}
 		} else if (strcmp(k, "every") == 0) {
 			if (call_parse_duration(v, &in->every_ms) != 0)
-				return bad(rs, "every",
-					   "must be a duration such as \"90s\", \"15m\", \"1h\" or a "
-					   "whole number of seconds");
+				return bad(
+					rs, "every",
+					"must be a duration such as \"90s\", \"15m\", \"1h\" or a "
+					"whole number of seconds");
 			if (in->every_ms < EVERY_MIN_MS || in->every_ms > EVERY_MAX_MS)
 				return bad(rs, "every", "must be from 1s to 366d");
 			if (is_str) {
@@ -169,7 +170,8 @@ static int read_fields(struct resp *rs, struct json_object *doc, struct sched_in
 	if (in->cron != NULL && in->every_ms > 0)
 		return bad(rs, "every", "give either cron or every, not both");
 	if (in->cron == NULL && in->every_ms == 0)
-		return bad(rs, "cron", "a schedule needs cron (an expression) or every (an interval)");
+		return bad(rs, "cron",
+			   "a schedule needs cron (an expression) or every (an interval)");
 	if (in->call == NULL)
 		return bad(rs, "call", "the call instruction to make on each tick is required");
 	return 0;
@@ -219,7 +221,8 @@ int h_schedules_post(const struct req *rq, struct resp *rs, struct app *app,
 	if (c.has_delay || c.has_not_before) {
 		const char *f = c.has_delay ? "call.delay" : "call.not_before";
 
-		resp_problem(rs, 400, f, "%s: a schedule's call is due at its tick; leave it out", f);
+		resp_problem(rs, 400, f, "%s: a schedule's call is due at its tick; leave it out",
+			     f);
 		goto out;
 	}
 	if (h_calls_admit(rs, app, who, &c) != 0) {
@@ -230,8 +233,7 @@ int h_schedules_post(const struct req *rq, struct resp *rs, struct app *app,
 		int64_t t;
 
 		if (cron_next(&in.parsed, in.time_zone, now_us / US_PER_S, &t) != 0) {
-			resp_problem(rs, 400, "cron",
-				     "cron: matches no time in the next 30 years");
+			resp_problem(rs, 400, "cron", "cron: matches no time in the next 30 years");
 			goto out;
 		}
 		first_us = t * US_PER_S;
@@ -317,7 +319,8 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 			free(val);
 			if (!ok) {
 				resp_problem(rs, 400, "limit",
-					     "limit: must be a whole number from 1 to %d", LIST_MAX);
+					     "limit: must be a whole number from 1 to %d",
+					     LIST_MAX);
 				goto out;
 			}
 		} else if (strcmp(kv, "after") == 0) {

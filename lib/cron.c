@@ -15,8 +15,8 @@
 #include <time.h>
 
 #define DAY 86400
-#define SCAN_STEP (6 * 3600)	/* offsets stay put at least this long between changes */
-#define SEARCH_YEARS 30		/* "0 0 29 2 1" with day-of-week '*' can wait 8 years */
+#define SCAN_STEP (6 * 3600) /* offsets stay put at least this long between changes */
+#define SEARCH_YEARS 30	     /* "0 0 29 2 1" with day-of-week '*' can wait 8 years */
 
 struct field {
 	const char *name;
@@ -24,16 +24,18 @@ struct field {
 	const char *const *names; /* index 0 = value lo, or NULL */
 };
 
-static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
-					  "jul", "aug", "sep", "oct", "nov", "dec", NULL};
+static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul",
+					  "aug", "sep", "oct", "nov", "dec", NULL};
 static const char *const dow_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL};
 
 static const struct field fields[5] = {
-	{"minute", 0, 59, NULL},      {"hour", 0, 23, NULL},	      {"day-of-month", 1, 31, NULL},
-	{"month", 1, 12, month_names}, {"day-of-week", 0, 7, dow_names},
+	{"minute", 0, 59, NULL},	  {"hour", 0, 23, NULL},
+	{"day-of-month", 1, 31, NULL},	  {"month", 1, 12, month_names},
+	{"day-of-week", 0, 7, dow_names},
 };
 
-static int fail(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errsz, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errsz, const char *fmt, ...)
 {
@@ -104,8 +106,9 @@ static int parse_field(const struct field *f, const char *s, uint64_t *bits, cha
 				if (read_value(f, &p, &b, err, errsz) != 0)
 					return -1;
 				if (b < a)
-					return fail(err, errsz, "%s: the range %d-%d runs backwards",
-						    f->name, a, b);
+					return fail(err, errsz,
+						    "%s: the range %d-%d runs backwards", f->name,
+						    a, b);
 			}
 		}
 		if (*p == '/') {
@@ -137,7 +140,7 @@ int cron_parse(struct cron *c, const char *expr, char *err, size_t errsz)
 {
 	static const struct {
 		const char *name, *expr;
-	} macros[] = {{"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"},
+	} macros[] = {{"@yearly", "0 0 1 1 *"},	 {"@annually", "0 0 1 1 *"},
 		      {"@monthly", "0 0 1 * *"}, {"@weekly", "0 0 * * 0"},
 		      {"@daily", "0 0 * * *"},	 {"@midnight", "0 0 * * *"},
 		      {"@hourly", "0 * * * *"}};
@@ -346,7 +349,7 @@ static int64_t next_change(int64_t x, int64_t c, long o)
  * the stretch before it. */
 static int next_in_zone(const struct cron *c, int64_t after, int64_t *next)
 {
-	int64_t x = after + 1;	    /* look at instants >= x */
+	int64_t x = after + 1;	   /* look at instants >= x */
 	int64_t floor = INT64_MIN; /* after a fall back: wall times before this ran already */
 
 	for (int guard = 0; guard < 4 * SEARCH_YEARS + 8; guard++) {

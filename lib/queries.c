@@ -462,6 +462,13 @@ const struct query queries[Q__COUNT] = {
 		"WHERE state = 'active'",
 		0, true },
 
+	/* $1 schedule whose tick could not be recorded: looked at again in a minute. */
+	[Q_SCHED_DEFER] = { "sched_defer",
+		"UPDATE schedules "
+		"SET next_tick = greatest(next_tick, now() + interval '1 minute') "
+		"WHERE id = $1::uuid AND state = 'active'",
+		1, true },
+
 	/* POST /v1/schedules: $1 id, $2 client, $3 name, $4 cron, $5 every (as given),
 	 * $6 every_ms, $7 anchor (us), $8 time zone, $9 missed policy, $10 instruction,
 	 * $11 call row, $12 first tick (us). */

@@ -13,9 +13,11 @@
 #include "uuid.h"
 
 #define US_PER_S 1000000LL
-#define COUNT_CAP 100000 /* missed ticks counted one by one, then a jump near now */
-#define FIRE_BATCH 16	 /* schedules per transaction */
-#define RECHECK_MS 1000	 /* look again at least this often (new and resumed schedules) */
+/* Missed ticks are counted one by one up to this many (each count is a cron_next, which loads
+ * the zone), then the count jumps to two days before now and becomes a lower bound. */
+#define COUNT_CAP 10000
+#define FIRE_BATCH 16	/* schedules per transaction */
+#define RECHECK_MS 1000 /* look again at least this often (new and resumed schedules) */
 
 static int64_t floor_div(int64_t a, int64_t b)
 {
@@ -93,7 +95,8 @@ int schedule_plan(const struct schedule_spec *s, bool skip, int64_t next_us, int
 				/* Long downtime: go on from two days before now (the count of
 				 * missed ticks becomes a lower bound). */
 				jumped = true;
-				if (schedule_tick_after(s, now_us - 2 * 86400 * US_PER_S, &nx) == 0 &&
+				if (schedule_tick_after(s, now_us - 2 * 86400 * US_PER_S, &nx) ==
+					    0 &&
 				    nx > latest && nx <= now_us)
 					latest = nx;
 			}
@@ -166,8 +169,8 @@ static int insert_call(struct db *db, const PGresult *due, int r, int64_t tick_u
 	json_object_array_add(rows, row);
 	row = NULL;
 	res = db_exec(db, Q_CALLS_INSERT,
-		   (const char *[]){json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
-				    PQgetvalue(due, r, DUE_CLIENT), NULL, NULL, "f"});
+		      (const char *[]){json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
+				       PQgetvalue(due, r, DUE_CLIENT), NULL, NULL, "f"});
 	if (res == NULL || PQntuples(res) != 1)
 		goto out;
 	rc = 0;
@@ -208,8 +211,8 @@ static int fire_one(struct db *db, const char *drainer, const PGresult *due, int
 	snprintf(missed, sizeof(missed), "%" PRId64, plan.missed);
 	snprintf(next, sizeof(next), "%" PRId64, plan.next_us);
 	res = db_exec(db, Q_SCHED_FIRED,
-		   (const char *[]){PQgetvalue(due, r, DUE_ID), plan.fire ? tick : NULL,
-				    plan.fire ? id : NULL, missed, next, drainer});
+		      (const char *[]){PQgetvalue(due, r, DUE_ID), plan.fire ? tick : NULL,
+				       plan.fire ? id : NULL, missed, next, drainer});
 	if (res == NULL)
 		return -1;
 	made = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
@@ -232,7 +235,8 @@ static int fire_batch(struct db *db, const char *drainer, bool *more)
 {
 	char nb[16];
 	PGresult *res = NULL, *due = NULL;
-	int made = 0, rows;
+	int made = 0, rows, bad = -1;
+	bool query_failed;
 
 	*more = false;
 	res = db_exec(db, Q_TX_BEGIN, NULL);
@@ -247,8 +251,10 @@ static int fire_batch(struct db *db, const char *drainer, bool *more)
 	for (int r = 0; r < rows; r++) {
 		int n = fire_one(db, drainer, due, r);
 
-		if (n < 0)
+		if (n < 0) {
+			bad = r;
 			goto fail;
+		}
 		made += n;
 	}
 	PQclear(due);
@@ -260,22 +266,44 @@ static int fire_batch(struct db *db, const char *drainer, bool *more)
 	*more = rows == FIRE_BATCH;
 	return made;
 fail:
-	PQclear(due);
+	query_failed = db->error == DB_QUERY;
 	PQclear(db_exec(db, Q_TX_ROLLBACK, NULL));
+	if (bad >= 0 && query_failed) {
+		/* This schedule's statement fails (not the connection): put it off a minute so
+		 * that it does not hold up the schedules behind it. */
+		log_err("schedule %s: its tick could not be recorded; tried again in a minute",
+			PQgetvalue(due, bad, DUE_ID));
+		PQclear(db_exec(db, Q_SCHED_DEFER, (const char *[]){PQgetvalue(due, bad, DUE_ID)}));
+	}
+	PQclear(due);
 	return -1;
+}
+
+/* Milliseconds until the earliest next tick (<= 0: due), RECHECK_MS when there is none or
+ * it is further off, or -1 with *failed set. */
+static int64_t until_next(struct db *db, bool *failed)
+{
+	PGresult *res = db_exec(db, Q_SCHED_NEXT, NULL);
+	int64_t ms = RECHECK_MS;
+
+	*failed = res == NULL;
+	if (res != NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return ms > RECHECK_MS ? RECHECK_MS : ms;
 }
 
 int schedule_fire(struct db *db, const char *drainer)
 {
-	int64_t now = mono_ms();
 	int made = 0;
-	bool more = true;
-	PGresult *res;
-	int64_t wait_ms = RECHECK_MS;
+	bool more = true, failed;
+	int64_t wait_ms;
 
-	if (now < check_at_ms)
+	if (mono_ms() < check_at_ms)
 		return 0;
-	for (int i = 0; more && i < 64; i++) {
+	/* Nothing due: this one indexed read, at most once a second. */
+	wait_ms = until_next(db, &failed);
+	for (int i = 0; !failed && wait_ms <= 0 && more && i < 64; i++) {
 		int n = fire_batch(db, drainer, &more);
 
 		if (n < 0) {
@@ -283,15 +311,13 @@ int schedule_fire(struct db *db, const char *drainer)
 			return -1;
 		}
 		made += n;
+		if (!more)
+			wait_ms = until_next(db, &failed);
 	}
-	res = db_exec(db, Q_SCHED_NEXT, NULL);
-	if (res != NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		wait_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	if (wait_ms > RECHECK_MS)
-		wait_ms = RECHECK_MS;
-	if (wait_ms < 0)
-		wait_ms = 0;
-	check_at_ms = mono_ms() + wait_ms;
+	if (failed) {
+		check_at_ms = mono_ms() + RECHECK_MS;
+		return -1;
+	}
+	check_at_ms = mono_ms() + (wait_ms > 0 ? wait_ms : 0);
 	return made;
 }

@@ -337,9 +337,13 @@ static void test_plan_cron(void **state)
 	assert_true(p.next_us == S(base + 30));
 	assert_int_equal(schedule_plan(&s, true, S(base - 210), S(base), &p), 0);
 	assert_true(!p.fire && p.missed == 4 && p.next_us == S(base + 30));
-	/* a week behind, every minute: one call, 10079 missed */
-	assert_int_equal(schedule_plan(&s, false, S(base - 30 - 7 * 86400), S(base), &p), 0);
-	assert_true(p.fire && p.tick_us == S(base - 30) && p.missed == 7 * 1440);
+	/* five days behind, every minute: one call, 7200 missed */
+	assert_int_equal(schedule_plan(&s, false, S(base - 30 - 5 * 86400), S(base), &p), 0);
+	assert_true(p.fire && p.tick_us == S(base - 30) && p.missed == 5 * 1440);
+	/* a year behind: still one call for the latest tick; the count is a lower bound */
+	assert_int_equal(schedule_plan(&s, false, S(base - 30 - 365 * 86400), S(base), &p), 0);
+	assert_true(p.fire && p.tick_us == S(base - 30) && p.missed >= 10000);
+	assert_true(p.next_us == S(base + 30));
 }
 
 int main(void)
