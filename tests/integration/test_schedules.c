@@ -174,7 +174,8 @@ static void t_cron_create(void)
 {
 	char body[1024];
 	struct hresp r;
-	const char *local, *next;
+	const char *next;
+	char local[64];
 
 	cron_created_s = now_s();
 	snprintf(body, sizeof(body),
@@ -188,13 +189,21 @@ static void t_cron_create(void)
 	CHECK(strlen(cron_id) == 36, "an id: %s", r.body);
 	next = it_jstr(&r, "next_tick");
 	CHECK(strlen(next) == 24 && strcmp(next + 16, ":00.000Z") == 0, "next_tick %s", next);
-	local = it_jstr(&r, "next_tick_local");
+	snprintf(local, sizeof(local), "%s", it_jstr(&r, "next_tick_local"));
 	CHECK(strlen(local) == 25 && strcmp(local + 16, ":00+05:30") == 0, "next_tick_local %s",
 	      local);
 	CHECK(strcmp(it_jstr(&r, "time_zone"), "Asia/Kolkata") == 0 &&
 		      strcmp(it_jstr(&r, "missed"), "run_once") == 0 &&
 		      strcmp(it_jstr(&r, "state"), "active") == 0,
 	      "defaults: %s", r.body);
+	{
+		const char *p[1] = {cron_id};
+		char *v = it_sql("SELECT next_tick_local FROM ag_schedules WHERE id = $1", 1, p);
+
+		CHECK(v != NULL && strcmp(v, local) == 0, "ag_schedules.next_tick_local %s = %s", v,
+		      local);
+		free(v);
+	}
 	{
 		char *loc = it_header(&r, "Location");
 
@@ -403,6 +412,19 @@ static void t_pause_resume_delete(void)
 		    " = anchor_us % 3600000000",
 		    id) == 1,
 	      "resumed to the next tick after now on the anchor grid");
+	/* the operator's SQL functions */
+	CHECK(count("SELECT count(*) FROM schedules WHERE ag_schedule_pause(id) AND id = $1"
+		    " AND state = 'active'",
+		    id) == 1,
+	      "ag_schedule_pause: true for an active schedule");
+	CHECK(count("SELECT count(*) FROM schedules WHERE id = $1 AND state = 'paused'", id) == 1 &&
+		      count("SELECT ag_schedule_pause($1)::int", id) == 0,
+	      "paused by SQL; pausing again is false");
+	CHECK(count("SELECT ag_schedule_resume($1)::int", id) == 1 &&
+		      count("SELECT count(*) FROM schedules WHERE id = $1 AND state = 'active'"
+			    " AND next_tick <= now()",
+			    id) == 1,
+	      "ag_schedule_resume: active again, due from now");
 	snprintf(path, sizeof(path), "/v1/schedules/%s", id);
 	it_http("DELETE", url, path, NULL, NULL, 0, NULL, &r);
 	CHECK(r.status == 200, "DELETE: %ld", r.status);
@@ -461,6 +483,43 @@ static void t_missed(void)
 		    skip) == 1,
 	      "skip: waits for the next tick");
 	it_sql_exec("DELETE FROM schedules WHERE id IN ($1, $2)", 2, (const char *[]){once, skip});
+}
+
+/* The /v1/drain handler runs the same cycle: a due tick becomes its call there too. An SQL
+ * resume (next_tick = now) of a schedule whose next tick is later fires nothing. */
+static void t_drain_endpoint(void)
+{
+	char id[64], later[64], body[512], authz[200];
+	const char *h[2] = {authz, NULL};
+	struct hresp r;
+
+	snprintf(body, sizeof(body),
+		 "{\"every\":\"10s\",\"call\":{\"target\":\"%s/sched/%s/endpoint\"}}", target, tag);
+	if (!create(body, id, sizeof(id)))
+		return;
+	snprintf(body, sizeof(body),
+		 "{\"every\":\"1h\",\"call\":{\"target\":\"%s/sched/%s/later\"}}", target, tag);
+	if (!create(body, later, sizeof(later)))
+		return;
+	/* one period earlier: the first tick is then the creation time, due now */
+	it_sql_exec("UPDATE schedules SET anchor_us = anchor_us - 10000000,"
+		    " next_tick = 'epoch'::timestamptz + anchor_us * interval '1 microsecond'"
+		    " WHERE id = $1",
+		    1, (const char *[]){id});
+	it_sql_exec("SELECT ag_schedule_pause($1), ag_schedule_resume($1)", 1,
+		    (const char *[]){later});
+	snprintf(authz, sizeof(authz), "Authorization: Bearer %s", getenv("AG_DRAIN_TOKEN"));
+	it_http("POST", url, "/v1/drain", NULL, "", 0, h, &r);
+	CHECK(r.status == 200, "POST /v1/drain: %ld %s", r.status, r.body);
+	it_hresp_free(&r);
+	CHECK(count("SELECT count(*) FROM calls WHERE schedule_id = $1 AND state = 'succeeded'",
+		    id) == 1,
+	      "/v1/drain fired the due tick and made its call");
+	CHECK(count("SELECT count(*) FROM calls WHERE schedule_id = $1", later) == 0 &&
+		      count("SELECT count(*) FROM schedules WHERE id = $1 AND next_tick > now()",
+			    later) == 1,
+	      "resumed by SQL: no call, the next tick stored");
+	it_sql_exec("DELETE FROM schedules WHERE id IN ($1, $2)", 2, (const char *[]){id, later});
 }
 
 /* Three --follow drainers; an every-2s schedule for about 20 s; the cron schedule until it has
@@ -627,6 +686,8 @@ int main(void)
 		it_run("schedules: pause, resume from now, delete", t_pause_resume_delete);
 		it_run("schedules: missed ticks after a gap: run_once makes one call, skip none",
 		       t_missed);
+		it_run("schedules: /v1/drain fires due ticks; an SQL resume waits for the next",
+		       t_drain_endpoint);
 		it_run("schedules: three --follow drainers: exactly one call per tick (interval "
 		       "and cron)",
 		       t_three_drainers);
