@@ -67,15 +67,23 @@ COMMENT ON TABLE schedule_ticks IS 'Ticks of schedules and the call each made (k
 ALTER TABLE calls ADD COLUMN schedule_id uuid, ADD COLUMN tick_at timestamptz;
 CREATE INDEX calls_schedule ON calls (schedule_id, tick_at) WHERE schedule_id IS NOT NULL;
 
--- ag_ts_zone: t as RFC 3339 local time in zone tz, with its offset ("2026-03-29T03:00:00+02:00").
+-- ag_ts_zone: t as RFC 3339 local time in zone tz, with its offset ("2026-03-29T03:00:00+02:00"),
+-- or NULL when PostgreSQL does not know the zone (the handler checked it against the system's
+-- zone database, which PostgreSQL may not share).
 CREATE FUNCTION ag_ts_zone(t timestamptz, tz text) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
+LANGUAGE plpgsql STABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
 AS $$
-	SELECT to_char(t AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS')
+DECLARE
+	off interval;
+BEGIN
+	off := (t AT TIME ZONE tz) - (t AT TIME ZONE 'UTC');
+	RETURN to_char(t AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS')
 	       || CASE WHEN off < interval '0' THEN '-' ELSE '+' END
 	       || to_char(abs(extract(epoch FROM off))::integer / 3600, 'FM00') || ':'
-	       || to_char(abs(extract(epoch FROM off))::integer % 3600 / 60, 'FM00')
-	FROM (SELECT (t AT TIME ZONE tz) - (t AT TIME ZONE 'UTC') AS off) o
+	       || to_char(abs(extract(epoch FROM off))::integer % 3600 / 60, 'FM00');
+EXCEPTION WHEN invalid_parameter_value THEN
+	RETURN NULL;
+END
 $$;
 
 -- ag_schedules: every schedule with its next tick in UTC and on its own wall clock.

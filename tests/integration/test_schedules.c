@@ -203,6 +203,14 @@ static void t_cron_create(void)
 		CHECK(v != NULL && strcmp(v, local) == 0, "ag_schedules.next_tick_local %s = %s", v,
 		      local);
 		free(v);
+		v = it_sql("SELECT ag_ts_zone('2026-03-29 01:00Z', 'Europe/Berlin') || ' '"
+			   " || ag_ts_zone('2026-11-24 03:30Z', 'America/St_Johns') || ' '"
+			   " || COALESCE(ag_ts_zone(now(), 'Nowhere/City'), 'null')",
+			   0, NULL);
+		CHECK(v != NULL && strcmp(v, "2026-03-29T03:00:00+02:00 2026-11-24T00:00:00-03:30 "
+					     "null") == 0,
+		      "ag_ts_zone: %s", v);
+		free(v);
 	}
 	{
 		char *loc = it_header(&r, "Location");
