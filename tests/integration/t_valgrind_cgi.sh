@@ -2,8 +2,7 @@
 # t_valgrind_cgi: the handler under valgrind, as plain CGI against the test database, on each
 # kind of request (valid, batch, idempotent replay, bad input, transparent mode, status, list,
 # cancel, retry, health, metrics, drain, schedules and a tick fired by /v1/drain), and the drainer
-# over every kind of outcome: no invalid
-# memory access and no definite or indirect leak.
+# over every kind of outcome: no invalid memory access and no definite or indirect leak.
 set -uo pipefail
 bin=${AG_BIN:?run me from tests/integration/run.sh}
 if ! command -v valgrind >/dev/null; then
