@@ -414,6 +414,30 @@ out:
 	return 0;
 }
 
+/* 400 when two calls of one batch share a debounce_key: which one should supersede the other
+ * is not for the gateway to guess. */
+static int debounce_unique(struct resp *rs, const struct call *calls, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		if (calls[i].debounce_key == NULL)
+			continue;
+		for (size_t k = 0; k < i; k++) {
+			if (calls[k].debounce_key != NULL &&
+			    strcmp(calls[k].debounce_key, calls[i].debounce_key) == 0) {
+				char f[48];
+
+				snprintf(f, sizeof(f), "[%zu].debounce_key", i);
+				resp_problem(rs, 400, f,
+					     "%s: [%zu] has the same debounce_key; a batch may "
+					     "hold each key once",
+					     f, k);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 /* application/json, optionally with parameters; a charset, if given, must be UTF-8. */
 static bool json_content_type(const char *ct)
 {
@@ -483,7 +507,8 @@ int h_calls_post(const struct req *rq, struct resp *rs, struct app *app,
 			goto out;
 		}
 	}
-	if (check_allowed(rs, who, calls, n, batch, false) == 0)
+	if (debounce_unique(rs, calls, n) == 0 &&
+	    check_allowed(rs, who, calls, n, batch, false) == 0)
 		h_calls_enqueue(rq, rs, app, who, calls, n, batch);
 out:
 	for (size_t i = 0; calls != NULL && i < n; i++)
@@ -543,7 +568,6 @@ int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const str
 	struct json_object *cb;
 	const char *params[2] = {id, scope_of(who)};
 
-	(void)rq; /* the handler signature is shared; a call is found by id and client */
 	if (!uuid_valid(id)) {
 		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
 		goto out;
@@ -555,6 +579,25 @@ int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const str
 	}
 	if (PQntuples(res) == 0) {
 		resp_problem(rs, 404, "id", "id: no call with this id");
+		goto out;
+	}
+	/* The answer depends on Prefer (RFC 7240 section 2: say so in Vary). */
+	resp_header(rs, "Vary", "Prefer");
+	if (h_prefers_response(rq) && strcmp(PQgetvalue(res, 0, 1), "succeeded") == 0) {
+		struct buf u;
+
+		/* The Asynchronous Request-Reply pattern: done, so see the response. */
+		buf_init(&u);
+		status_url(rq, app, id, &u);
+		buf_puts(&u, "/response");
+		resp_header(rs, "Location", "%s", u.data);
+		resp_header(rs, "Preference-Applied", "return=response");
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(id));
+		json_object_object_add(o, "state", json_object_new_string("succeeded"));
+		json_object_object_add(o, "response_url", json_object_new_string(u.data));
+		resp_json(rs, 303, o);
+		buf_cleanup(&u);
 		goto out;
 	}
 	att = db_exec(&app->db, Q_CALL_ATTEMPTS, params);

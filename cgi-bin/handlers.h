@@ -39,9 +39,21 @@ int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
 		  const struct principal *who, const char *id);
 int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 		 const struct principal *who, const char *id);
+/* GET|HEAD /v1/calls/{id}/response: the target's final answer as stored (status, headers but
+ * the hop-by-hop ones, body up to max_response_bytes) once the call has succeeded, or the last
+ * answer of a dead call; else 409 (or 404) problem+json saying why. */
+int h_call_response(const struct req *rq, struct resp *rs, struct app *app,
+		    const struct principal *who, const char *id);
+/* Whether the request asks for the response itself (RFC 7240 Prefer: return=response). */
+bool h_prefers_response(const struct req *rq);
 int h_health(const struct req *rq, struct resp *rs, struct app *app);
 int h_drain(const struct req *rq, struct resp *rs, struct app *app);
 int h_metrics(const struct req *rq, struct resp *rs, struct app *app);
+
+/* The functions API (h_functions.c): /v1/functions and /v1/functions/{name}, admins only
+ * (403 for others). Returns false when the path is not one of its paths. */
+bool route_functions(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who);
 
 /* Routes a request to its handler (405 / 404 problems for the rest). */
 void route(const struct req *rq, struct resp *rs, struct app *app);

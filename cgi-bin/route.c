@@ -17,8 +17,8 @@ static void not_allowed(struct resp *rs, const char *allow)
 	resp_header(rs, "Allow", "%s", allow);
 }
 
-/* The calls API: /v1/calls, /v1/calls/{id}[/retry], /v1/async/... Returns false when p is not
- * one of its paths. who is the authenticated client. */
+/* The calls API: /v1/calls, /v1/calls/{id}[/retry|/response], /v1/async/... Returns false when p is
+ * not one of its paths. who is the authenticated client. */
 static bool route_calls(const struct req *rq, struct resp *rs, struct app *app,
 			const struct principal *who)
 {
@@ -63,6 +63,13 @@ static bool route_calls(const struct req *rq, struct resp *rs, struct app *app,
 				h_call_retry(rq, rs, app, who, id);
 			else
 				not_allowed(rs, "POST");
+			return true;
+		}
+		if (strcmp(slash, "/response") == 0) {
+			if (is_method(rq, "GET") || is_method(rq, "HEAD"))
+				h_call_response(rq, rs, app, who, id);
+			else
+				not_allowed(rs, "GET, HEAD");
 			return true;
 		}
 	}
@@ -138,7 +145,8 @@ static bool is_api_path(const char *p)
 static bool route_api(const struct req *rq, struct resp *rs, struct app *app,
 		      const struct principal *who)
 {
-	return route_calls(rq, rs, app, who) || route_schedules(rq, rs, app, who);
+	return route_calls(rq, rs, app, who) || route_functions(rq, rs, app, who) ||
+	       route_schedules(rq, rs, app, who);
 }
 
 void route(const struct req *rq, struct resp *rs, struct app *app)

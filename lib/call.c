@@ -15,12 +15,15 @@
 #include "conf.h"
 #include "http.h"
 #include "netpolicy.h"
+#include "statuses.h"
 #include "timeparse.h"
 
 #define MAX_URL_LEN 8192
 #define MAX_PATH_LEN 4096
 #define MAX_QUERY_LEN 8192
 #define MAX_CORRELATION_LEN 256
+#define MAX_DEBOUNCE_KEY_LEN 256
+#define MIN_CONNECT_TIMEOUT_MS 100
 /* Backoff bounds are stored in milliseconds as integer (int4): 24 days fit, 25 do not. */
 #define MAX_BACKOFF_MS (24 * 86400000LL)
 
@@ -31,6 +34,7 @@ void call_init(struct call *c)
 	c->retry_initial_ms = -1;
 	c->retry_max_ms = -1;
 	c->timeout_ms = -1;
+	c->connect_timeout_ms = -1;
 }
 
 void call_cleanup(struct call *c)
@@ -47,6 +51,9 @@ void call_cleanup(struct call *c)
 	json_object_put(c->callback_headers);
 	free(c->failure_callback_url);
 	json_object_put(c->failure_callback_headers);
+	json_object_put(c->retry_on);
+	json_object_put(c->give_up_on);
+	free(c->debounce_key);
 	call_init(c);
 }
 
@@ -215,6 +222,22 @@ static int set_headers_obj(struct json_object **dst, struct json_object *v,
 	return 0;
 }
 
+int call_check_url(const char *url, const struct call_env *env, const char *field,
+		   struct problem *p)
+{
+	return check_url(url, env, "", field, p);
+}
+
+int call_check_headers(struct json_object *headers, const struct call_env *env, const char *field,
+		       struct problem *p)
+{
+	struct json_object *copy = NULL;
+	int rc = set_headers_obj(&copy, headers, env, "", field, p);
+
+	json_object_put(copy);
+	return rc;
+}
+
 static bool method_known(const char *m)
 {
 	static const char *const methods[] = {"GET",   "HEAD",	 "POST",   "PUT",
@@ -244,6 +267,28 @@ static int set_method(struct call *c, const char *m, const char *prefix, const c
 bad:
 	return fail(p, 400, prefix, name,
 		    "must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+}
+
+int call_parse_priority(const char *s, int64_t *out)
+{
+	const char *t = s;
+	long long n = 0;
+
+	if (*t == '-' || *t == '+')
+		t++;
+	if (*t == '\0' || strlen(t) > 3)
+		return -1;
+	for (; *t != '\0'; t++) {
+		if (*t < '0' || *t > '9')
+			return -1;
+		n = n * 10 + (*t - '0');
+	}
+	if (*s == '-')
+		n = -n;
+	if (n < CALL_PRIORITY_MIN || n > CALL_PRIORITY_MAX)
+		return -1;
+	*out = n;
+	return 0;
 }
 
 /* Durations: "90s" or a whole number of seconds (JSON number or digit string). */
@@ -455,11 +500,100 @@ static int set_query(struct call *c, struct json_object *v, const char *prefix, 
 	return 0;
 }
 
+/* retry.on, retry.give_up_on: a JSON array of statuses and classes ([404, "5xx"]). */
+static int set_statuses_json(struct json_object **dst, struct json_object *v, const char *prefix,
+			     const char *field, struct problem *p)
+{
+	struct json_object *list;
+	size_t n;
+
+	if (!json_object_is_type(v, json_type_array))
+		return fail(
+			p, 400, prefix, field,
+			"must be an array of HTTP statuses and classes, such as [404, \"5xx\"]");
+	n = json_object_array_length(v);
+	if (n > STATUSES_MAX_ITEMS)
+		return fail(p, 400, prefix, field, "more than %d entries", STATUSES_MAX_ITEMS);
+	list = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *item;
+		const char *why;
+		char f[280];
+
+		if (statuses_item(json_object_array_get_idx(v, i), &item, &why) != 0) {
+			json_object_put(list);
+			snprintf(f, sizeof(f), "%s[%zu]", field, i);
+			return fail(p, 400, prefix, f, "%s", why);
+		}
+		json_object_array_add(list, item);
+	}
+	json_object_put(*dst);
+	*dst = list;
+	return 0;
+}
+
+/* Async-Retry-On, Async-Give-Up-On: "404, 5xx" (comma-separated; spaces around entries). */
+static int set_statuses_text(struct json_object **dst, const char *text, const char *field,
+			     struct problem *p)
+{
+	struct json_object *list = json_object_new_array();
+	const char *t = text;
+	int rc = -1;
+
+	for (;;) {
+		const char *comma = strchr(t, ',');
+		size_t len = comma != NULL ? (size_t)(comma - t) : strlen(t);
+		struct json_object *s = json_object_new_string_len(t, (int)(len < 64 ? len : 64));
+		struct json_object *item = NULL;
+		const char *why;
+
+		if (json_object_array_length(list) >= STATUSES_MAX_ITEMS) {
+			json_object_put(s);
+			fail(p, 400, "", field, "more than %d entries", STATUSES_MAX_ITEMS);
+			goto out;
+		}
+		if (statuses_item(s, &item, &why) != 0) {
+			fail(p, 400, "", field,
+			     "\"%.*s\" %s (give a comma-separated list such as "
+			     "\"404, 5xx\")",
+			     (int)(len < 16 ? len : 16), t, why);
+			json_object_put(s);
+			goto out;
+		}
+		json_object_put(s);
+		json_object_array_add(list, item);
+		if (comma == NULL)
+			break;
+		t = comma + 1;
+	}
+	json_object_put(*dst);
+	*dst = list;
+	list = NULL;
+	rc = 0;
+out:
+	json_object_put(list);
+	return rc;
+}
+
+static int set_debounce_key(struct call *c, const char *s, const char *prefix, const char *field,
+			    struct problem *p)
+{
+	if (*s == '\0' || strlen(s) > MAX_DEBOUNCE_KEY_LEN || !printable(s) ||
+	    !http_utf8_valid(s, strlen(s)))
+		return fail(p, 400, prefix, field,
+			    "must be 1 to %d bytes of UTF-8 without control characters",
+			    MAX_DEBOUNCE_KEY_LEN);
+	free(c->debounce_key);
+	c->debounce_key = xstrdup(s);
+	return 0;
+}
+
 static int set_retry(struct call *c, struct json_object *v, const char *prefix, struct problem *p)
 {
 	if (!json_object_is_type(v, json_type_object))
 		return fail(p, 400, prefix, "retry",
-			    "must be an object {\"max_attempts\", \"initial\", \"max\"}");
+			    "must be an object {\"max_attempts\", \"initial\", \"max\", \"on\", "
+			    "\"give_up_on\"}");
 	json_object_object_foreach (v, k, val) {
 		char field[256];
 
@@ -479,9 +613,15 @@ static int set_retry(struct call *c, struct json_object *v, const char *prefix, 
 			if (set_duration(&c->retry_max_ms, val, 0, MAX_BACKOFF_MS, prefix, field,
 					 p) != 0)
 				return -1;
+		} else if (strcmp(k, "on") == 0) {
+			if (set_statuses_json(&c->retry_on, val, prefix, field, p) != 0)
+				return -1;
+		} else if (strcmp(k, "give_up_on") == 0) {
+			if (set_statuses_json(&c->give_up_on, val, prefix, field, p) != 0)
+				return -1;
 		} else {
 			return fail(p, 400, prefix, field,
-				    "unknown field (max_attempts, initial, max)");
+				    "unknown field (max_attempts, initial, max, on, give_up_on)");
 		}
 	}
 	return 0;
@@ -637,6 +777,13 @@ static int field_json(struct call *c, const char *k, struct json_object *v,
 		return set_duration(&c->delay_ms, v, 0, cf->max_delay_ms, prefix, k, p);
 	} else if (strcmp(k, "timeout") == 0) {
 		return set_duration(&c->timeout_ms, v, 1000, cf->max_timeout_ms, prefix, k, p);
+	} else if (strcmp(k, "connect_timeout") == 0) {
+		return set_duration(&c->connect_timeout_ms, v, MIN_CONNECT_TIMEOUT_MS,
+				    cf->max_timeout_ms, prefix, k, p);
+	} else if (strcmp(k, "debounce_key") == 0) {
+		if (want_string(v, prefix, k, p) != 0)
+			return -1;
+		return set_debounce_key(c, json_object_get_string(v), prefix, k, p);
 	} else if (strcmp(k, "expires_in") == 0) {
 		return set_duration(&c->expires_in_ms, v, 1000, cf->max_expires_in_ms, prefix, k,
 				    p);
@@ -651,11 +798,20 @@ static int field_json(struct call *c, const char *k, struct json_object *v,
 				    prefix, k, p);
 	} else if (strcmp(k, "retry") == 0) {
 		return set_retry(c, v, prefix, p);
+	} else if (strcmp(k, "priority") == 0) {
+		int64_t n = json_object_get_int64(v);
+
+		if (!json_object_is_type(v, json_type_int) || n < CALL_PRIORITY_MIN ||
+		    n > CALL_PRIORITY_MAX)
+			return fail(p, 400, prefix, k, "must be a whole number from %d to %d",
+				    CALL_PRIORITY_MIN, CALL_PRIORITY_MAX);
+		c->priority = n;
 	} else {
 		return fail(p, 400, prefix, k,
 			    "unknown field (target, function, path, method, query, headers, body, "
 			    "body_text, body_base64, not_before, delay, correlation_id, callback, "
-			    "failure_callback, retry, timeout, expires_in)");
+			    "failure_callback, retry, timeout, connect_timeout, expires_in, "
+			    "debounce_key, priority)");
 	}
 	return 0;
 }
@@ -717,6 +873,12 @@ int call_resolve(struct call *c, const struct call_env *env, int64_t fn_timeout_
 		c->retry_max_ms = fn_retry_max_ms >= 0 ? fn_retry_max_ms : cf->default_retry_max_ms;
 	if (c->retry_max_ms < c->retry_initial_ms)
 		return fail(p, 400, prefix, "retry.max", "must not be shorter than retry.initial");
+	/* Checked here, after the function's or the default timeout is known. */
+	if (c->connect_timeout_ms > c->timeout_ms)
+		return fail(p, 400, prefix,
+			    c->transparent ? "Async-Connect-Timeout" : "connect_timeout",
+			    "must not be longer than the timeout (%lld ms)",
+			    (long long)c->timeout_ms);
 	return 0;
 }
 
@@ -830,6 +992,12 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 	}
 	if (strcmp(cgi, "HTTP_ASYNC_CORRELATION_ID") == 0)
 		return set_correlation(c, value, "", "Async-Correlation-Id", p);
+	if (strcmp(cgi, "HTTP_ASYNC_DEBOUNCE_KEY") == 0)
+		return set_debounce_key(c, value, "", "Async-Debounce-Key", p);
+	if (strcmp(cgi, "HTTP_ASYNC_RETRY_ON") == 0)
+		return set_statuses_text(&c->retry_on, value, "Async-Retry-On", p);
+	if (strcmp(cgi, "HTTP_ASYNC_GIVE_UP_ON") == 0)
+		return set_statuses_text(&c->give_up_on, value, "Async-Give-Up-On", p);
 	if (strcmp(cgi, "HTTP_ASYNC_MAX_ATTEMPTS") == 0) {
 		char *end;
 		long n = strtol(value, &end, 10);
@@ -840,6 +1008,13 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 		c->max_attempts = n;
 		return 0;
 	}
+	if (strcmp(cgi, "HTTP_ASYNC_PRIORITY") == 0) {
+		if (call_parse_priority(value, &c->priority) != 0)
+			return fail(p, 400, "", "Async-Priority",
+				    "must be a whole number from %d to %d", CALL_PRIORITY_MIN,
+				    CALL_PRIORITY_MAX);
+		return 0;
+	}
 	v = json_object_new_string(value);
 	if (strcmp(cgi, "HTTP_ASYNC_DELAY") == 0) {
 		c->has_delay = true;
@@ -847,6 +1022,9 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 	} else if (strcmp(cgi, "HTTP_ASYNC_TIMEOUT") == 0) {
 		rc = set_duration(&c->timeout_ms, v, 1000, cf->max_timeout_ms, "", "Async-Timeout",
 				  p);
+	} else if (strcmp(cgi, "HTTP_ASYNC_CONNECT_TIMEOUT") == 0) {
+		rc = set_duration(&c->connect_timeout_ms, v, MIN_CONNECT_TIMEOUT_MS,
+				  cf->max_timeout_ms, "", "Async-Connect-Timeout", p);
 	} else if (strcmp(cgi, "HTTP_ASYNC_EXPIRES_IN") == 0) {
 		rc = set_duration(&c->expires_in_ms, v, 1000, cf->max_expires_in_ms, "",
 				  "Async-Expires-In", p);
@@ -862,7 +1040,9 @@ static int control_header(struct call *c, const char *cgi, const char *value,
 		rc = fail(p, 400, "", name,
 			  "unknown control header (Async-Delay, Async-Not-Before, Async-Callback, "
 			  "Async-Failure-Callback, Async-Correlation-Id, Async-Max-Attempts, "
-			  "Async-Retry-Initial, Async-Retry-Max, Async-Timeout, Async-Expires-In)");
+			  "Async-Retry-Initial, Async-Retry-Max, Async-Retry-On, Async-Give-Up-On, "
+			  "Async-Timeout, Async-Connect-Timeout, Async-Expires-In, "
+			  "Async-Debounce-Key, Async-Priority)");
 	}
 	json_object_put(v);
 	return rc;
@@ -893,6 +1073,7 @@ int call_from_request(struct call *c, const struct req *rq, const char *rest,
 	const char *ct;
 	const char *query;
 
+	c->transparent = true;
 	if (parse_async_path(c, rest, env, p) != 0)
 		return -1;
 	if (set_method(c, rq->method, "", "method", p) != 0)
@@ -987,5 +1168,15 @@ struct json_object *call_row_json(const struct call *c, const char *id)
 	json_object_object_add(o, "retry_initial_ms", json_object_new_int64(c->retry_initial_ms));
 	json_object_object_add(o, "retry_max_ms", json_object_new_int64(c->retry_max_ms));
 	json_object_object_add(o, "timeout_ms", json_object_new_int64(c->timeout_ms));
+	/* The per-call controls only when given: the idempotency hash of a call without them
+	 * stays what it was before they existed. */
+	if (c->connect_timeout_ms >= 0)
+		json_object_object_add(o, "connect_timeout_ms",
+				       json_object_new_int64(c->connect_timeout_ms));
+	add_obj(o, "retry_on", c->retry_on);
+	add_obj(o, "give_up_on", c->give_up_on);
+	add_str(o, "debounce_key", c->debounce_key);
+	if (c->priority != 0)
+		json_object_object_add(o, "priority", json_object_new_int64(c->priority));
 	return o;
 }

@@ -47,7 +47,20 @@ struct call {
 	int64_t retry_initial_ms;
 	int64_t retry_max_ms;
 	int64_t timeout_ms;
+	int64_t connect_timeout_ms;	/* -1: drain_connect_timeout */
+	struct json_object *retry_on;	/* normal-form status list (statuses.h), or NULL */
+	struct json_object *give_up_on; /* likewise */
+	char *debounce_key;		/* or NULL */
+	bool transparent; /* from control headers: checks across fields name the header */
+	int64_t priority; /* CALL_PRIORITY_MIN..MAX; higher is claimed first among due calls */
 };
+
+#define CALL_PRIORITY_MIN (-100)
+#define CALL_PRIORITY_MAX 100
+
+/* Parses a priority: a whole number from CALL_PRIORITY_MIN to CALL_PRIORITY_MAX, optionally
+ * signed, as text (the Async-Priority header). Returns 0 with *out set, or -1. */
+int call_parse_priority(const char *s, int64_t *out) MUSTCHECK;
 
 void call_init(struct call *c);
 void call_cleanup(struct call *c);
@@ -72,6 +85,19 @@ int call_resolve(struct call *c, const struct call_env *env, int64_t fn_timeout_
 /* The call as a JSON object for Q_CALLS_INSERT's rows (new; caller puts). id may be NULL
  * (used to compute the idempotency hash, which must not depend on the fresh id). */
 struct json_object *call_row_json(const struct call *c, const char *id) MUSTCHECK;
+
+/* The checks of a call's target URL (absolute http/https, ASCII, no credentials or fragment,
+ * a host the address policy allows), for other URLs the gateway will call (a function's
+ * base_url). field names the input in p. Returns 0, or -1 with p filled (400). */
+int call_check_url(const char *url, const struct call_env *env, const char *field,
+		   struct problem *p) MUSTCHECK;
+
+/* The checks of a call's headers object ({"Name": "value"}: token names, values without
+ * control characters, no hop-by-hop, Async-* or webhook-* names, nothing from deny_headers, no
+ * name twice, at most max_headers), for a function's default headers. field names the object
+ * ("headers"); a bad header is named "field.Name". Returns 0, or -1 with p filled (400). */
+int call_check_headers(struct json_object *headers, const struct call_env *env, const char *field,
+		       struct problem *p) MUSTCHECK;
 
 /* Duration fields accept a string ("90s") or a whole number of seconds. */
 int call_parse_duration(struct json_object *v, int64_t *ms);

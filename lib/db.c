@@ -167,9 +167,11 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 		}
 		code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", code != NULL ? code : "");
-		if (strcmp(db->sqlstate, "40001") == 0 && serial++ < 3) {
+		if ((strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0) &&
+		    serial++ < 3) {
 			/* Lost a race with a concurrent move of the same row between calls_live and
-			 * calls_done; the statement was rolled back whole. Look again. */
+			 * calls_done (or, rarely, a deadlock with an operator's SQL over
+			 * flow-control rows); the statement was rolled back whole. Look again. */
 			log_debug("db %s: serialization failure, running it again",
 				  queries[q].name);
 			PQclear(res);
@@ -182,8 +184,16 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 			db->error = DB_UNAVAILABLE;
 			return NULL;
 		}
-		log_err("db %s failed: sqlstate=%s %s", queries[q].name, db->sqlstate,
-			exec_error(msg, sizeof(msg), res));
+		code = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
+		snprintf(db->errcolumn, sizeof(db->errcolumn), "%s", code != NULL ? code : "");
+		code = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		snprintf(db->errmsg, sizeof(db->errmsg), "%s", code != NULL ? code : "");
+		if (strcmp(db->sqlstate, "22023") == 0) /* input a SQL function refused */
+			log_info("db %s refused: %s", queries[q].name,
+				 exec_error(msg, sizeof(msg), res));
+		else
+			log_err("db %s failed: sqlstate=%s %s", queries[q].name, db->sqlstate,
+				exec_error(msg, sizeof(msg), res));
 		PQclear(res);
 		db->error = DB_QUERY;
 		return NULL;

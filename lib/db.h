@@ -25,6 +25,9 @@ struct db {
 	char *conninfo;	     /* owned */
 	enum db_error error; /* of the last db_exec */
 	char sqlstate[6];    /* of the last DB_QUERY error */
+	char errcolumn[64];  /* its column field ("" = none): the input field a SQL function
+			      * refused with 22023 (sql/004_functions_flow.sql ag_spec_fail) */
+	char errmsg[256];    /* its primary message, truncated */
 };
 
 /* Stores the conninfo ("" = libpq's environment); does not connect yet. */

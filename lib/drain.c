@@ -23,6 +23,7 @@
 #include "log.h"
 #include "schedule.h"
 #include "sign.h"
+#include "statuses.h"
 #include "timeparse.h"
 #include "uuid.h"
 
@@ -66,6 +67,10 @@ enum claim_col {
 	CC_HAS_CALLBACK,
 	CC_HAS_FAILURE_CALLBACK,
 	CC_CALLBACK_OF,
+	CC_CONNECT_TIMEOUT_MS,
+	CC_RETRY_ON,
+	CC_GIVE_UP_ON,
+	CC_HELD, /* a limited call flow control held back: only its id is set */
 };
 
 /* Duration histogram bounds of /metrics (ms); a duration above the last one is bucket -1. */
@@ -83,9 +88,12 @@ struct job {
 	char *correlation_id;
 	char *callback_of; /* on a callback call: the call it reports on */
 	int64_t max_attempts, attempt_floor, retry_initial_ms, retry_max_ms;
-	int64_t expires_ms;    /* wall clock ms, database time; -1 = never */
-	int64_t clock_skew_ms; /* database now - local now, at the claim */
+	int64_t expires_ms;	/* wall clock ms, database time; -1 = never */
+	int64_t retry_after_ms; /* the answer's Retry-After (ms); <= 0 = none */
+	int64_t clock_skew_ms;	/* database now - local now, at the claim */
 	bool has_callback, has_failure_callback;
+	int64_t timeout_ms, connect_timeout_ms; /* the limits this attempt runs under */
+	struct statuses retry_on, give_up_on;	/* the call's lists (empty: none) */
 	char *url;
 	unsigned char *body; /* PQunescapeBytea: PQfreemem */
 	size_t body_len;
@@ -94,7 +102,8 @@ struct job {
 	int64_t started_us, t0_ms;
 	struct buf resp_body; /* at most cf->max_response_bytes */
 	int64_t resp_size;
-	struct json_object *resp_headers; /* owned */
+	struct json_object *resp_headers;     /* owned; lower-case names, repeats comma-joined */
+	struct json_object *resp_header_list; /* owned; [[name, value], ...] as sent, in order */
 	int resp_header_count;
 	const char *refused; /* static text from netpolicy, when a connection was refused */
 	char refused_addr[INET6_ADDRSTRLEN];
@@ -131,7 +140,8 @@ static int64_t mono_ms(void)
 
 /* ---- pure parts ---- */
 
-enum send_verdict drain_verdict(long status, int curl_code, bool refused)
+enum send_verdict drain_verdict(long status, int curl_code, bool refused,
+				const struct statuses *retry_on, const struct statuses *give_up_on)
 {
 	if (refused)
 		return SEND_DEAD;
@@ -149,7 +159,10 @@ enum send_verdict drain_verdict(long status, int curl_code, bool refused)
 	}
 	if (status >= 200 && status <= 299)
 		return SEND_OK;
-	if (status == 408 || status == 425 || status == 429 || (status >= 500 && status <= 599))
+	if (statuses_has(give_up_on, status))
+		return SEND_DEAD;
+	if (status == 408 || status == 425 || status == 429 || (status >= 500 && status <= 599) ||
+	    statuses_has(retry_on, status))
 		return SEND_RETRY;
 	return SEND_DEAD;
 }
@@ -232,6 +245,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 		j->tried = false;
 		json_object_put(j->resp_headers);
 		j->resp_headers = json_object_new_object();
+		json_object_put(j->resp_header_list);
+		j->resp_header_list = json_object_new_array();
 		j->resp_header_count = 0;
 		return len;
 	}
@@ -252,15 +267,23 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 		ve--;
 	if (ve - vs > MAX_RESP_HEADER)
 		ve = vs + MAX_RESP_HEADER;
-	for (char *c = name; *c != '\0'; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c = (char)(*c - 'A' + 'a');
 	value = xstrndup(p + vs, ve - vs);
 	if (!http_utf8_valid(value, strlen(value))) {
 		for (char *c = value; *c != '\0'; c++)
 			if ((unsigned char)*c >= 0x80)
 				*c = '?';
 	}
+	if (j->resp_header_list != NULL &&
+	    json_object_array_length(j->resp_header_list) < MAX_RESP_HEADERS) {
+		struct json_object *pair = json_object_new_array();
+
+		json_object_array_add(pair, json_object_new_string(name));
+		json_object_array_add(pair, json_object_new_string(value));
+		json_object_array_add(j->resp_header_list, pair);
+	}
+	for (char *c = name; *c != '\0'; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
 	if (json_object_object_get_ex(j->resp_headers, name, &prev)) {
 		char *joined = xasprintf("%s, %s", json_object_get_string(prev), value);
 
@@ -343,6 +366,7 @@ static void job_reset(struct job *j)
 	curl_slist_free_all(j->headers);
 	buf_cleanup(&j->resp_body);
 	json_object_put(j->resp_headers);
+	json_object_put(j->resp_header_list);
 	CURL *easy = j->easy;
 	struct drain *d = j->d;
 
@@ -487,13 +511,12 @@ out:
 		}                                                                                  \
 	} while (0)
 
-static int job_setopts(struct job *j, const char *method, int64_t timeout_ms, bool redirects)
+static int job_setopts(struct job *j, const char *method, bool redirects)
 {
 	CURL *h = j->easy;
-	int64_t connect_ms = j->d->cf->drain_connect_timeout_ms;
+	int64_t timeout_ms = j->timeout_ms;
+	int64_t connect_ms = j->connect_timeout_ms;
 
-	if (connect_ms > timeout_ms)
-		connect_ms = timeout_ms;
 	SETOPT(h, CURLOPT_URL, j->url);
 	SETOPT(h, CURLOPT_PRIVATE, (void *)j);
 	SETOPT(h, CURLOPT_NOSIGNAL, 1L);
@@ -649,6 +672,8 @@ static void settle_job(struct drain *d, struct job *j, const char *state, int64_
 		if (status > 0)
 			add_int(r, "status", status);
 		json_object_object_add(r, "response_headers", json_object_get(j->resp_headers));
+		json_object_object_add(r, "response_header_list",
+				       json_object_get(j->resp_header_list));
 		if (j->resp_body.len > 0) {
 			char *b = base64(j->resp_body.data, j->resp_body.len);
 
@@ -661,6 +686,8 @@ static void settle_job(struct drain *d, struct job *j, const char *state, int64_
 		add_int(r, "bucket_ms", j->t0_ms != 0 ? bucket_of(duration_ms) : -2);
 	}
 	add_str(r, "error", error);
+	if (j->retry_after_ms > 0)
+		add_int(r, "retry_after_ms", j->retry_after_ms); /* flow control: 429 pauses */
 	if (final &&
 	    (strcmp(state, "succeeded") == 0 ? j->has_callback
 					     : (j->has_callback || j->has_failure_callback))) {
@@ -832,6 +859,25 @@ static int flush(struct drain *d, struct drain_stats *st)
 	return 0;
 }
 
+/* Which limit a timed-out transfer hit, written to err as "connect timeout (N ms): " when no
+ * request went out, so the connection (TCP, TLS) was not made in time
+ * (CURLOPT_CONNECTTIMEOUT_MS, or the total limit ran out while still connecting), else
+ * "timeout (N ms): " (CURLOPT_TIMEOUT_MS). Not CURLINFO_CONNECT_TIME_T: it is 0 for a
+ * connection reused from an earlier call too. Returns the length written. */
+static size_t timeout_kind(struct job *j, char *err, size_t n)
+{
+	long sent = 1;
+	int w;
+
+	if (curl_easy_getinfo(j->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
+		sent = 1;
+	if (sent == 0)
+		w = snprintf(err, n, "connect timeout (%" PRId64 " ms): ", j->connect_timeout_ms);
+	else
+		w = snprintf(err, n, "timeout (%" PRId64 " ms): ", j->timeout_ms);
+	return w > 0 && (size_t)w < n ? (size_t)w : 0;
+}
+
 /* A transfer ended: decide the call's next state and queue the outcome. */
 static void job_done(struct drain *d, struct job *j, CURLcode code)
 {
@@ -846,6 +892,7 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 	int failures = j->attempt - (int)j->attempt_floor;
 	bool refused;
 
+	j->retry_after_ms = -1;
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (code != CURLE_OK)
 		status = 0; /* a response cut off is not an answer */
@@ -854,7 +901,7 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 	if (code == CURLE_OK)
 		j->refused = NULL;
 	refused = j->refused != NULL && !j->tried;
-	v = drain_verdict(status, (int)code, refused);
+	v = drain_verdict(status, (int)code, refused, &j->retry_on, &j->give_up_on);
 	if (refused) {
 		snprintf(err, sizeof(err), "refused: the target resolves to a %s address (%s)",
 			 j->refused, j->refused_addr);
@@ -863,7 +910,11 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 		snprintf(err, sizeof(err), "%s", j->errbuf); /* release_all's reason */
 		error = err;
 	} else if (code != CURLE_OK) {
-		snprintf(err, sizeof(err), "%s: %s", curl_easy_strerror(code),
+		size_t o = 0;
+
+		if (code == CURLE_OPERATION_TIMEDOUT)
+			o = timeout_kind(j, err, sizeof(err));
+		snprintf(err + o, sizeof(err) - o, "%s: %s", curl_easy_strerror(code),
 			 j->errbuf[0] != '\0' ? j->errbuf : "-");
 		for (char *c = err; *c != '\0'; c++)
 			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
@@ -889,6 +940,7 @@ static void job_done(struct drain *d, struct job *j, CURLcode code)
 			ra_ms = (retry_after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S
 								 : (int64_t)retry_after) *
 				1000;
+		j->retry_after_ms = ra_ms;
 		if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 			r = (uint32_t)rand();
 		delay = drain_backoff_ms(j->retry_initial_ms, j->retry_max_ms, failures,
@@ -920,6 +972,28 @@ static void job_fail(struct drain *d, struct job *j, const char *why)
 	job_reset(j);
 }
 
+/* The call's retry.on and retry.give_up_on (stored as normal-form JSON arrays) into j. */
+static int job_statuses(struct job *j, const PGresult *res, int row)
+{
+	static const enum claim_col cols[2] = {CC_RETRY_ON, CC_GIVE_UP_ON};
+	struct statuses *sets[2] = {&j->retry_on, &j->give_up_on};
+	int rc = 0;
+
+	for (int i = 0; i < 2; i++) {
+		const char *text = col(res, row, cols[i]);
+		struct json_object *list;
+
+		statuses_clear(sets[i]);
+		if (text == NULL)
+			continue;
+		list = json_tokener_parse(text);
+		if (list == NULL || statuses_add_json(sets[i], list) != 0)
+			rc = -1;
+		json_object_put(list);
+	}
+	return rc;
+}
+
 /* Starts claimed row `row`. On a setup failure the call is settled dead (or expired). */
 static void job_start(struct drain *d, struct job *j, const PGresult *res, int row)
 {
@@ -928,7 +1002,6 @@ static void job_start(struct drain *d, struct job *j, const PGresult *res, int r
 	const char *target = col(res, row, CC_TARGET);
 	const char *base_url = col(res, row, CC_BASE_URL);
 	const char *method = col(res, row, CC_METHOD);
-	int64_t timeout_ms = col_i64(res, row, CC_TIMEOUT_MS, d->cf->default_timeout_ms);
 	char err[256];
 	CURLMcode mc;
 
@@ -948,6 +1021,16 @@ static void job_start(struct drain *d, struct job *j, const PGresult *res, int r
 	j->has_callback = col_bool(res, row, CC_HAS_CALLBACK);
 	j->has_failure_callback = col_bool(res, row, CC_HAS_FAILURE_CALLBACK);
 	j->resp_headers = json_object_new_object();
+	j->resp_header_list = json_object_new_array();
+	j->timeout_ms = col_i64(res, row, CC_TIMEOUT_MS, d->cf->default_timeout_ms);
+	j->connect_timeout_ms =
+		col_i64(res, row, CC_CONNECT_TIMEOUT_MS, d->cf->drain_connect_timeout_ms);
+	if (j->connect_timeout_ms > j->timeout_ms)
+		j->connect_timeout_ms = j->timeout_ms;
+	if (job_statuses(j, res, row) != 0) {
+		job_fail(d, j, "the call's retry.on or retry.give_up_on list is malformed");
+		return;
+	}
 
 	if (col_bool(res, row, CC_EXPIRED)) {
 		settle_job(d, j, "expired", 0, false, 0, "expired before it could be sent", NULL,
@@ -972,7 +1055,7 @@ static void job_start(struct drain *d, struct job *j, const PGresult *res, int r
 		return;
 	}
 	curl_easy_reset(j->easy);
-	if (job_setopts(j, method, timeout_ms, col_bool(res, row, CC_FOLLOW_REDIRECTS)) != 0) {
+	if (job_setopts(j, method, col_bool(res, row, CC_FOLLOW_REDIRECTS)) != 0) {
 		job_fail(d, j, "libcurl refused the call's options");
 		return;
 	}
@@ -996,7 +1079,9 @@ static struct job *free_slot(struct drain *d)
 	return NULL;
 }
 
-/* Claims up to n calls and starts them. Returns the number claimed, or -1 (logged). */
+/* Claims up to n calls and starts them. Returns the number of rows the claim looked at (those
+ * started, and those flow control held back for later, which still make a full batch), or -1
+ * (logged). */
 static int claim(struct drain *d, int n, struct drain_stats *st)
 {
 	char nb[16], margin[24];
@@ -1010,8 +1095,11 @@ static int claim(struct drain *d, int n, struct drain_stats *st)
 		return -1;
 	rows = PQntuples(res);
 	for (int i = 0; i < rows; i++) {
-		struct job *j = free_slot(d);
+		struct job *j;
 
+		if (col_bool(res, i, CC_HELD))
+			continue; /* rescheduled by the claim itself; no attempt was counted */
+		j = free_slot(d);
 		if (j == NULL) { /* cannot happen: n <= free slots */
 			log_err("drain: no free slot for a claimed call");
 			break;

@@ -77,11 +77,16 @@ char *drain_name(const char *prefix) MUSTCHECK;
 
 enum send_verdict { SEND_OK, SEND_RETRY, SEND_DEAD };
 
+struct statuses;
+
 /* What an attempt's result means: status is the HTTP status (0 when none came), curl_code the
- * transfer's CURLcode, refused true when the address policy stopped the connection.
- * 2xx: OK. Connection errors, timeouts, 408, 425, 429, 5xx: RETRY. Refused addresses, URLs
- * libcurl cannot use, too many redirects, and every other status: DEAD. */
-enum send_verdict drain_verdict(long status, int curl_code, bool refused);
+ * transfer's CURLcode, refused true when the address policy stopped the connection, retry_on
+ * and give_up_on the call's own lists (NULL or empty: none).
+ * 2xx: OK. A status in give_up_on: DEAD. Connection errors, timeouts, 408, 425, 429, 5xx and
+ * the statuses in retry_on: RETRY. Refused addresses, URLs libcurl cannot use, too many
+ * redirects, and every other status: DEAD. */
+enum send_verdict drain_verdict(long status, int curl_code, bool refused,
+				const struct statuses *retry_on, const struct statuses *give_up_on);
 
 /* Delay before the next attempt after `failures` failed attempts (>= 1): uniform in
  * [initial, min(max, initial * 2^failures)] (exponential backoff, full jitter above the

@@ -16,7 +16,9 @@
 	"c.failure_callback_url AS \"failure_callback.url\", "                                     \
 	"c.failure_callback_headers AS \"failure_callback.headers\", "                             \
 	"c.max_attempts AS \"retry.max_attempts\", c.retry_initial_ms AS \"retry.initial_ms\", "   \
-	"c.retry_max_ms AS \"retry.max_ms\", c.timeout_ms, "                                       \
+	"c.retry_max_ms AS \"retry.max_ms\", c.retry_on AS \"retry.on\", "                       \
+	"c.give_up_on AS \"retry.give_up_on\", c.timeout_ms, c.connect_timeout_ms, "               \
+	"c.debounce_key, c.priority, "                                                             \
 	"c.attempts, ag_ts(c.lease_until) AS lease_until, "                                        \
 	"c.last_status, c.last_error, c.callback_of, "                                             \
 	"c.callback_id AS \"callback_call.id\", "                                                  \
@@ -37,7 +39,10 @@ const struct query queries[Q__COUNT] = {
 	/* $1 rows (jsonb array, one object per call, made by call_row_json), $2 client,
 	 * $3 idempotency key or NULL, $4 request hash (hex), $5 batch (bool).
 	 * One statement, so it commits as a whole: with a key that is already taken, nothing is
-	 * inserted and zero rows come back (the caller then reads Q_IDEM_GET). */
+	 * inserted and zero rows come back (the caller then reads Q_IDEM_GET). Calls with a
+	 * debounce_key first cancel the client's older pending calls with the same key
+	 * (ag_debounce, sql/005_call_controls.sql; d is one row, and calls it only when a call has
+	 * a key and the insert goes ahead). */
 	[Q_CALLS_INSERT] = { "calls_insert",
 		"WITH r AS MATERIALIZED ("
 		" SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
@@ -47,7 +52,8 @@ const struct query queries[Q__COUNT] = {
 		"  callback_url text, callback_headers jsonb,"
 		"  failure_callback_url text, failure_callback_headers jsonb,"
 		"  max_attempts integer, retry_initial_ms integer, retry_max_ms integer,"
-		"  timeout_ms integer)"
+		"  timeout_ms integer, connect_timeout_ms integer, retry_on jsonb, give_up_on jsonb,"
+		"  debounce_key text, priority smallint)"
 		"), k AS ("
 		" INSERT INTO idempotency_keys (client, key, request_hash, call_ids, batch)"
 		" SELECT $2, $3, decode($4, 'hex'),"
@@ -57,11 +63,17 @@ const struct query queries[Q__COUNT] = {
 		" WHERE $3::text IS NOT NULL"
 		" ON CONFLICT DO NOTHING"
 		" RETURNING 1"
+		"), d AS ("
+		" SELECT CASE WHEN count(*) > 0"
+		"  THEN ag_debounce($2, array_agg(r.debounce_key), array_agg(r.id)) END AS n"
+		" FROM r"
+		" WHERE r.debounce_key IS NOT NULL AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM k))"
 		") "
 		"INSERT INTO calls (id, state, client, not_before, expires_at,"
 		" function, target, path, method, query, headers, body, body_type, correlation_id,"
 		" callback_url, callback_headers, failure_callback_url, failure_callback_headers,"
-		" max_attempts, retry_initial_ms, retry_max_ms, timeout_ms, idempotency_key) "
+		" max_attempts, retry_initial_ms, retry_max_ms, timeout_ms, idempotency_key,"
+		" connect_timeout_ms, retry_on, give_up_on, debounce_key, priority, flow_key) "
 		"SELECT r.id, 'queued', $2,"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
 		"  now() + make_interval(secs => COALESCE(r.delay_ms, 0) / 1000.0)),"
@@ -72,8 +84,14 @@ const struct query queries[Q__COUNT] = {
 		" COALESCE(r.headers, '{}'), decode(r.body, 'base64'), r.body_type, r.correlation_id,"
 		" r.callback_url, r.callback_headers, r.failure_callback_url,"
 		" r.failure_callback_headers,"
-		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, $3 "
-		"FROM r "
+		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, $3,"
+		" r.connect_timeout_ms, r.retry_on, r.give_up_on, r.debounce_key,"
+		" COALESCE(r.priority, 0),"
+		/* the flow-control key, when the function or the raw target's host is limited */
+		" (SELECT k.key FROM flow_keys k"
+		"  WHERE k.key = CASE WHEN r.function IS NOT NULL THEN 'f:' || r.function"
+		"   ELSE 'h:' || ag_url_host(r.target) END) "
+		"FROM r CROSS JOIN d "
 		"WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM k) "
 		"RETURNING id, ag_ts(not_before), not_before > now()",
 		5, false },
@@ -172,6 +190,19 @@ const struct query queries[Q__COUNT] = {
 		"WHERE id = $1::uuid AND ($2::text IS NULL OR client = $2)",
 		2, true },
 
+	/* $1 id, $2 client (NULL for an admin): the API state, and the last attempt's answer for
+	 * GET /v1/calls/{id}/response: its number, status, header lines (or, for attempts recorded
+	 * before 005, the header object), body (capped), whole size, and the call's last error. */
+	[Q_CALL_RESPONSE] = { "call_response",
+		"SELECT ag_state(c.state, c.not_before), a.attempt, a.status,"
+		" COALESCE(a.response_header_list, a.response_headers), a.response_body,"
+		" a.response_size, c.last_error, c.attempts "
+		"FROM calls c "
+		"LEFT JOIN LATERAL (SELECT * FROM attempts"
+		"  WHERE call_id = c.id ORDER BY attempt DESC, id DESC LIMIT 1) a ON true "
+		"WHERE c.id = $1::uuid AND ($2::text IS NULL OR c.client = $2)",
+		2, true },
+
 	/* $1 sha256 of the bearer token (hex): the live key it belongs to. */
 	[Q_AUTH_KEY] = { "auth_key",
 		"SELECT id, client, admin, array_to_json(functions), array_to_json(url_patterns) "
@@ -254,11 +285,60 @@ const struct query queries[Q__COUNT] = {
 		" LIMIT $1::integer"
 		" FOR UPDATE SKIP LOCKED"
 		"), due AS MATERIALIZED ("
-		" SELECT id FROM calls_live"
+		" SELECT id, flow_key, priority, not_before FROM calls_live"
 		" WHERE state IN ('queued', 'retrying') AND not_before <= now()"
-		" ORDER BY not_before, id"
+		" ORDER BY priority DESC, not_before, id"
 		" LIMIT greatest($1::integer - (SELECT count(*) FROM lost), 0)"
 		" FOR UPDATE SKIP LOCKED"
+		/* flow control (sql/004_functions_flow.sql): the limited keys among the
+		 * candidates, locked in key order; nothing to do when no candidate has a key */
+		"), fk AS MATERIALIZED ("
+		" SELECT f.key, f.tat_ms, f.hold_next_ms, f.paused_until_ms, f.in_flight,"
+		"  f.rate_period_ms::float8 / f.rate_limit * f.slow AS t,"
+		"  (f.rate_burst - 1) * f.rate_period_ms::float8 / f.rate_limit * f.slow AS tau,"
+		"  CASE WHEN f.max_in_flight IS NOT NULL"
+		"   THEN greatest(1, floor(f.max_in_flight / f.slow))::integer - f.in_flight END AS room,"
+		"  extract(epoch FROM now())::float8 * 1000 AS now_ms,"
+		"  greatest(coalesce(f.avg_ms, 1000)"
+		"   / greatest(1, floor(coalesce(f.max_in_flight, 1) / f.slow)), 10) AS cap_step"
+		" FROM flow_keys f"
+		" WHERE f.key IN (SELECT flow_key FROM due WHERE flow_key IS NOT NULL)"
+		" ORDER BY f.key"
+		" FOR UPDATE"
+		"), dec AS MATERIALIZED ("
+		" SELECT r.id, r.flow_key, r.j,"
+		"  fk.paused_until_ms <= fk.now_ms"
+		"  AND (fk.t IS NULL OR greatest(fk.tat_ms, fk.now_ms) - fk.tau + r.j * fk.t <= fk.now_ms)"
+		"  AND (fk.room IS NULL OR r.j < fk.room) AS granted"
+		" FROM (SELECT id, flow_key, row_number() OVER (PARTITION BY flow_key"
+		"   ORDER BY priority DESC, not_before, id) - 1 AS j"
+		"  FROM due WHERE flow_key IS NOT NULL) r"
+		" JOIN fk ON fk.key = r.flow_key"
+		"), y AS MATERIALIZED ("
+		" SELECT fk.*, x.ng, x.nh, greatest(fk.tat_ms, fk.now_ms) AS base,"
+		"  coalesce(fk.t, fk.cap_step) AS step,"
+		"  greatest(fk.hold_next_ms, fk.paused_until_ms,"
+		"   greatest(fk.tat_ms, fk.now_ms) + x.ng * fk.t - fk.tau,"
+		"   CASE WHEN x.ng >= fk.room THEN fk.now_ms + fk.cap_step END,"
+		"   fk.now_ms + 1) AS first"
+		" FROM fk JOIN (SELECT flow_key, count(*) FILTER (WHERE granted) AS ng,"
+		"   count(*) FILTER (WHERE NOT granted) AS nh"
+		"  FROM dec GROUP BY flow_key) x ON x.flow_key = fk.key"
+		"), fu AS ("
+		" UPDATE flow_keys f"
+		" SET in_flight = f.in_flight + y.ng,"
+		"  tat_ms = CASE WHEN y.t IS NULL OR y.ng = 0 THEN f.tat_ms ELSE y.base + y.ng * y.t END,"
+		"  hold_next_ms = CASE WHEN y.nh > 0 THEN y.first + y.nh * y.step"
+		"   ELSE f.hold_next_ms END"
+		" FROM y"
+		" WHERE f.key = y.key"
+		"), hu AS ("
+		" UPDATE calls_live c"
+		" SET not_before = to_timestamp((y.first + (dec.j - y.ng) * y.step) / 1000.0),"
+		"  held = true"
+		" FROM dec JOIN y ON y.key = dec.flow_key"
+		" WHERE c.id = dec.id AND NOT dec.granted"
+		" RETURNING c.id"
 		"), lost_attempt AS ("
 		" INSERT INTO attempts (call_id, attempt, started_at, error, drainer)"
 		" SELECT c.id, c.attempts,"
@@ -269,11 +349,13 @@ const struct query queries[Q__COUNT] = {
 		" ON CONFLICT DO NOTHING"
 		"), u AS ("
 		" UPDATE calls_live c"
-		" SET state = 'in_flight',"
+		" SET state = 'in_flight', held = false,"
 		"  attempts = c.attempts + CASE WHEN c.expires_at <= now() THEN 0 ELSE 1 END,"
 		"  lease_until = now() + make_interval(secs => (c.timeout_ms + $3::bigint) / 1000.0),"
 		"  leased_by = $2"
-		" FROM (SELECT id FROM lost UNION ALL SELECT id FROM due) k"
+		" FROM (SELECT id FROM lost UNION ALL"
+		"  SELECT id FROM due"
+		"  WHERE id NOT IN (SELECT id FROM dec WHERE NOT granted)) k"
 		" WHERE c.id = k.id"
 		" RETURNING c.*, c.expires_at IS NOT NULL AND c.expires_at <= now() AS expired"
 		") "
@@ -284,9 +366,15 @@ const struct query queries[Q__COUNT] = {
 		" (EXTRACT(epoch FROM u.expires_at) * 1000)::bigint,"
 		" (EXTRACT(epoch FROM now()) * 1000)::bigint,"
 		" f.signing_secret, COALESCE(f.follow_redirects, false),"
-		" u.callback_url IS NOT NULL, u.failure_callback_url IS NOT NULL, u.callback_of "
+		" u.callback_url IS NOT NULL, u.failure_callback_url IS NOT NULL, u.callback_of,"
+		" u.connect_timeout_ms, u.retry_on, u.give_up_on, false AS held "
 		"FROM u "
-		"LEFT JOIN functions f ON f.name = u.function",
+		"LEFT JOIN functions f ON f.name = u.function "
+		"UNION ALL "
+		"SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+		" NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+		" NULL, NULL, NULL, true "
+		"FROM hu",
 		3, false },
 
 	/* Settle a batch of finished attempts: $1 jsonb array of outcomes (made by drain.c),
@@ -303,7 +391,7 @@ const struct query queries[Q__COUNT] = {
 		"  id uuid, attempt integer, state text, delay_ms bigint, started_us bigint,"
 		"  duration_ms integer, status integer, error text, response_headers jsonb,"
 		"  response_body text, response_size bigint, outcome text, bucket_ms integer,"
-		"  cb_id uuid, cb_body text)"
+		"  cb_id uuid, cb_body text, response_header_list jsonb, retry_after_ms bigint)"
 		"), u AS ("
 		" UPDATE calls c"
 		" SET state = r.state,"
@@ -319,13 +407,40 @@ const struct query queries[Q__COUNT] = {
 		" WHERE c.id = r.id AND c.state = 'in_flight' AND c.leased_by = $2"
 		"  AND c.attempts = r.attempt"
 		" RETURNING c.id, c.state, c.client, c.correlation_id, c.callback_url,"
-		"  c.callback_headers, c.failure_callback_url, c.failure_callback_headers"
+		"  c.callback_headers, c.failure_callback_url, c.failure_callback_headers, c.flow_key"
+		/* flow control: the limited calls settled leave in_flight; a 429 slows their key
+		 * down (and a Retry-After pauses it), a 2xx lets it recover (004_functions_flow) */
+		"), fx AS MATERIALIZED ("
+		" SELECT u.flow_key AS key, count(*) AS n,"
+		"  count(*) FILTER (WHERE r.status = 429) AS n429,"
+		"  count(*) FILTER (WHERE r.status BETWEEN 200 AND 299) AS nok,"
+		"  max(r.retry_after_ms) FILTER (WHERE r.status = 429) AS ra,"
+		"  avg(r.duration_ms) FILTER (WHERE r.started_us IS NOT NULL) AS dur"
+		" FROM u JOIN r ON r.id = u.id"
+		" WHERE u.flow_key IS NOT NULL"
+		" GROUP BY 1"
+		"), fl AS MATERIALIZED ("
+		" SELECT f.key FROM flow_keys f"
+		" WHERE f.key IN (SELECT key FROM fx)"
+		" ORDER BY f.key"
+		" FOR UPDATE"
+		"), fu AS ("
+		" UPDATE flow_keys f"
+		" SET in_flight = greatest(f.in_flight - fx.n, 0),"
+		"  slow = CASE WHEN fx.n429 > 0 THEN least(f.slow * 2, 64)"
+		"   ELSE greatest(1, f.slow / power(1.05, fx.nok)) END,"
+		"  paused_until_ms = CASE WHEN fx.ra > 0 THEN greatest(f.paused_until_ms,"
+		"   extract(epoch FROM now())::float8 * 1000 + fx.ra) ELSE f.paused_until_ms END,"
+		"  avg_ms = CASE WHEN fx.dur IS NULL THEN f.avg_ms"
+		"   ELSE coalesce(f.avg_ms * 0.8 + fx.dur * 0.2, fx.dur) END"
+		" FROM fx JOIN fl ON fl.key = fx.key"
+		" WHERE f.key = fx.key"
 		"), a AS ("
 		" INSERT INTO attempts (call_id, attempt, started_at, duration_ms, status, error,"
-		"  response_headers, response_body, response_size, drainer)"
+		"  response_headers, response_body, response_size, drainer, response_header_list)"
 		" SELECT r.id, r.attempt, to_timestamp(r.started_us / 1000000.0), r.duration_ms,"
 		"  r.status, r.error, r.response_headers, decode(r.response_body, 'base64'),"
-		"  r.response_size, $2"
+		"  r.response_size, $2, r.response_header_list"
 		" FROM r JOIN u ON u.id = r.id"
 		" WHERE r.started_us IS NOT NULL"
 		" ON CONFLICT DO NOTHING"
@@ -360,21 +475,47 @@ const struct query queries[Q__COUNT] = {
 	/* Give calls back unsent (a drainer stopping, or a /v1/drain budget running out):
 	 * $1 jsonb array of {id, attempt}, $2 drainer name. The attempt is not counted. */
 	[Q_DRAIN_RELEASE] = { "drain_release",
-		"UPDATE calls_live c"
+		"WITH u AS ("
+		" UPDATE calls_live c"
 		" SET state = CASE WHEN c.attempts - 1 > c.attempt_floor THEN 'retrying'"
 		"   ELSE 'queued' END,"
-		"  attempts = c.attempts - 1, lease_until = NULL, leased_by = NULL "
-		"FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, attempt integer) "
-		"WHERE c.id = r.id AND c.state = 'in_flight' AND c.leased_by = $2"
-		" AND c.attempts = r.attempt "
-		"RETURNING c.id",
+		"  attempts = c.attempts - 1, lease_until = NULL, leased_by = NULL"
+		" FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, attempt integer)"
+		" WHERE c.id = r.id AND c.state = 'in_flight' AND c.leased_by = $2"
+		"  AND c.attempts = r.attempt"
+		" RETURNING c.id, c.flow_key"
+		"), fl AS MATERIALIZED ("
+		" SELECT f.key, x.n FROM flow_keys f"
+		" JOIN (SELECT flow_key, count(*) AS n FROM u GROUP BY 1) x ON x.flow_key = f.key"
+		" ORDER BY f.key"
+		" FOR UPDATE OF f"
+		"), fu AS ("
+		" UPDATE flow_keys f SET in_flight = greatest(f.in_flight - fl.n, 0)"
+		" FROM fl WHERE f.key = fl.key"
+		") "
+		"SELECT id FROM u",
 		2, true },
 
 	/* Milliseconds until the next call falls due, a lease runs out or a schedule ticks (may
-	 * be negative), or NULL when there is none of these. */
+	 * be negative), or NULL when there is none of these. The claim index leads with
+	 * priority, so the earliest not_before is read per priority in use (a loose index scan:
+	 * one probe per distinct priority, usually one or two), never by walking every queued
+	 * call. */
 	[Q_DRAIN_NEXT] = { "drain_next",
+		"WITH RECURSIVE p AS ("
+		" (SELECT priority FROM calls_live"
+		"  WHERE state IN ('queued', 'retrying')"
+		"  ORDER BY priority DESC LIMIT 1)"
+		" UNION ALL"
+		" SELECT (SELECT c.priority FROM calls_live c"
+		"  WHERE c.state IN ('queued', 'retrying') AND c.priority < p.priority"
+		"  ORDER BY c.priority DESC LIMIT 1)"
+		" FROM p WHERE p.priority IS NOT NULL"
+		") "
 		"SELECT (EXTRACT(epoch FROM least("
-		"  (SELECT min(not_before) FROM calls_live WHERE state IN ('queued', 'retrying')),"
+		"  (SELECT min((SELECT c.not_before FROM calls_live c"
+		"    WHERE c.state IN ('queued', 'retrying') AND c.priority = p.priority"
+		"    ORDER BY c.priority DESC, c.not_before LIMIT 1)) FROM p),"
 		"  (SELECT min(lease_until) FROM calls_live WHERE state = 'in_flight'),"
 		"  (SELECT min(next_tick) FROM schedules WHERE state = 'active')"
 		" ) - now()) * 1000)::bigint",
@@ -384,6 +525,33 @@ const struct query queries[Q__COUNT] = {
 	[Q_NOTIFY] = { "notify",
 		"SELECT pg_notify('asyncgate_due', '')",
 		0, true },
+
+	/* PUT /v1/functions/{name}: $1 name, $2 the request body (jsonb). ag_function_put checks
+	 * every field (22023 naming it in the error's column) and writes nothing on bad input.
+	 * Columns: created (bool), the function as GET shows it. */
+	[Q_FUNCTION_PUT] = { "function_put",
+		"SELECT created, function "
+		"FROM ag_function_put($1, $2::jsonb)",
+		2, false },
+
+	/* $1 name: the function as GET shows it (no secret), or no row. */
+	[Q_FUNCTION_GET] = { "function_get",
+		"SELECT ag_function_json(f) "
+		"FROM functions f "
+		"WHERE f.name = $1",
+		1, true },
+
+	/* Every function as GET shows it, by name. */
+	[Q_FUNCTION_LIST] = { "function_list",
+		"SELECT ag_function_json(f) "
+		"FROM functions f "
+		"ORDER BY f.name",
+		0, true },
+
+	/* $1 name: true when it existed (its queued calls are cancelled, see ag_function_delete). */
+	[Q_FUNCTION_DELETE] = { "function_delete",
+		"SELECT ag_function_delete($1)",
+		1, false },
 
 	/* GET /metrics: the live queue by state (sql/002_drain.sql ag_queue_depth). */
 	[Q_METRICS_DEPTH] = { "metrics_depth",

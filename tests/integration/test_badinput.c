@@ -212,6 +212,23 @@ static const struct row rows[] = {
 	  "not_before"),
 	J("{\"target\":\"" T "\",\"not_before\":\"2030-02-30T00:00:00Z\"}", 400, "not_before",
 	  NULL),
+	/* Per-call controls (sql/005_call_controls.sql). */
+	J("{\"target\":\"" T "\",\"retry\":{\"on\":[404,\"2xx\"]}}", 400, "retry.on[1]",
+	  "2xx is success"),
+	J("{\"target\":\"" T "\",\"retry\":{\"on\":\"5xx\"}}", 400, "retry.on", "an array"),
+	J("{\"target\":\"" T "\",\"retry\":{\"give_up_on\":[600]}}", 400, "retry.give_up_on[0]",
+	  NULL),
+	J("{\"target\":\"" T "\",\"connect_timeout\":\"10ms\"}", 400, "connect_timeout", NULL),
+	J("{\"target\":\"" T "\",\"timeout\":\"5s\",\"connect_timeout\":\"6s\"}", 400,
+	  "connect_timeout", "longer than the timeout"),
+	J("[{\"target\":\"" T "\"},{\"target\":\"" T "\",\"timeout\":\"2s\",\"connect_timeout\":"
+	  "\"3s\"}]",
+	  400, "[1].connect_timeout", NULL),
+	J("{\"target\":\"" T "\",\"debounce_key\":\"\"}", 400, "debounce_key", NULL),
+	J("{\"target\":\"" T "\",\"debounce_key\":[\"k\"]}", 400, "debounce_key", NULL),
+	J("[{\"target\":\"" T "\",\"debounce_key\":\"k\"},{\"target\":\"" T "\","
+	  "\"debounce_key\":\"k\"}]",
+	  400, "[1].debounce_key", "once"),
 	/* Headers: count, syntax, reserved, denied (deny_headers = Cookie by default). */
 	JG(gen_many_headers, 400, "headers", "more than 64"),
 	J("{\"target\":\"" T "\",\"headers\":{\"X-A\":\"a\\r\\nX-B: b\"}}", 400, "headers.X-A",
@@ -283,6 +300,12 @@ static const struct row rows[] = {
 	TR(A, "Async-Expires-In: never", 400, "Async-Expires-In", NULL),
 	TR(A, "Async-Retry-Initial: 99999d", 400, "Async-Retry-Initial", NULL),
 	TR(A, "Async-Correlation-Id: order-\xff", 400, "Async-Correlation-Id", NULL),
+	TR(A, "Async-Retry-On: 404, 2xx", 400, "Async-Retry-On", NULL),
+	TR(A, "Async-Give-Up-On: fivehundred", 400, "Async-Give-Up-On", NULL),
+	TR(A, "Async-Connect-Timeout: 31m", 400, "Async-Connect-Timeout", NULL),
+	TR(A, "Async-Connect-Timeout: 40s", 400, "Async-Connect-Timeout",
+	   "longer than the timeout"),
+	TR(A, "Async-Debounce-Key: k\xff", 400, "Async-Debounce-Key", NULL),
 	TR(A, "Async-Colour: blue", 400, "Async-Colour", "unknown control header"),
 	/* Transparent mode: headers, Idempotency-Key, body. */
 	TR(A, "X-Name: caf\xe9", 400, "headers.X-Name", NULL),

@@ -58,6 +58,13 @@ struct flaky {
 	struct flaky *next;
 };
 
+/* Requests of one /conc key being answered now, and the most there ever were at once. */
+struct conc {
+	char *key;
+	long cur, max;
+	struct conc *next;
+};
+
 /* A key /verify accepts: an HMAC key (--secret) or an Ed25519 public key (--public-key). */
 struct vkey {
 	bool ed25519;
@@ -80,6 +87,7 @@ struct target {
 	pthread_mutex_t out_lock;
 	pthread_mutex_t flaky_lock;
 	struct flaky *flaky;
+	struct conc *conc; /* /conc counters, under flaky_lock */
 	atomic_bool stopping;
 };
 
@@ -252,8 +260,41 @@ static unsigned long flaky_count(const char *key)
 	return seen;
 }
 
+/* Adds delta to the number of key's requests in progress; returns the most ever seen. */
+static long conc_add(const char *key, long delta)
+{
+	struct conc *k;
+	long max;
+
+	pthread_mutex_lock(&tg.flaky_lock);
+	for (k = tg.conc; k != NULL; k = k->next) {
+		if (strcmp(k->key, key) == 0)
+			break;
+	}
+	if (k == NULL) {
+		k = xmalloc(sizeof(*k));
+		k->key = xstrdup(key);
+		k->cur = k->max = 0;
+		k->next = tg.conc;
+		tg.conc = k;
+	}
+	k->cur += delta;
+	if (k->cur > k->max)
+		k->max = k->cur;
+	max = k->max;
+	pthread_mutex_unlock(&tg.flaky_lock);
+	return max;
+}
+
 static void flaky_free_all(void)
 {
+	while (tg.conc != NULL) {
+		struct conc *next = tg.conc->next;
+
+		free(tg.conc->key);
+		free(tg.conc);
+		tg.conc = next;
+	}
 	while (tg.flaky != NULL) {
 		struct flaky *next = tg.flaky->next;
 
@@ -560,6 +601,34 @@ static enum MHD_Result ep_flaky(struct MHD_Connection *c, const char *rest)
 	return respond_json(c, MHD_HTTP_OK, "{\"ok\":true}");
 }
 
+/* /reply/<status>: answers status with the request's body as its own (the bytes as sent), the
+ * Content-Type of ?ct= (default application/octet-stream), and these headers in this order:
+ * X-First: 1, Set-Cookie: a=1, Set-Cookie: b=2, X-Mixed-CASE: Keep This. For the tests of
+ * GET /v1/calls/{id}/response. */
+static enum MHD_Result ep_reply(struct MHD_Connection *c, const struct rq *r, const char *rest)
+{
+	const char *ct = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ct");
+	unsigned long long code;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (seg_ulong(&rest, 999, &code) < 0 || code < 200 || code > 599)
+		return respond_bad(c, "bad status code");
+	resp = MHD_create_response_from_buffer(r->body_len, r->body != NULL ? r->body : (void *)"",
+					       MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				ct != NULL ? ct : "application/octet-stream");
+	MHD_add_response_header(resp, "X-First", "1");
+	MHD_add_response_header(resp, "Set-Cookie", "a=1");
+	MHD_add_response_header(resp, "Set-Cookie", "b=2");
+	MHD_add_response_header(resp, "X-Mixed-CASE", "Keep This");
+	ret = MHD_queue_response(c, (unsigned int)code, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* Sleeps in short slices so that SIGTERM does not wait for a long /slow to finish. */
 static enum MHD_Result ep_slow(struct MHD_Connection *c, const char *rest)
 {
@@ -577,6 +646,38 @@ static enum MHD_Result ep_slow(struct MHD_Connection *c, const char *rest)
 	}
 	/* If the client left meanwhile, MHD fails the send and closes; nothing else to do. */
 	return respond_json(c, MHD_HTTP_OK, "{\"ok\":true}");
+}
+
+/* /conc/MS/KEY: counts the requests of KEY in progress, answers after MS ms (as /slow);
+ * /conc-max/KEY answers {"max": the most KEY ever had in progress at once}. */
+static enum MHD_Result ep_conc(struct MHD_Connection *c, const char *rest)
+{
+	unsigned long long ms;
+	char body[64];
+	long max;
+
+	if (seg_ulong(&rest, SLOW_MAX_MS, &ms) < 0)
+		return respond_bad(c, "bad milliseconds");
+	conc_add(rest, 1);
+	while (ms > 0 && !atomic_load(&tg.stopping)) {
+		unsigned long long step = ms < 100 ? ms : 100;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(step * 1000000)};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		ms -= step;
+	}
+	max = conc_add(rest, -1);
+	snprintf(body, sizeof(body), "{\"ok\":true,\"max\":%ld}", max);
+	return respond_json(c, MHD_HTTP_OK, body);
+}
+
+static enum MHD_Result ep_conc_max(struct MHD_Connection *c, const char *key)
+{
+	char body[64];
+
+	snprintf(body, sizeof(body), "{\"max\":%ld}", conc_add(key, 0));
+	return respond_json(c, MHD_HTTP_OK, body);
 }
 
 static ssize_t big_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -680,8 +781,14 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct rq *r, const ch
 		ret = ep_flaky(c, rest);
 	else if ((rest = path_rest(path, "/slow")) != NULL)
 		ret = ep_slow(c, rest);
+	else if ((rest = path_rest(path, "/conc")) != NULL)
+		ret = ep_conc(c, rest);
+	else if ((rest = path_rest(path, "/conc-max")) != NULL)
+		ret = ep_conc_max(c, rest);
 	else if ((rest = path_rest(path, "/big")) != NULL)
 		ret = ep_big(c, rest);
+	else if ((rest = path_rest(path, "/reply")) != NULL)
+		ret = ep_reply(c, r, rest);
 	else if (path_rest(path, "/reset") != NULL)
 		ret = MHD_NO; /* MHD closes the connection without answering */
 	else if (path_rest(path, "/verify") != NULL)

@@ -1775,6 +1775,180 @@ static void test_request_bad_control_headers(void **state)
 	}
 }
 
+/* ---- per-call controls: retry.on, retry.give_up_on, connect_timeout, debounce_key ------- */
+
+static void test_controls_json(void **state)
+{
+	struct call c;
+	struct problem p;
+	struct json_object *row;
+
+	(void)state;
+	assert_int_equal(from_json(&c,
+				   "{\"target\":\"" EX "\",\"retry\":{\"on\":[404,\"4XX\",\" 409 \"],"
+				   "\"give_up_on\":[\"501\",\"3xx\"]},\"connect_timeout\":\"250ms\","
+				   "\"timeout\":\"5s\",\"debounce_key\":\"user-42 sync\"}",
+				   &env, "", &p),
+			 0);
+	assert_string_equal(json_text(c.retry_on), "[404,\"4xx\",409]");
+	assert_string_equal(json_text(c.give_up_on), "[501,\"3xx\"]");
+	assert_int_equal(c.connect_timeout_ms, 250);
+	assert_string_equal(c.debounce_key, "user-42 sync");
+	assert_int_equal(call_resolve(&c, &env, -1, -1, -1, -1, "", &p), 0);
+	row = call_row_json(&c, NULL);
+	assert_string_equal(json_text(member(row, "retry_on")), "[404,\"4xx\",409]");
+	assert_string_equal(json_text(member(row, "give_up_on")), "[501,\"3xx\"]");
+	assert_int_equal(json_object_get_int64(member(row, "connect_timeout_ms")), 250);
+	assert_string_equal(json_object_get_string(member(row, "debounce_key")), "user-42 sync");
+	json_object_put(row);
+	call_cleanup(&c);
+
+	/* Not given: not in the row (the idempotency hash of older calls stays the same). */
+	assert_int_equal(from_json(&c, "{\"target\":\"" EX "\"}", &env, "", &p), 0);
+	assert_int_equal(c.connect_timeout_ms, -1);
+	assert_int_equal(call_resolve(&c, &env, -1, -1, -1, -1, "", &p), 0);
+	row = call_row_json(&c, NULL);
+	assert_false(json_object_object_get_ex(row, "retry_on", NULL));
+	assert_false(json_object_object_get_ex(row, "give_up_on", NULL));
+	assert_false(json_object_object_get_ex(row, "connect_timeout_ms", NULL));
+	assert_false(json_object_object_get_ex(row, "debounce_key", NULL));
+	json_object_put(row);
+	call_cleanup(&c);
+
+	/* connect_timeout up to the timeout in force: the call's, the function's, the default. */
+	assert_int_equal(from_json(&c, "{\"target\":\"" EX "\",\"connect_timeout\":\"30s\"}",
+				   &env, "", &p),
+			 0);
+	assert_int_equal(call_resolve(&c, &env, -1, -1, -1, -1, "", &p), 0);
+	call_cleanup(&c);
+	assert_int_equal(from_json(&c, "{\"function\":\"f\",\"connect_timeout\":\"6s\"}",
+				   &env, "[2].", &p),
+			 0);
+	assert_int_equal(call_resolve(&c, &env, 5000, -1, -1, -1, "[2].", &p), -1);
+	assert_int_equal(p.status, 400);
+	assert_string_equal(p.field, "[2].connect_timeout");
+	assert_non_null(strstr(p.detail, "5000 ms"));
+	call_cleanup(&c);
+}
+
+static void test_controls_json_bad(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *field;
+	} cases[] = {
+		{ "\"retry\":{\"on\":404}", "retry.on" },
+		{ "\"retry\":{\"on\":[200]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[503,\"2xx\"]}", "retry.on[1]" },
+		{ "\"retry\":{\"on\":[\"1xx\"]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[600]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[99]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[-404]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[404.0]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[\"4x\"]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[\"x04\"]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[\"40x\"]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[\"6xx\"]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[null]}", "retry.on[0]" },
+		{ "\"retry\":{\"on\":[[404]]}", "retry.on[0]" },
+		{ "\"retry\":{\"give_up_on\":[\"5xx\",204]}", "retry.give_up_on[1]" },
+		{ "\"retry\":{\"give_up_on\":{}}", "retry.give_up_on" },
+		{ "\"retry\":{\"on\":[400,401,402,403,404,405,406,407,408,409,410,411,412,413,414,"
+		  "415,416,417,418,421,422,423,424,425,426,428,429,431,451,500,501,502,503]}",
+		  "retry.on" },
+		{ "\"retry\":{\"onn\":[]}", "retry.onn" },
+		{ "\"connect_timeout\":\"50ms\"", "connect_timeout" },
+		{ "\"connect_timeout\":\"-1s\"", "connect_timeout" },
+		{ "\"connect_timeout\":\"31m\"", "connect_timeout" },
+		{ "\"connect_timeout\":true", "connect_timeout" },
+		{ "\"debounce_key\":\"\"", "debounce_key" },
+		{ "\"debounce_key\":5", "debounce_key" },
+		{ "\"debounce_key\":\"a\\tb\"", "debounce_key" },
+		{ "\"debounce_key\":\"" /* 257 bytes */
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+		  "debounce_key" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char json[2048];
+		struct call c;
+		struct problem p;
+
+		snprintf(json, sizeof(json), "{\"target\":\"" EX "\",%s}", cases[i].json);
+		if (from_json(&c, json, &env, "", &p) != -1)
+			mismatch("%s: accepted", json);
+		else if (p.status != 400 || strcmp(p.field, cases[i].field) != 0)
+			mismatch("%s: %d \"%s\" (%s), want 400 \"%s\"", json, p.status, p.field,
+				 p.detail, cases[i].field);
+		call_cleanup(&c);
+	}
+	assert_int_equal(errors, 0);
+}
+
+static void test_controls_headers(void **state)
+{
+	char *params[] = {
+		"REQUEST_METHOD=POST",
+		"HTTP_ASYNC_RETRY_ON=404, 5XX,409",
+		"HTTP_ASYNC_GIVE_UP_ON=501",
+		"HTTP_ASYNC_CONNECT_TIMEOUT=2s",
+		"HTTP_ASYNC_DEBOUNCE_KEY=k1",
+		NULL,
+	};
+	char *params_long[] = { "HTTP_ASYNC_CONNECT_TIMEOUT=40s", NULL };
+	static const struct {
+		const char *param;
+		const char *field;
+	} bad[] = {
+		{ "HTTP_ASYNC_RETRY_ON=", "Async-Retry-On" },
+		{ "HTTP_ASYNC_RETRY_ON=404,", "Async-Retry-On" },
+		{ "HTTP_ASYNC_RETRY_ON=2xx", "Async-Retry-On" },
+		{ "HTTP_ASYNC_RETRY_ON=404;500", "Async-Retry-On" },
+		{ "HTTP_ASYNC_GIVE_UP_ON=200", "Async-Give-Up-On" },
+		{ "HTTP_ASYNC_GIVE_UP_ON=abc", "Async-Give-Up-On" },
+		{ "HTTP_ASYNC_CONNECT_TIMEOUT=0", "Async-Connect-Timeout" },
+		{ "HTTP_ASYNC_CONNECT_TIMEOUT=soon", "Async-Connect-Timeout" },
+		{ "HTTP_ASYNC_DEBOUNCE_KEY=", "Async-Debounce-Key" },
+		{ "HTTP_ASYNC_DEBOUNCE_KEY=\xff", "Async-Debounce-Key" },
+	};
+	struct fake_req f;
+	struct call c;
+	struct problem p;
+
+	(void)state;
+	fake(&f, "POST", "", params, NULL, 0);
+	assert_int_equal(from_request(&c, &f, "fn", &env, &p), 0);
+	assert_string_equal(json_text(c.retry_on), "[404,\"5xx\",409]");
+	assert_string_equal(json_text(c.give_up_on), "[501]");
+	assert_int_equal(c.connect_timeout_ms, 2000);
+	assert_string_equal(c.debounce_key, "k1");
+	assert_string_equal(json_text(c.headers), "{}");
+	call_cleanup(&c);
+
+	/* over the (default) timeout: named as the header */
+	fake(&f, "POST", "", params_long, NULL, 0);
+	assert_int_equal(from_request(&c, &f, "fn", &env, &p), 0);
+	assert_int_equal(call_resolve(&c, &env, -1, -1, -1, -1, "", &p), -1);
+	assert_string_equal(p.field, "Async-Connect-Timeout");
+	call_cleanup(&c);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *pp[] = { "REQUEST_METHOD=POST", (char *)bad[i].param, NULL };
+
+		fake(&f, "POST", "", pp, NULL, 0);
+		if (from_request(&c, &f, "fn", &env, &p) != -1)
+			mismatch("%s accepted", bad[i].param);
+		else if (p.status != 400 || strcmp(p.field, bad[i].field) != 0)
+			mismatch("%s: %d \"%s\" (%s), want 400 \"%s\"", bad[i].param, p.status,
+				 p.field, p.detail, bad[i].field);
+		call_cleanup(&c);
+	}
+	assert_int_equal(errors, 0);
+}
+
 static void test_request_delay_and_not_before(void **state)
 {
 	char *params[] = { "HTTP_ASYNC_DELAY=5s", "HTTP_ASYNC_NOT_BEFORE=1795460400", NULL };
@@ -1946,6 +2120,9 @@ int main(void)
 		cmocka_unit_test(test_request_headers),
 		cmocka_unit_test(test_request_control_headers),
 		cmocka_unit_test(test_request_bad_control_headers),
+		cmocka_unit_test(test_controls_json),
+		cmocka_unit_test(test_controls_json_bad),
+		cmocka_unit_test(test_controls_headers),
 		cmocka_unit_test(test_request_delay_and_not_before),
 		cmocka_unit_test(test_request_body_and_method),
 		cmocka_unit_test(test_deny_headers),

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "drain.h"
+#include "statuses.h"
 
 #define DAY_MS (86400LL * 1000)
 
@@ -30,7 +31,7 @@ static const char *verdict_name(enum send_verdict v)
 
 static void check_verdict(long status, int code, bool refused, enum send_verdict want)
 {
-	enum send_verdict got = drain_verdict(status, code, refused);
+	enum send_verdict got = drain_verdict(status, code, refused, NULL, NULL);
 
 	if (got != want)
 		fail_msg("drain_verdict(%ld, %d, %s) is %s, want %s", status, code,
@@ -84,6 +85,80 @@ static void test_verdict_refused(void **state)
 	check_verdict(503, CURLE_OK, true, SEND_DEAD);
 	check_verdict(0, CURLE_COULDNT_CONNECT, true, SEND_DEAD);
 	check_verdict(0, CURLE_OPERATION_TIMEDOUT, true, SEND_DEAD);
+}
+
+/* The statuses of a normal-form list such as "[404, \"3xx\"]". */
+static void set_of(struct statuses *s, const char *json)
+{
+	struct json_object *o = json_tokener_parse(json);
+
+	statuses_clear(s);
+	assert_non_null(o);
+	assert_int_equal(statuses_add_json(s, o), 0);
+	json_object_put(o);
+}
+
+/* A call's own lists: retry.on adds to the retried statuses, give_up_on ends the call at once
+ * and wins over both; 2xx and transport errors are as before. */
+static void test_verdict_lists(void **state)
+{
+	struct statuses on, off, empty;
+
+	(void)state;
+	statuses_clear(&empty);
+	set_of(&on, "[404, \"3xx\"]");
+	set_of(&off, "[503, \"4xx\"]");
+	assert_int_equal(drain_verdict(404, CURLE_OK, false, &on, NULL), SEND_RETRY);
+	assert_int_equal(drain_verdict(302, CURLE_OK, false, &on, NULL), SEND_RETRY);
+	assert_int_equal(drain_verdict(399, CURLE_OK, false, &on, NULL), SEND_RETRY);
+	assert_int_equal(drain_verdict(403, CURLE_OK, false, &on, NULL), SEND_DEAD);
+	assert_int_equal(drain_verdict(503, CURLE_OK, false, &on, NULL), SEND_RETRY);
+	assert_int_equal(drain_verdict(200, CURLE_OK, false, &on, NULL), SEND_OK);
+	assert_int_equal(drain_verdict(503, CURLE_OK, false, NULL, &off), SEND_DEAD);
+	assert_int_equal(drain_verdict(502, CURLE_OK, false, NULL, &off), SEND_RETRY);
+	assert_int_equal(drain_verdict(429, CURLE_OK, false, NULL, &off), SEND_DEAD);
+	assert_int_equal(drain_verdict(408, CURLE_OK, false, NULL, &off), SEND_DEAD);
+	assert_int_equal(drain_verdict(404, CURLE_OK, false, &on, &off), SEND_DEAD);
+	assert_int_equal(drain_verdict(201, CURLE_OK, false, &on, &off), SEND_OK);
+	assert_int_equal(drain_verdict(0, CURLE_OPERATION_TIMEDOUT, false, &on, &off), SEND_RETRY);
+	assert_int_equal(drain_verdict(0, CURLE_COULDNT_CONNECT, false, &on, &off), SEND_RETRY);
+	assert_int_equal(drain_verdict(404, CURLE_OK, true, &on, NULL), SEND_DEAD);
+	assert_int_equal(drain_verdict(500, CURLE_OK, false, &empty, &empty), SEND_RETRY);
+	assert_int_equal(drain_verdict(404, CURLE_OK, false, &empty, &empty), SEND_DEAD);
+}
+
+/* statuses_item: the normal form, and what it refuses. */
+static void test_statuses_items(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *out; /* NULL: refused */
+	} cases[] = {
+		{ "404", "404" },      { "\"404\"", "404" }, { "\" 5XX \"", "\"5xx\"" },
+		{ "\"3xx\"", "\"3xx\"" }, { "599", "599" },     { "300", "300" },
+		{ "299", NULL },       { "200", NULL },       { "\"2xx\"", NULL },
+		{ "\"1xx\"", NULL },   { "100", NULL },       { "600", NULL },
+		{ "-1", NULL },        { "\"\"", NULL },      { "\"4x\"", NULL },
+		{ "\"4xxx\"", NULL },  { "\"x04\"", NULL },   { "\"40x\"", NULL },
+		{ "4.04", NULL },      { "true", NULL },      { "null", NULL },
+		{ "\"6xx\"", NULL },   { "\"0xx\"", NULL },   { "99999999999", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct json_object *v = json_tokener_parse(cases[i].in), *item = NULL;
+		const char *why = NULL;
+		int rc = statuses_item(v, &item, &why);
+
+		if (cases[i].out == NULL && (rc != -1 || why == NULL || item != NULL))
+			fail_msg("%s: accepted", cases[i].in);
+		if (cases[i].out != NULL &&
+		    (rc != 0 || strcmp(json_object_to_json_string(item), cases[i].out) != 0))
+			fail_msg("%s: %s, want %s", cases[i].in,
+				 rc == 0 ? json_object_to_json_string(item) : why, cases[i].out);
+		json_object_put(item);
+		json_object_put(v);
+	}
 }
 
 static void check_backoff_range(int64_t initial, int64_t max, int failures, double u, int64_t lo,
@@ -272,6 +347,8 @@ int main(void)
 		cmocka_unit_test(test_verdict_status),
 		cmocka_unit_test(test_verdict_curl_errors),
 		cmocka_unit_test(test_verdict_refused),
+		cmocka_unit_test(test_verdict_lists),
+		cmocka_unit_test(test_statuses_items),
 		cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_backoff_growth),
 		cmocka_unit_test(test_backoff_edges),

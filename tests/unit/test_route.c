@@ -81,6 +81,15 @@ int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 	return record(rs, "h_call_retry", id);
 }
 
+int h_call_response(const struct req *rq, struct resp *rs, struct app *app,
+		    const struct principal *who, const char *id)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, "h_call_response", id);
+}
+
 int h_health(const struct req *rq, struct resp *rs, struct app *app)
 {
 	(void)rq;
@@ -100,6 +109,18 @@ int h_metrics(const struct req *rq, struct resp *rs, struct app *app)
 	(void)rq;
 	(void)app;
 	return record(rs, "h_metrics", NULL);
+}
+
+/* The functions API routes itself (h_functions.c): the stub claims its paths. */
+bool route_functions(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who)
+{
+	(void)app;
+	(void)who;
+	if (strncmp(rq->path, "/v1/functions", 13) != 0)
+		return false;
+	record(rs, "route_functions", rq->path);
+	return true;
 }
 
 /* The authentication stub: lets everyone in, unless deny_auth asks for a 401. */
@@ -205,6 +226,8 @@ static void test_handlers(void **state)
 		{ "HEAD", "/v1/calls/" ID, "h_call_get", ID },
 		{ "DELETE", "/v1/calls/" ID, "h_call_delete", ID },
 		{ "POST", "/v1/calls/" ID "/retry", "h_call_retry", ID },
+		{ "GET", "/v1/calls/" ID "/response", "h_call_response", ID },
+		{ "HEAD", "/v1/calls/" ID "/response", "h_call_response", ID },
 		{ "GET", "/v1/calls/not-a-uuid", "h_call_get", "not-a-uuid" }, /* the handler checks */
 		{ "GET", "/v1/health", "h_health", "" },
 		{ "HEAD", "/v1/health", "h_health", "" },
@@ -221,6 +244,8 @@ static void test_handlers(void **state)
 		{ "OPTIONS", "/v1/async/fn", "h_async", "fn" },
 		{ "HEAD", "/v1/async/fn", "h_async", "fn" },
 		{ "POST", "/v1/async/", "h_async", "" },
+		{ "GET", "/v1/functions", "route_functions", "/v1/functions" },
+		{ "PUT", "/v1/functions/resize", "route_functions", "/v1/functions/resize" },
 	};
 
 	(void)state;
@@ -330,6 +355,8 @@ static void test_method_not_allowed(void **state)
 		{ "GET", "/v1/calls/" ID "/retry", "POST" },
 		{ "DELETE", "/v1/calls/" ID "/retry", "POST" },
 		{ "HEAD", "/v1/calls/" ID "/retry", "POST" },
+		{ "POST", "/v1/calls/" ID "/response", "GET, HEAD" },
+		{ "DELETE", "/v1/calls/" ID "/response", "GET, HEAD" },
 		{ "POST", "/v1/health", "GET, HEAD" },
 		{ "DELETE", "/v1/health", "GET, HEAD" },
 		{ "DELETE", "/v1/drain", "GET, POST" },
