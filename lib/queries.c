@@ -416,11 +416,12 @@ const struct query queries[Q__COUNT] = {
 		"SELECT ag_topic_delete($1)",
 		1, true },
 
-	/* A publish writes its publication and its calls in one transaction (h_topics.c). None
-	 * of these is sent again after a broken connection: the transaction died with it. */
-	[Q_TX_BEGIN] = { "tx_begin", "BEGIN", 0, false },
+	/* A publish writes its publication and its calls in one transaction (h_topics.c). BEGIN
+	 * and ROLLBACK may be sent again on a new connection (nothing was in the transaction, or
+	 * it died with the old one); COMMIT may not: whether it made it is read back by id. */
+	[Q_TX_BEGIN] = { "tx_begin", "BEGIN", 0, true },
 	[Q_TX_COMMIT] = { "tx_commit", "COMMIT", 0, false },
-	[Q_TX_ROLLBACK] = { "tx_rollback", "ROLLBACK", 0, false },
+	[Q_TX_ROLLBACK] = { "tx_rollback", "ROLLBACK", 0, true },
 
 	/* $1 id, $2 topic, $3 client, $4 jsonb array of call ids, $5 jsonb array of subscription
 	 * names (parallel), $6 idempotency key or NULL, $7 message hash (hex) or NULL. No row
