@@ -509,6 +509,34 @@ static void t_all_or_nothing(void)
 	      "private address: 409 naming it: %ld %s", r.status, r.body);
 	it_hresp_free(&r);
 	CHECK(it_calls_count() == before && publications_count() == pubs, "nothing written");
+
+	/* The database refuses the calls after the publication row went in: the transaction
+	 * rolls back whole, and the handler's connection is fine for the next request. */
+	snprintf(spec, sizeof(spec),
+		 "[{\"name\": \"first\", \"target\": \"%s/%s\"},"
+		 "{\"name\": \"boom\", \"target\": \"%s/boom-%s\"}]",
+		 target, tg, target, tg);
+	it_sql_exec("SELECT ag_topic_put($1, $2::jsonb)", 2, (const char *const[]){tname, spec});
+	it_sql_exec("CREATE FUNCTION topics_test_boom() RETURNS trigger LANGUAGE plpgsql AS $$"
+		    " BEGIN IF NEW.target LIKE '%/boom-%' THEN RAISE EXCEPTION 'boom'; END IF;"
+		    " RETURN NEW; END $$",
+		    0, NULL);
+	it_sql_exec("CREATE TRIGGER topics_test_boom BEFORE INSERT ON calls FOR EACH ROW"
+		    " EXECUTE FUNCTION topics_test_boom()",
+		    0, NULL);
+	publish(tname, "{\"delay\": \"1h\"}", NULL, &r);
+	CHECK(r.status == 500, "calls refused inside the transaction: %ld %s", r.status, r.body);
+	it_hresp_free(&r);
+	it_sql_exec("DROP TRIGGER topics_test_boom ON calls", 0, NULL);
+	it_sql_exec("DROP FUNCTION topics_test_boom()", 0, NULL);
+	CHECK(it_calls_count() == before && publications_count() == pubs,
+	      "no publication row without its calls");
+	publish(tname, "{\"delay\": \"1h\"}", NULL, &r);
+	CHECK(r.status == 202, "the next publish works: %ld %s", r.status, r.body);
+	it_hresp_free(&r);
+	CHECK(it_calls_count() == before + 2 && publications_count() == pubs + 1,
+	      "publication and both calls written");
+	cancel_tagged(tg);
 }
 
 /* Idempotency-Key on publish: the same message again answers the same publication and makes
@@ -910,7 +938,8 @@ int main(void)
 	it_run("topics: header and JSON filters, matched and not matched", t_filters);
 	it_run("topics: no subscription matches: a publication with zero calls", t_zero);
 	it_run("topics: transparent mode /v1/async/topic:{name}/...", t_transparent);
-	it_run("topics: a subscription that cannot take the message fails the publish whole (409)",
+	it_run("topics: all or nothing: a subscription that cannot take the message (409), or the "
+	       "database refusing a call (500), writes no publication and no call",
 	       t_all_or_nothing);
 	it_run("topics: Idempotency-Key on publish", t_idempotency);
 	it_run("topics: admins manage, clients publish where allowed and see their own",
