@@ -468,8 +468,8 @@ static void t_transparent(void)
 }
 
 /* A publish is all or nothing: a subscription that cannot take the message (its function was
- * deleted; its URL is outside the address policy) fails the publish with 409 and writes no
- * call and no publication. */
+ * deleted; its URL is outside the address policy) fails the publish with 409, and a call the
+ * database refuses (a test trigger) rolls the transaction back: no call, no publication. */
 static void t_all_or_nothing(void)
 {
 	char tname[64], fname[64], body[2048], spec[512];
