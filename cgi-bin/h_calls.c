@@ -839,3 +839,14 @@ int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 	PQclear(res);
 	return 0;
 }
+
+/* For h_topics.c: a publish hashes its message and wakes the drainers like a POST does. */
+int h_calls_hash(const struct call *calls, size_t n, bool batch, char *out, size_t outsz)
+{
+	return request_hash(calls, n, batch, out, outsz);
+}
+
+void h_calls_notify(struct app *app, const PGresult *res)
+{
+	notify_due(app, res);
+}
