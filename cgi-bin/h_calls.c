@@ -859,3 +859,14 @@ void h_calls_redact(struct json_object *instruction)
 	if (json_object_object_get_ex(instruction, "failure_callback", &cb))
 		redact_headers(json_object_object_get(cb, "headers"));
 }
+
+/* For h_topics.c: a publish hashes its message and wakes the drainers like a POST does. */
+int h_calls_hash(const struct call *calls, size_t n, bool batch, char *out, size_t outsz)
+{
+	return request_hash(calls, n, batch, out, outsz);
+}
+
+void h_calls_notify(struct app *app, const PGresult *res)
+{
+	notify_due(app, res);
+}

@@ -85,6 +85,31 @@ int h_schedule_delete(const struct req *rq, struct resp *rs, struct app *app,
 int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
 		     const struct principal *who, const char *id, bool pause);
 
+/* The idempotency hash of n instructions in hex (out: at least 129 bytes), as POST /v1/calls
+ * keeps it; and the due-now NOTIFY after a commit, from rows of (id, not_before, scheduled).
+ * For h_topics.c. */
+int h_calls_hash(const struct call *calls, size_t n, bool batch, char *out, size_t outsz);
+void h_calls_notify(struct app *app, const PGresult *res);
+
+/* The topics API (h_topics.c): management (admins), publishing and publication status. name
+ * and id are still percent-encoded path segments; rest is what follows "/v1/async/topic:". */
+int h_topic_put(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
+		const char *name);
+int h_topic_get(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
+		const char *name);
+int h_topics_list(const struct req *rq, struct resp *rs, struct app *app,
+		  const struct principal *who);
+int h_topic_delete(const struct req *rq, struct resp *rs, struct app *app,
+		   const struct principal *who, const char *name);
+int h_topic_publish(const struct req *rq, struct resp *rs, struct app *app,
+		    const struct principal *who, const char *name);
+int h_topic_async(const struct req *rq, struct resp *rs, struct app *app,
+		  const struct principal *who, const char *rest);
+int h_publication_get(const struct req *rq, struct resp *rs, struct app *app,
+		      const struct principal *who, const char *id);
+int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
+			const struct principal *who);
+
 /* Answers 503 with Retry-After (database unreachable), or 500 for a failed statement. */
 void h_db_error(struct resp *rs, const struct app *app);
 

@@ -565,15 +565,98 @@ const struct query queries[Q__COUNT] = {
 		"FROM attempt_stats "
 		"ORDER BY outcome, bucket_ms",
 		0, true },
+	/* ---- topics (sql/006_topics.sql; cgi-bin/h_topics.c) ---- */
 
-	/* A transaction of several statements (schedule_fire). Statements sent inside one are
-	 * marked not idempotent: after a reconnect the transaction is gone, and db_exec must
-	 * fail rather than send the rest outside it. */
-	[Q_TX_BEGIN] = { "tx_begin", "BEGIN", 0, false },
+	/* $1 name, $2 jsonb array of checked subscriptions: create or replace. True = created. */
+	[Q_TOPIC_PUT] = { "topic_put",
+		"SELECT ag_topic_put($1, $2::jsonb)",
+		2, true },
+
+	/* $1 name: the topic, then one row per subscription in order (one row with NULL
+	 * subscription columns when it has none); no rows when there is no such topic. */
+	[Q_TOPIC_GET] = { "topic_get",
+		"SELECT t.name, ag_ts(t.created_at), ag_ts(t.updated_at), s.name, s.spec, s.filter "
+		"FROM topics t "
+		"LEFT JOIN subscriptions s ON s.topic = t.name "
+		"WHERE t.name = $1 "
+		"ORDER BY s.ord",
+		1, true },
+
+	/* Every topic with its subscription count, by name. */
+	[Q_TOPICS_LIST] = { "topics_list",
+		"SELECT t.name, ag_ts(t.created_at) AS created_at, ag_ts(t.updated_at) AS updated_at,"
+		" (SELECT count(*) FROM subscriptions s WHERE s.topic = t.name) AS subscriptions "
+		"FROM topics t "
+		"ORDER BY t.name",
+		0, true },
+
+	/* $1 name: true when the topic existed. */
+	[Q_TOPIC_DELETE] = { "topic_delete",
+		"SELECT ag_topic_delete($1)",
+		1, true },
+
+	/* A publish writes its publication and its calls in one transaction (h_topics.c). BEGIN
+	 * and ROLLBACK may be sent again on a new connection (nothing was in the transaction, or
+	 * it died with the old one); COMMIT may not: whether it made it is read back by id. */
+	[Q_TX_BEGIN] = { "tx_begin", "BEGIN", 0, true },
 	[Q_TX_COMMIT] = { "tx_commit", "COMMIT", 0, false },
-	[Q_TX_ROLLBACK] = { "tx_rollback", "ROLLBACK", 0, false },
+	[Q_TX_ROLLBACK] = { "tx_rollback", "ROLLBACK", 0, true },
 
-	/* In a transaction: $1 how many. Active schedules whose next tick has passed, locked
+	/* $1 id, $2 topic, $3 client, $4 jsonb array of call ids, $5 jsonb array of subscription
+	 * names (parallel), $6 idempotency key or NULL, $7 message hash (hex) or NULL. No row
+	 * comes back when the client's key is taken (the caller reads Q_PUBLICATION_BY_KEY). */
+	[Q_PUBLICATION_INSERT] = { "publication_insert",
+		"INSERT INTO publications (id, topic, client, call_ids, subscriptions,"
+		" idempotency_key, request_hash) "
+		"SELECT $1::uuid, $2, $3,"
+		" ARRAY(SELECT e::uuid FROM jsonb_array_elements_text($4::jsonb)"
+		"  WITH ORDINALITY AS t(e, n) ORDER BY n),"
+		" ARRAY(SELECT e FROM jsonb_array_elements_text($5::jsonb)"
+		"  WITH ORDINALITY AS t(e, n) ORDER BY n),"
+		" $6, decode($7, 'hex') "
+		"ON CONFLICT (client, idempotency_key) DO NOTHING "
+		"RETURNING id",
+		7, false },
+
+	/* $1 id, $2 client (NULL for an admin): the publication, then one row per call in the
+	 * topic's order (one row with NULL call columns when it made none); no rows when there is
+	 * no such publication for this client. */
+	[Q_PUBLICATION_GET] = { "publication_get",
+		"SELECT p.id, p.topic, ag_ts(p.created_at), x.subscription, x.call_id,"
+		" ag_state(c.state, c.not_before), ag_ts(c.not_before), c.attempts, c.last_status,"
+		" ag_ts(c.finished_at) "
+		"FROM publications p "
+		"LEFT JOIN LATERAL unnest(p.call_ids, p.subscriptions) WITH ORDINALITY"
+		" AS x(call_id, subscription, n) ON true "
+		"LEFT JOIN calls c ON c.id = x.call_id "
+		"WHERE p.id = $1::uuid AND ($2::text IS NULL OR p.client = $2) "
+		"ORDER BY x.n",
+		2, true },
+
+	/* $1 client, $2 idempotency key: the publication it made, its topic and message hash. */
+	[Q_PUBLICATION_BY_KEY] = { "publication_by_key",
+		"SELECT id, topic, encode(request_hash, 'hex') "
+		"FROM publications "
+		"WHERE client = $1 AND idempotency_key = $2",
+		2, true },
+
+	/* $1 topic or NULL, $2 cursor (ids older than it) or NULL, $3 limit, $4 client (NULL for
+	 * an admin). Newest first. */
+	[Q_PUBLICATIONS_LIST] = { "publications_list",
+		"SELECT id, topic, ag_ts(created_at) AS created_at,"
+		" cardinality(call_ids) AS calls "
+		"FROM publications "
+		"WHERE ($1::text IS NULL OR topic = $1)"
+		" AND ($2::uuid IS NULL OR id < $2::uuid)"
+		" AND ($4::text IS NULL OR client = $4) "
+		"ORDER BY id DESC "
+		"LIMIT $3::integer",
+		4, true },
+
+	/* ---- schedules (sql/007_schedules.sql; lib/schedule.c, cgi-bin/h_schedules.c) ---- */
+
+	/* In a transaction (Q_TX_BEGIN: schedule_fire; its statements are not idempotent, so that
+	 * a reconnect fails them rather than sending the rest outside it): $1 how many. Active schedules whose next tick has passed, locked
 	 * (SKIP LOCKED: another drainer has those), with the database's now. Columns: see enum
 	 * due_col in schedule.c. */
 	[Q_SCHED_DUE] = { "sched_due",

@@ -86,6 +86,27 @@ else
 	fail=1
 fi
 vg "schedule: delete" DELETE "/v1/schedules/$sid" "" ""
+# Topics: managing needs an admin key; publish (JSON and transparent, filtered, replayed), 409,
+# status.
+adm=$(psql -X -At -c "SELECT token FROM ag_key_create('vg-admin', '{*}', '{*}', true)")
+vg "topic put" PUT /v1/topics/vg-topic $J "{\"subscriptions\":[{\"name\":\"a\",\"target\":\"$T/a\",\"headers\":{\"X\":\"1\"},\"filter\":[{\"json\":\"/k\",\"in\":[1,2]}]},{\"name\":\"b\",\"target\":\"$T/b\",\"retry\":{\"max_attempts\":2}}]}" \
+	HTTP_AUTHORIZATION="Bearer $adm"
+vg "topic put, bad filter" PUT /v1/topics/vg-topic $J "{\"subscriptions\":[{\"name\":\"a\",\"target\":\"$T/a\",\"filter\":{\"json\":\"k\"}}]}" \
+	HTTP_AUTHORIZATION="Bearer $adm"
+vg "topic get" GET /v1/topics/vg-topic "" "" HTTP_AUTHORIZATION="Bearer $adm"
+vg "topics list" GET /v1/topics "" "" HTTP_AUTHORIZATION="Bearer $adm"
+vg "publish" POST /v1/topics/vg-topic/calls $J "{\"delay\":\"1h\",\"path\":\"/p\",\"headers\":{\"X\":\"m\"},\"body\":{\"k\":1}}" \
+	HTTP_AUTHORIZATION="Bearer $adm" HTTP_IDEMPOTENCY_KEY=vg-pub
+pub=$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$tmp/out")
+vg "publish, replay" POST /v1/topics/vg-topic/calls $J "{\"delay\":\"1h\",\"path\":\"/p\",\"headers\":{\"X\":\"m\"},\"body\":{\"k\":1}}" \
+	HTTP_AUTHORIZATION="Bearer $adm" HTTP_IDEMPOTENCY_KEY=vg-pub
+vg "publish, transparent" POST "/v1/async/topic:vg-topic/x?q=1" text/plain raw \
+	HTTP_AUTHORIZATION="Bearer $adm" HTTP_ASYNC_DELAY=1h
+psql -X -q -c "SELECT ag_topic_put('vg-bad', '[{\"name\": \"p\", \"target\": \"http://10.1.1.1/\"}]')" >/dev/null
+vg "publish, 409" POST /v1/topics/vg-bad/calls $J "{}" HTTP_AUTHORIZATION="Bearer $adm"
+vg "publication status" GET "/v1/publications/$pub" "" "" HTTP_AUTHORIZATION="Bearer $adm"
+vg "publications list" GET "/v1/publications?topic=vg-topic" "" "" HTTP_AUTHORIZATION="Bearer $adm"
+vg "topic delete" DELETE /v1/topics/vg-topic "" "" HTTP_AUTHORIZATION="Bearer $adm"
 
 # The drain cycle, in the handler and in the drainer, over every kind of outcome.
 X=${AG_TARGET:?}

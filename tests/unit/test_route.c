@@ -123,6 +123,41 @@ bool route_functions(const struct req *rq, struct resp *rs, struct app *app,
 	return true;
 }
 
+/* The topics API (h_topics.c). */
+#define TOPIC_STUB(fn, argname)                                                                 \
+	int fn(const struct req *rq, struct resp *rs, struct app *app,                          \
+	       const struct principal *who, const char *argname)                                \
+	{                                                                                        \
+		(void)rq;                                                                        \
+		(void)app;                                                                       \
+		(void)who;                                                                       \
+		return record(rs, #fn, argname);                                                 \
+	}
+TOPIC_STUB(h_topic_put, name)
+TOPIC_STUB(h_topic_get, name)
+TOPIC_STUB(h_topic_delete, name)
+TOPIC_STUB(h_topic_publish, name)
+TOPIC_STUB(h_topic_async, rest)
+TOPIC_STUB(h_publication_get, id)
+
+int h_topics_list(const struct req *rq, struct resp *rs, struct app *app,
+		  const struct principal *who)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, "h_topics_list", NULL);
+}
+
+int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
+			const struct principal *who)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, "h_publications_list", NULL);
+}
+
 /* The authentication stub: lets everyone in, unless deny_auth asks for a 401. */
 static bool deny_auth;
 static int nauth;
@@ -246,6 +281,19 @@ static void test_handlers(void **state)
 		{ "POST", "/v1/async/", "h_async", "" },
 		{ "GET", "/v1/functions", "route_functions", "/v1/functions" },
 		{ "PUT", "/v1/functions/resize", "route_functions", "/v1/functions/resize" },
+		{ "GET", "/v1/topics", "h_topics_list", "" },
+		{ "GET", "/v1/topics/", "h_topics_list", "" },
+		{ "PUT", "/v1/topics/orders", "h_topic_put", "orders" },
+		{ "GET", "/v1/topics/orders", "h_topic_get", "orders" },
+		{ "DELETE", "/v1/topics/orders", "h_topic_delete", "orders" },
+		{ "POST", "/v1/topics/orders/calls", "h_topic_publish", "orders" },
+		{ "POST", "/v1/async/topic:orders/a/b", "h_topic_async", "orders/a/b" },
+		{ "PUT", "/v1/async/topic:orders", "h_topic_async", "orders" },
+		{ "POST", "/v1/async/topic%3Aorders/x", "h_topic_async", "orders/x" },
+		{ "POST", "/v1/async/topic%3aorders", "h_topic_async", "orders" },
+		{ "GET", "/v1/async/topical/x", "h_async", "topical/x" },
+		{ "GET", "/v1/publications", "h_publications_list", "" },
+		{ "GET", "/v1/publications/" ID, "h_publication_get", ID },
 	};
 
 	(void)state;
@@ -361,6 +409,11 @@ static void test_method_not_allowed(void **state)
 		{ "DELETE", "/v1/health", "GET, HEAD" },
 		{ "DELETE", "/v1/drain", "GET, POST" },
 		{ "POST", "/metrics", "GET, HEAD" },
+		{ "POST", "/v1/topics", "GET, HEAD" },
+		{ "POST", "/v1/topics/orders", "GET, HEAD, PUT, DELETE" },
+		{ "GET", "/v1/topics/orders/calls", "POST" },
+		{ "DELETE", "/v1/publications/" ID, "GET, HEAD" },
+		{ "POST", "/v1/publications", "GET, HEAD" },
 	};
 
 	(void)state;
@@ -407,6 +460,8 @@ static void test_not_found(void **state)
 		{ "DELETE", "/v1/calls/" ID ID "/retry", "id" },
 		{ "GET", "/v1/v1/calls", NULL },
 		{ "GET", "/calls", NULL },
+		{ "GET", "/v1/topics/orders/x", NULL },
+		{ "GET", "/v1/publications/" ID "/x", NULL },
 	};
 
 	(void)state;
@@ -478,7 +533,8 @@ static void test_auth_first(void **state)
 	static const char *const guarded[][2] = {
 		{ "POST", "/v1/calls" }, { "GET", "/v1/calls" }, { "GET", "/v1/calls/" ID },
 		{ "PUT", "/v1/calls/" ID }, { "GET", "/v1/calls/" ID "/nope" },
-		{ "POST", "/v1/async/fn/x" },
+		{ "POST", "/v1/async/fn/x" }, { "PUT", "/v1/topics/t" },
+		{ "POST", "/v1/async/topic:t" }, { "GET", "/v1/publications/" ID },
 	};
 	static const char *const open_paths[] = { "/v1/health", "/metrics", "/v1/drain" };
 	struct resp rs;
