@@ -840,6 +840,26 @@ int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 	return 0;
 }
 
+/* ---- for h_schedules.c: a schedule's call instruction passes the same checks ---- */
+
+int h_calls_admit(struct resp *rs, struct app *app, const struct principal *who, struct call *c)
+{
+	if (check_allowed(rs, who, c, 1, false, false) != 0)
+		return -1;
+	return resolve_functions(rs, app, c, 1, false);
+}
+
+void h_calls_redact(struct json_object *instruction)
+{
+	struct json_object *cb;
+
+	redact_headers(json_object_object_get(instruction, "headers"));
+	if (json_object_object_get_ex(instruction, "callback", &cb))
+		redact_headers(json_object_object_get(cb, "headers"));
+	if (json_object_object_get_ex(instruction, "failure_callback", &cb))
+		redact_headers(json_object_object_get(cb, "headers"));
+}
+
 /* For h_topics.c: a publish hashes its message and wakes the drainers like a POST does. */
 int h_calls_hash(const struct call *calls, size_t n, bool batch, char *out, size_t outsz)
 {

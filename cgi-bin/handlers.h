@@ -19,6 +19,7 @@ struct app {
 };
 
 struct principal;
+struct json_object;
 
 /* Who the request comes from, as the auth setting allows. Returns 0 with who filled (the
  * caller cleans it up), or -1 with rs set (401, 403, 503) and who empty. */
@@ -62,6 +63,27 @@ struct call;
  * Idempotency-Key, and answers 202 (an object, or an array when batch). Frees nothing. */
 int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 		    const struct principal *who, struct call *calls, size_t n, bool batch);
+
+/* The checks POST /v1/calls makes of one parsed instruction beyond call_from_json: who may
+ * call its function or URLs (403), the function exists (400), and its limits and the gateway's
+ * defaults filled in (call_resolve). Returns 0, or -1 with rs set (fields without prefix). */
+int h_calls_admit(struct resp *rs, struct app *app, const struct principal *who, struct call *c);
+/* Shows credential-like header values of an instruction object (headers, callback and
+ * failure_callback headers) as "[redacted]", as GET /v1/calls/{id} does. */
+void h_calls_redact(struct json_object *instruction);
+
+/* The schedules API (h_schedules.c), scoped like the calls API. */
+int h_schedules_post(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who);
+int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who);
+int h_schedule_get(const struct req *rq, struct resp *rs, struct app *app,
+		   const struct principal *who, const char *id);
+int h_schedule_delete(const struct req *rq, struct resp *rs, struct app *app,
+		      const struct principal *who, const char *id);
+/* POST /v1/schedules/{id}/pause (pause true) and /resume (from now on). */
+int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who, const char *id, bool pause);
 
 /* The idempotency hash of n instructions in hex (out: at least 129 bytes), as POST /v1/calls
  * keeps it; and the due-now NOTIFY after a commit, from rows of (id, not_before, scheduled).

@@ -77,6 +77,55 @@ static bool route_calls(const struct req *rq, struct resp *rs, struct app *app,
 	return false;
 }
 
+/* The schedules API: /v1/schedules, /v1/schedules/{id}[/pause|/resume]. Returns false when p
+ * is not one of its paths. */
+static bool route_schedules(const struct req *rq, struct resp *rs, struct app *app,
+			    const struct principal *who)
+{
+	const char *p = rq->path;
+	const char *rest, *slash;
+	char id[UUID_LEN];
+	size_t n;
+
+	if (strcmp(p, "/v1/schedules") == 0 || strcmp(p, "/v1/schedules/") == 0) {
+		if (is_method(rq, "POST"))
+			h_schedules_post(rq, rs, app, who);
+		else if (is_method(rq, "GET") || is_method(rq, "HEAD"))
+			h_schedules_list(rq, rs, app, who);
+		else
+			not_allowed(rs, "GET, HEAD, POST");
+		return true;
+	}
+	if (strncmp(p, "/v1/schedules/", 14) != 0)
+		return false;
+	rest = p + 14;
+	slash = strchr(rest, '/');
+	n = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
+	if (n >= sizeof(id)) {
+		resp_problem(rs, 404, "id", "no schedule with this id");
+		return true;
+	}
+	memcpy(id, rest, n);
+	id[n] = '\0';
+	if (slash == NULL) {
+		if (is_method(rq, "GET") || is_method(rq, "HEAD"))
+			h_schedule_get(rq, rs, app, who, id);
+		else if (is_method(rq, "DELETE"))
+			h_schedule_delete(rq, rs, app, who, id);
+		else
+			not_allowed(rs, "GET, HEAD, DELETE");
+		return true;
+	}
+	if (strcmp(slash, "/pause") == 0 || strcmp(slash, "/resume") == 0) {
+		if (is_method(rq, "POST"))
+			h_schedule_pause(rq, rs, app, who, id, strcmp(slash, "/pause") == 0);
+		else
+			not_allowed(rs, "POST");
+		return true;
+	}
+	return false;
+}
+
 /* Copies the path segment at s (up to '/' or the end) into out; false when it does not fit. */
 static bool segment(const char *s, char *out, size_t outsz)
 {
@@ -177,7 +226,7 @@ static bool route_api(const struct req *rq, struct resp *rs, struct app *app,
 		      const struct principal *who)
 {
 	return route_topics(rq, rs, app, who) || route_calls(rq, rs, app, who) ||
-	       route_functions(rq, rs, app, who);
+	       route_functions(rq, rs, app, who) || route_schedules(rq, rs, app, who);
 }
 
 void route(const struct req *rq, struct resp *rs, struct app *app)

@@ -21,6 +21,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "schedule.h"
 #include "sign.h"
 #include "statuses.h"
 #include "timeparse.h"
@@ -1344,8 +1345,11 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 
 			if (o->max_calls > 0 && o->max_calls - st->claimed < n)
 				n = (int)(o->max_calls - st->claimed);
-			if (flush(d, st) == 0)
+			if (flush(d, st) == 0) {
+				/* due schedule ticks become calls first, claimable at once */
+				(void)schedule_fire(d->db, d->name);
 				got = claim(d, n, st);
+			}
 			if (got < 0 && !o->follow) {
 				failed = true; /* finish what is in flight, then fail */
 			} else if (got < 0) {

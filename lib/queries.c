@@ -23,7 +23,17 @@
 	"c.last_status, c.last_error, c.callback_of, "                                             \
 	"c.callback_id AS \"callback_call.id\", "                                                  \
 	"ag_state(cb.state, cb.not_before) AS \"callback_call.state\", "                           \
-	"cb.last_status AS \"callback_call.last_status\" "
+	"cb.last_status AS \"callback_call.last_status\", "                                      \
+	"c.schedule_id, ag_ts(c.tick_at) AS tick_at "
+
+/* A schedule in API form (h_schedules.c adds next_tick_local from next_tick_us, then drops
+ * next_tick_us). */
+#define SCHEDULE_COLUMNS                                                                           \
+	"s.id, s.name, s.cron, s.every, s.time_zone, s.missed, s.state, "                          \
+	"ag_ts(s.next_tick) AS next_tick, "                                                        \
+	"(EXTRACT(epoch FROM s.next_tick) * 1000000)::bigint AS next_tick_us, "                    \
+	"ag_ts(s.last_tick) AS last_tick, s.last_call_id, s.ticks_fired, s.ticks_missed, "         \
+	"ag_ts(s.created_at) AS created_at, s.instruction AS call "
 
 const struct query queries[Q__COUNT] = {
 	/* $1 rows (jsonb array, one object per call, made by call_row_json), $2 client,
@@ -486,10 +496,11 @@ const struct query queries[Q__COUNT] = {
 		"SELECT id FROM u",
 		2, true },
 
-	/* Milliseconds until the next call falls due or a lease runs out (may be negative), or
-	 * NULL when the live queue holds neither. The claim index leads with priority, so the
-	 * earliest not_before is read per priority in use (a loose index scan: one probe per
-	 * distinct priority, usually one or two), never by walking every queued call. */
+	/* Milliseconds until the next call falls due, a lease runs out or a schedule ticks (may
+	 * be negative), or NULL when there is none of these. The claim index leads with
+	 * priority, so the earliest not_before is read per priority in use (a loose index scan:
+	 * one probe per distinct priority, usually one or two), never by walking every queued
+	 * call. */
 	[Q_DRAIN_NEXT] = { "drain_next",
 		"WITH RECURSIVE p AS ("
 		" (SELECT priority FROM calls_live"
@@ -505,7 +516,8 @@ const struct query queries[Q__COUNT] = {
 		"  (SELECT min((SELECT c.not_before FROM calls_live c"
 		"    WHERE c.state IN ('queued', 'retrying') AND c.priority = p.priority"
 		"    ORDER BY c.priority DESC, c.not_before LIMIT 1)) FROM p),"
-		"  (SELECT min(lease_until) FROM calls_live WHERE state = 'in_flight')"
+		"  (SELECT min(lease_until) FROM calls_live WHERE state = 'in_flight'),"
+		"  (SELECT min(next_tick) FROM schedules WHERE state = 'active')"
 		" ) - now()) * 1000)::bigint",
 		0, true },
 
@@ -640,5 +652,146 @@ const struct query queries[Q__COUNT] = {
 		"ORDER BY id DESC "
 		"LIMIT $3::integer",
 		4, true },
+
+	/* ---- schedules (sql/007_schedules.sql; lib/schedule.c, cgi-bin/h_schedules.c) ---- */
+
+	/* In a transaction (Q_TX_BEGIN: schedule_fire; its statements are not idempotent, so that
+	 * a reconnect fails them rather than sending the rest outside it): $1 how many. Active schedules whose next tick has passed, locked
+	 * (SKIP LOCKED: another drainer has those), with the database's now. Columns: see enum
+	 * due_col in schedule.c. */
+	[Q_SCHED_DUE] = { "sched_due",
+		"SELECT id, client, cron, every_ms, anchor_us, time_zone, missed,"
+		" (EXTRACT(epoch FROM next_tick) * 1000000)::bigint, call_row,"
+		" (EXTRACT(epoch FROM now()) * 1000000)::bigint "
+		"FROM schedules "
+		"WHERE state = 'active' AND next_tick <= now() "
+		"ORDER BY next_tick "
+		"LIMIT $1::integer "
+		"FOR UPDATE SKIP LOCKED",
+		1, false },
+
+	/* In the transaction of Q_SCHED_DUE, after Q_CALLS_INSERT of the tick's call:
+	 * $1 schedule, $2 tick (us; NULL when no call was made), $3 the call's id, $4 ticks
+	 * passed over, $5 next tick (us), $6 drainer. The tick row is the guard: when it exists
+	 * already (next_tick set back by hand), the call just inserted is deleted again.
+	 * Ticks older than 30 days are dropped. Returns 1 when the tick made its call, else 0. */
+	[Q_SCHED_FIRED] = { "sched_fired",
+		"WITH t AS ("
+		" INSERT INTO schedule_ticks (schedule_id, tick_at, call_id, missed, drainer)"
+		" SELECT $1::uuid, 'epoch'::timestamptz + $2::bigint * interval '1 microsecond',"
+		"  $3::uuid, $4::bigint, $6"
+		" WHERE $2::bigint IS NOT NULL"
+		" ON CONFLICT DO NOTHING"
+		" RETURNING call_id, tick_at"
+		"), c AS ("
+		" UPDATE calls SET schedule_id = $1::uuid, tick_at = t.tick_at"
+		" FROM t"
+		" WHERE calls.id = t.call_id"
+		"), d AS ("
+		" DELETE FROM calls"
+		" WHERE id = $3::uuid AND NOT EXISTS (SELECT 1 FROM t)"
+		"), old AS ("
+		" DELETE FROM schedule_ticks"
+		" WHERE schedule_id = $1::uuid AND tick_at < now() - interval '30 days'"
+		"), s AS ("
+		" UPDATE schedules"
+		" SET next_tick = 'epoch'::timestamptz + $5::bigint * interval '1 microsecond',"
+		"  last_tick = COALESCE((SELECT tick_at FROM t), last_tick),"
+		"  last_call_id = COALESCE((SELECT call_id FROM t), last_call_id),"
+		"  ticks_fired = ticks_fired + (SELECT count(*) FROM t),"
+		"  ticks_missed = ticks_missed + $4::bigint"
+		" WHERE id = $1::uuid"
+		") "
+		"SELECT count(*) FROM t",
+		6, false },
+
+	/* Milliseconds until the earliest next tick of an active schedule (may be negative), or
+	 * NULL when none is active. */
+	[Q_SCHED_NEXT] = { "sched_next",
+		"SELECT (EXTRACT(epoch FROM min(next_tick) - now()) * 1000)::bigint "
+		"FROM schedules "
+		"WHERE state = 'active'",
+		0, true },
+
+	/* $1 schedule whose tick could not be recorded: looked at again in a minute. */
+	[Q_SCHED_DEFER] = { "sched_defer",
+		"UPDATE schedules "
+		"SET next_tick = greatest(next_tick, now() + interval '1 minute') "
+		"WHERE id = $1::uuid AND state = 'active'",
+		1, true },
+
+	/* POST /v1/schedules: $1 id, $2 client, $3 name, $4 cron, $5 every (as given),
+	 * $6 every_ms, $7 anchor (us), $8 time zone, $9 missed policy, $10 instruction,
+	 * $11 call row, $12 first tick (us). */
+	[Q_SCHED_INSERT] = { "sched_insert",
+		"INSERT INTO schedules AS s (id, client, name, cron, every, every_ms, anchor_us,"
+		" time_zone, missed, instruction, call_row, next_tick) "
+		"VALUES ($1::uuid, $2, $3, $4, $5, $6::bigint, $7::bigint, $8, $9, $10::jsonb,"
+		" $11::jsonb, 'epoch'::timestamptz + $12::bigint * interval '1 microsecond') "
+		"RETURNING " SCHEDULE_COLUMNS,
+		12, false },
+
+	/* $1 client (NULL for an admin), $2 cursor (ids older than it) or NULL, $3 limit.
+	 * Newest first. */
+	[Q_SCHED_LIST] = { "sched_list",
+		"SELECT " SCHEDULE_COLUMNS
+		"FROM schedules s "
+		"WHERE ($1::text IS NULL OR s.client = $1)"
+		" AND ($2::uuid IS NULL OR s.id < $2::uuid) "
+		"ORDER BY s.id DESC "
+		"LIMIT $3::integer",
+		3, true },
+
+	/* $1 id, $2 client (NULL for an admin). The last three columns are for resuming. */
+	[Q_SCHED_GET] = { "sched_get",
+		"SELECT " SCHEDULE_COLUMNS ","
+		" s.every_ms AS \"_every_ms\", s.anchor_us AS \"_anchor_us\" "
+		"FROM schedules s "
+		"WHERE s.id = $1::uuid AND ($2::text IS NULL OR s.client = $2)",
+		2, true },
+
+	/* $1 schedule id: its latest ticks, newest first, with their calls' states. */
+	[Q_SCHED_TICKS] = { "sched_ticks",
+		"SELECT ag_ts(t.tick_at) AS tick_at, t.call_id, t.missed,"
+		" ag_ts(t.fired_at) AS fired_at, ag_state(c.state, c.not_before) AS call_state "
+		"FROM schedule_ticks t "
+		"LEFT JOIN calls c ON c.id = t.call_id "
+		"WHERE t.schedule_id = $1::uuid "
+		"ORDER BY t.tick_at DESC "
+		"LIMIT 20",
+		1, true },
+
+	/* $1 id, $2 client (NULL for an admin): pause (a paused one stays paused). */
+	[Q_SCHED_PAUSE] = { "sched_pause",
+		"UPDATE schedules AS s "
+		"SET state = 'paused', next_tick = NULL,"
+		" updated_at = CASE WHEN s.state = 'paused' THEN s.updated_at ELSE now() END "
+		"WHERE s.id = $1::uuid AND ($2::text IS NULL OR s.client = $2) "
+		"RETURNING " SCHEDULE_COLUMNS,
+		2, true },
+
+	/* $1 id, $2 client (NULL for an admin), $3 next tick (us): resume a paused schedule from
+	 * its next tick after now (an active one is left as it is: no row). */
+	[Q_SCHED_RESUME] = { "sched_resume",
+		"UPDATE schedules AS s "
+		"SET state = 'active', updated_at = now(),"
+		" next_tick = 'epoch'::timestamptz + $3::bigint * interval '1 microsecond' "
+		"WHERE s.id = $1::uuid AND ($2::text IS NULL OR s.client = $2)"
+		" AND s.state = 'paused' "
+		"RETURNING " SCHEDULE_COLUMNS,
+		3, false },
+
+	/* $1 id, $2 client (NULL for an admin): delete it and its ticks (the calls it made keep
+	 * schedule_id and tick_at). */
+	[Q_SCHED_DELETE] = { "sched_delete",
+		"WITH s AS ("
+		" DELETE FROM schedules"
+		" WHERE id = $1::uuid AND ($2::text IS NULL OR client = $2)"
+		" RETURNING id"
+		"), t AS ("
+		" DELETE FROM schedule_ticks WHERE schedule_id IN (SELECT id FROM s)"
+		") "
+		"SELECT id FROM s",
+		2, true },
 };
 /* clang-format on */

@@ -48,6 +48,18 @@ enum query_id {
 	Q_PUBLICATION_GET,
 	Q_PUBLICATION_BY_KEY,
 	Q_PUBLICATIONS_LIST,
+	/* schedules (sql/007_schedules.sql, lib/schedule.c, cgi-bin/h_schedules.c) */
+	Q_SCHED_DUE,
+	Q_SCHED_FIRED,
+	Q_SCHED_NEXT,
+	Q_SCHED_DEFER,
+	Q_SCHED_INSERT,
+	Q_SCHED_LIST,
+	Q_SCHED_GET,
+	Q_SCHED_TICKS,
+	Q_SCHED_PAUSE,
+	Q_SCHED_RESUME,
+	Q_SCHED_DELETE,
 	Q__COUNT
 };
 

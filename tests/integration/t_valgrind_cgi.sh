@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # t_valgrind_cgi: the handler under valgrind, as plain CGI against the test database, on each
 # kind of request (valid, batch, idempotent replay, bad input, transparent mode, status, list,
-# cancel, retry, health, metrics, drain), and the drainer over every kind of outcome: no invalid
-# memory access and no definite or indirect leak.
+# cancel, retry, health, metrics, drain, schedules and a tick fired by /v1/drain), and the drainer
+# over every kind of outcome: no invalid memory access and no definite or indirect leak.
 set -uo pipefail
 bin=${AG_BIN:?run me from tests/integration/run.sh}
 if ! command -v valgrind >/dev/null; then
@@ -63,6 +63,29 @@ vg "REMOTE_USER with rules" GET "/v1/calls?limit=2" "" "" HTTP_AUTHORIZATION= RE
 vg "REMOTE_USER without rules (403)" GET /v1/calls "" "" HTTP_AUTHORIZATION= REMOTE_USER=nobody
 vg "drain, wrong token" GET /v1/drain "" "" HTTP_AUTHORIZATION="Bearer nope"
 
+# Schedules: the API, and a due tick fired by the drain cycle in the handler.
+vg "schedule: create" POST /v1/schedules $J \
+	"{\"cron\":\"*/5 * * * *\",\"time_zone\":\"Europe/Berlin\",\"name\":\"vg\",\"call\":{\"target\":\"$T/s\",\"headers\":{\"Authorization\":\"x\"},\"body\":{\"k\":1},\"callback\":{\"url\":\"$T/c\",\"headers\":{\"X\":\"y\"}}}}"
+sid=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$tmp/out")
+vg "schedule: bad cron" POST /v1/schedules $J "{\"cron\":\"61 * * * *\",\"call\":{\"target\":\"$T/s\"}}"
+vg "schedule: forbidden call field" POST /v1/schedules $J \
+	"{\"every\":\"1m\",\"call\":{\"function\":\"nope\"}}"
+vg "schedule: list" GET "/v1/schedules?limit=5" "" ""
+vg "schedule: get" GET "/v1/schedules/$sid" "" ""
+vg "schedule: pause" POST "/v1/schedules/$sid/pause" "" ""
+vg "schedule: resume" POST "/v1/schedules/$sid/resume" "" ""
+psql -X -q -c "UPDATE schedules SET next_tick = now() - interval '11 minutes' WHERE id = '$sid'" \
+	>/dev/null 2>&1
+vg "schedule: a due tick fired by /v1/drain" POST /v1/drain "" "" \
+	HTTP_AUTHORIZATION="Bearer ${AG_DRAIN_TOKEN:?}"
+if [ "$(psql -X -At -c "SELECT count(*) FROM calls WHERE schedule_id = '$sid'" 2>/dev/null)" = 1 ]
+then
+	echo "ok - valgrind: schedule: the due tick made one call"
+else
+	echo "not ok - valgrind: schedule: the due tick made one call"
+	fail=1
+fi
+vg "schedule: delete" DELETE "/v1/schedules/$sid" "" ""
 # Topics: managing needs an admin key; publish (JSON and transparent, filtered, replayed), 409,
 # status.
 adm=$(psql -X -At -c "SELECT token FROM ag_key_create('vg-admin', '{*}', '{*}', true)")

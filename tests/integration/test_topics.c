@@ -474,8 +474,8 @@ static void t_controls(void)
 {
 	char tname[64], body[2048], path[256];
 	const char *tg = it_tag('c');
-	const char *hdr[] = {"Async-Delay: 1h",		 "Async-Priority: -7",
-			     "Async-Retry-On: 404",	 "Async-Give-Up-On: 501",
+	const char *hdr[] = {"Async-Delay: 1h",		  "Async-Priority: -7",
+			     "Async-Retry-On: 404",	  "Async-Give-Up-On: 501",
 			     "Async-Connect-Timeout: 2s", NULL};
 	struct hresp r;
 	struct json_object *o;
@@ -508,8 +508,8 @@ static void t_controls(void)
 	CHECK(r.status == 400 && strstr(r.body, "debounce_key") != NULL,
 	      "debounce_key in a message: %ld %s", r.status, r.body);
 	it_hresp_free(&r);
-	it_http("POST", url, path, NULL, "b", 1, (const char *const[]){"Async-Debounce-Key: k", NULL},
-		&r);
+	it_http("POST", url, path, NULL, "b", 1,
+		(const char *const[]){"Async-Debounce-Key: k", NULL}, &r);
 	CHECK(r.status == 400 && strstr(r.body, "Async-Debounce-Key") != NULL,
 	      "Async-Debounce-Key to a topic: %ld %s", r.status, r.body);
 	it_hresp_free(&r);

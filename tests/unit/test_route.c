@@ -176,6 +176,52 @@ int h_authenticate(const struct req *rq, struct resp *rs, struct app *app, struc
 	return 0;
 }
 
+/* The schedules API (h_schedules.c). */
+int h_schedules_post(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, "h_schedules_post", NULL);
+}
+
+int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, "h_schedules_list", NULL);
+}
+
+int h_schedule_get(const struct req *rq, struct resp *rs, struct app *app,
+		   const struct principal *who, const char *id)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, "h_schedule_get", id);
+}
+
+int h_schedule_delete(const struct req *rq, struct resp *rs, struct app *app,
+		      const struct principal *who, const char *id)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, "h_schedule_delete", id);
+}
+
+int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who, const char *id, bool pause)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, pause ? "h_schedule_pause" : "h_schedule_resume", id);
+}
+
 #include "../../cgi-bin/route.c"
 
 #define ID "0190f2a4-5b6c-7d8e-9f01-23456789abcd"
@@ -263,6 +309,54 @@ static void test_handlers(void **state)
 				 called_arg, cases[i].arg);
 		assert_int_equal(ncalls, 1);
 		assert_int_equal(rs.status, 299);
+		resp_reset(&rs);
+	}
+}
+
+static void test_schedule_routes(void **state)
+{
+	static const struct {
+		const char *method, *path, *handler, *arg;
+	} cases[] = {
+		{ "POST", "/v1/schedules", "h_schedules_post", "" },
+		{ "POST", "/v1/schedules/", "h_schedules_post", "" },
+		{ "GET", "/v1/schedules", "h_schedules_list", "" },
+		{ "HEAD", "/v1/schedules", "h_schedules_list", "" },
+		{ "GET", "/v1/schedules/" ID, "h_schedule_get", ID },
+		{ "DELETE", "/v1/schedules/" ID, "h_schedule_delete", ID },
+		{ "POST", "/v1/schedules/" ID "/pause", "h_schedule_pause", ID },
+		{ "POST", "/v1/schedules/" ID "/resume", "h_schedule_resume", ID },
+	};
+	static const struct {
+		const char *method, *path;
+		int status;
+	} refused[] = {
+		{ "PUT", "/v1/schedules", 405 },
+		{ "POST", "/v1/schedules/" ID, 405 },
+		{ "GET", "/v1/schedules/" ID "/pause", 405 },
+		{ "POST", "/v1/schedules/" ID "/run", 404 },
+		{ "POST", "/v1/schedulesx", 404 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct resp rs;
+
+		do_route(cases[i].method, cases[i].path, &rs);
+		if (called == NULL || strcmp(called, cases[i].handler) != 0)
+			fail_msg("%s %s: routed to %s (status %d), want %s", cases[i].method,
+				 cases[i].path, called ? called : "nothing", rs.status, cases[i].handler);
+		assert_string_equal(called_arg, cases[i].arg);
+		assert_int_equal(rs.status, 299);
+		resp_reset(&rs);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		struct resp rs;
+
+		do_route(refused[i].method, refused[i].path, &rs);
+		if (called != NULL || rs.status != refused[i].status)
+			fail_msg("%s %s: %s / %d, want %d", refused[i].method, refused[i].path,
+				 called ? called : "no handler", rs.status, refused[i].status);
 		resp_reset(&rs);
 	}
 }
@@ -471,6 +565,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handlers),
+		cmocka_unit_test(test_schedule_routes),
 		cmocka_unit_test(test_auth_first),
 		cmocka_unit_test(test_method_not_allowed),
 		cmocka_unit_test(test_not_found),
