@@ -10,11 +10,11 @@ DATADIR    ?= $(PREFIX)/share/asyncgate
 CC ?= cc
 PKGS := libpq libcurl json-c libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 
 # Project flags live here, so a user's CFLAGS= adds to them rather than replacing them.
 # AG_BASE_CFLAGS is what every build shares (the fuzz build uses its own optimisation).
-AG_BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+AG_BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -pthread -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	-Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition -g -MMD -MP \
 	$(PKG_CFLAGS)
 AG_CFLAGS := $(AG_BASE_CFLAGS) -O2

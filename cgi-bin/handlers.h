@@ -7,8 +7,10 @@
 #include "http.h"
 #include "netpolicy.h"
 
-/* What every handler may use, for the life of the process. */
+/* What every handler may use: one per thread of a FastCGI process (cf and np are shared and
+ * read-only; db, drain and last_notify_ms are the thread's own), or the process's in CGI mode. */
 struct drain;
+struct commitq;
 
 struct app {
 	struct conf cf;
@@ -16,6 +18,8 @@ struct app {
 	struct db db;
 	struct drain *drain;	/* made by the first /v1/drain; NULL until then */
 	int64_t last_notify_ms; /* monotonic time of the last due-now NOTIFY; 0 = none yet */
+	struct commitq *cq;	/* the process's commit queue (threaded FastCGI), or NULL:
+				 * enqueue then commits on db itself */
 };
 
 struct principal;
@@ -47,7 +51,9 @@ void route(const struct req *rq, struct resp *rs, struct app *app);
 
 struct call;
 /* Enqueues n checked calls in one statement (all or nothing), with the request's
- * Idempotency-Key, and answers 202 (an object, or an array when batch). Frees nothing. */
+ * Idempotency-Key, and answers 202 (an object, or an array when batch) once they are committed
+ * (through app->cq when set: then in one statement with concurrent requests of the process,
+ * which cannot fail this one). Frees nothing. */
 int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 		    const struct principal *who, struct call *calls, size_t n, bool batch);
 

@@ -24,14 +24,18 @@
 	"cb.last_status AS \"callback_call.last_status\" "
 
 const struct query queries[Q__COUNT] = {
-	/* $1 rows (jsonb array, one object per call, made by call_row_json), $2 client,
-	 * $3 idempotency key or NULL, $4 request hash (hex), $5 batch (bool).
-	 * One statement, so it commits as a whole: with a key that is already taken, nothing is
-	 * inserted and zero rows come back (the caller then reads Q_IDEM_GET). */
+	/* $1 rows (jsonb array, one object per call, made by call_row_json, each with its
+	 * request's "client" and Idempotency-Key "ikey" or null), $2 key rows (jsonb array of
+	 * {client, key, hash (hex), ids, batch}, one per request with a key; no two with the same
+	 * client and key). The calls of several requests go in at once, so that they share one
+	 * commit (cgi-bin/commitq.c); it is one statement, so it commits as a whole. A request
+	 * whose key is already taken inserts nothing and gets no rows back (its caller then reads
+	 * Q_IDEM_GET); the others are not affected by it. */
 	[Q_CALLS_INSERT] = { "calls_insert",
 		"WITH r AS MATERIALIZED ("
 		" SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
-		"  id uuid, not_before_us bigint, delay_ms bigint, expires_in_ms bigint,"
+		"  id uuid, client text, ikey text,"
+		"  not_before_us bigint, delay_ms bigint, expires_in_ms bigint,"
 		"  function text, target text, path text, method text, query text, headers jsonb,"
 		"  body text, body_type text, correlation_id text,"
 		"  callback_url text, callback_headers jsonb,"
@@ -40,19 +44,17 @@ const struct query queries[Q__COUNT] = {
 		"  timeout_ms integer)"
 		"), k AS ("
 		" INSERT INTO idempotency_keys (client, key, request_hash, call_ids, batch)"
-		" SELECT $2, $3, decode($4, 'hex'),"
-		"  ARRAY(SELECT (e->>'id')::uuid"
-		"   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n),"
-		"  $5::boolean"
-		" WHERE $3::text IS NOT NULL"
+		" SELECT y.client, y.key, decode(y.hash, 'hex'), y.ids, y.batch"
+		" FROM jsonb_to_recordset($2::jsonb) AS y("
+		"  client text, key text, hash text, ids uuid[], batch boolean)"
 		" ON CONFLICT DO NOTHING"
-		" RETURNING 1"
+		" RETURNING client, key"
 		") "
 		"INSERT INTO calls (id, state, client, not_before, expires_at,"
 		" function, target, path, method, query, headers, body, body_type, correlation_id,"
 		" callback_url, callback_headers, failure_callback_url, failure_callback_headers,"
 		" max_attempts, retry_initial_ms, retry_max_ms, timeout_ms, idempotency_key) "
-		"SELECT r.id, 'queued', $2,"
+		"SELECT r.id, 'queued', r.client,"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
 		"  now() + make_interval(secs => COALESCE(r.delay_ms, 0) / 1000.0)),"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
@@ -62,11 +64,12 @@ const struct query queries[Q__COUNT] = {
 		" COALESCE(r.headers, '{}'), decode(r.body, 'base64'), r.body_type, r.correlation_id,"
 		" r.callback_url, r.callback_headers, r.failure_callback_url,"
 		" r.failure_callback_headers,"
-		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, $3 "
+		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, r.ikey "
 		"FROM r "
-		"WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM k) "
+		"WHERE r.ikey IS NULL"
+		" OR EXISTS (SELECT 1 FROM k WHERE k.client = r.client AND k.key = r.ikey) "
 		"RETURNING id, ag_ts(not_before), not_before > now()",
-		5, false },
+		2, false },
 
 	/* $1 jsonb array of ids: those that exist, after an insert whose answer was lost. */
 	[Q_CALLS_FIND] = { "calls_find",
