@@ -13,6 +13,7 @@ struct commitq {
 	pthread_cond_t wake; /* the committer: something was queued, or stop */
 	struct cq_entry *head, *tail;
 	bool stop;
+	bool idle; /* the committer waits on wake (else it looks at the queue before it does) */
 	pthread_t thr;
 	struct db db; /* the committer's own connection */
 	int64_t notify_interval_ms;
@@ -218,8 +219,11 @@ static void *committer(void *arg)
 		size_t m;
 		bool due = false;
 
-		while (q->head == NULL && !q->stop)
+		while (q->head == NULL && !q->stop) {
+			q->idle = true;
 			pthread_cond_wait(&q->wake, &q->mu);
+			q->idle = false;
+		}
 		if (q->head == NULL)
 			break; /* stopping, and nothing left */
 		m = take_group(q);
@@ -227,12 +231,10 @@ static void *committer(void *arg)
 		commitq_run(&q->db, q->group, m);
 		for (size_t j = 0; j < m; j++)
 			due = due || (q->group[j]->result == CQ_ACCEPTED && q->group[j]->due);
-		pthread_mutex_lock(&q->mu);
-		/* After done is set, the waiter may return and free its entry at once. */
-		for (size_t j = 0; j < m; j++) {
-			q->group[j]->done = true;
-			pthread_cond_signal(&q->group[j]->cv);
-		}
+		/* Without the lock (a woken waiter does not then queue up behind it). Once
+		 * posted, an entry may be gone: the waiter returns and frees it. */
+		for (size_t j = 0; j < m; j++)
+			sem_post(&q->group[j]->done);
 		if (due && (q->last_notify_ms == 0 ||
 			    now_ms() - q->last_notify_ms >= q->notify_interval_ms)) {
 			PGresult *n;
@@ -241,11 +243,10 @@ static void *committer(void *arg)
 			 * serialises committing transactions, so at most one per interval; the
 			 * drainers poll too, so a skipped one costs latency, never a call. */
 			q->last_notify_ms = now_ms();
-			pthread_mutex_unlock(&q->mu);
 			n = db_exec(&q->db, Q_NOTIFY, NULL);
 			PQclear(n); /* a failure is logged; the drainers' polling covers it */
-			pthread_mutex_lock(&q->mu);
 		}
+		pthread_mutex_lock(&q->mu);
 	}
 	pthread_mutex_unlock(&q->mu);
 	return NULL;
@@ -289,8 +290,7 @@ void commitq_free(struct commitq *q)
 
 void commitq_submit(struct commitq *q, struct cq_entry *e)
 {
-	pthread_cond_init(&e->cv, NULL);
-	e->done = false;
+	sem_init(&e->done, 0, 0);
 	e->next = NULL;
 	pthread_mutex_lock(&q->mu);
 	if (q->tail != NULL)
@@ -298,9 +298,12 @@ void commitq_submit(struct commitq *q, struct cq_entry *e)
 	else
 		q->head = e;
 	q->tail = e;
-	pthread_cond_signal(&q->wake);
-	while (!e->done)
-		pthread_cond_wait(&e->cv, &q->mu);
+	if (q->idle)
+		pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->mu);
-	pthread_cond_destroy(&e->cv);
+	/* sem_wait returns early on a signal (EINTR): wait on. glibc lets the waiter destroy
+	 * the semaphore as soon as sem_wait returns, while sem_post may still be returning. */
+	while (sem_wait(&e->done) != 0)
+		;
+	sem_destroy(&e->done);
 }

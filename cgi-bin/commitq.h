@@ -6,6 +6,7 @@
 #define AG_COMMITQ_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,8 +43,7 @@ struct cq_entry {
 	bool *scheduled;	       /* n slots from the caller */
 	bool due;		       /* a call is due now (a drainer may want a NOTIFY) */
 	/* private to commitq.c */
-	bool done;
-	pthread_cond_t cv;
+	sem_t done; /* posted by the committer once the out fields are set */
 	struct cq_entry *next;
 };
 
