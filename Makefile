@@ -22,6 +22,10 @@ ifeq ($(SANITIZE),1)
 AG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 AG_LDFLAGS += -fsanitize=address,undefined
 B := build/san
+else ifeq ($(TSAN),1)
+AG_CFLAGS += -fsanitize=thread
+AG_LDFLAGS += -fsanitize=thread
+B := build/tsan
 else
 AG_CFLAGS += -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 B := build
@@ -47,7 +51,8 @@ TGT_BIN := $(B)/ag_target
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 IT_BIN  := $(IT_SRC:tests/integration/%.c=$(B)/it/%)
 
-.PHONY: all deps run check unit unit-san integration conf-check bench bench-quick install \
+.PHONY: all deps run check unit unit-san integration tsan-accept conf-check bench bench-quick \
+	install \
 	uninstall clean format lint fuzz fuzz-smoke fuzz-build fuzz-merge
 
 all: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN)
@@ -140,6 +145,13 @@ unit-san:
 
 integration: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN) $(IT_BIN)
 	@bash tests/integration/run.sh
+
+# The threaded handler (worker threads, the committer) under ThreadSanitizer: test_accept's
+# bursts against build/tsan/asyncgate.fcgi; a data race stops the handler, failing the tests.
+tsan-accept: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN) $(IT_BIN)
+	@$(MAKE) --no-print-directory TSAN=1 build/tsan/asyncgate.fcgi
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" AG_BIN=build/tsan/asyncgate.fcgi \
+		AG_ONLY='test_accept*' bash tests/integration/run.sh
 
 # Every configuration key must be in the sample file and the README (PgBouncer optscan.sh).
 conf-check: $(API_BIN)
