@@ -146,10 +146,12 @@ unit-san:
 integration: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN) $(IT_BIN)
 	@bash tests/integration/run.sh
 
-# The threaded handler (worker threads, the committer) under ThreadSanitizer: test_accept's
-# bursts against build/tsan/asyncgate.fcgi; a data race stops the handler, failing the tests.
+# The threaded handler (worker threads, the committer) under ThreadSanitizer: test_commitq,
+# then test_accept's bursts against build/tsan/asyncgate.fcgi; a data race stops the program.
 tsan-accept: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN) $(IT_BIN)
-	@$(MAKE) --no-print-directory TSAN=1 build/tsan/asyncgate.fcgi
+	@$(MAKE) --no-print-directory TSAN=1 build/tsan/asyncgate.fcgi build/tsan/unit/test_commitq
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" bash tests/unit/run.sh \
+		build/tsan/unit/test_commitq
 	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" AG_BIN=build/tsan/asyncgate.fcgi \
 		AG_ONLY='test_accept*' bash tests/integration/run.sh
 

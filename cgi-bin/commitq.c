@@ -33,7 +33,7 @@ static int slot_cmp(const void *a, const void *b)
 	return strcmp(((const struct slot *)a)->id, ((const struct slot *)b)->id);
 }
 
-static void fail(struct cq_entry *e, const struct db *db)
+static void entry_failed(struct cq_entry *e, const struct db *db)
 {
 	e->result = CQ_FAILED;
 	e->error = db->error;
@@ -168,11 +168,11 @@ void commitq_run(struct db *db, struct cq_entry *const *e, size_t m)
 			 m, db->sqlstate);
 		for (size_t j = 0; j < m; j++)
 			if (run_once(db, &e[j], 1) != 0)
-				fail(e[j], db);
+				entry_failed(e[j], db);
 		return;
 	}
 	for (size_t j = 0; j < m; j++)
-		fail(e[j], db);
+		entry_failed(e[j], db);
 }
 
 static int64_t now_ms(void)
