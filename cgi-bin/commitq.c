@@ -75,9 +75,10 @@ static void distribute(const PGresult *res, struct cq_entry *const *e, size_t m)
 		for (size_t i = 0; i < e[j]->n; i++)
 			if (e[j]->not_before[i][0] != '\0')
 				got++;
-		if (got == 0 && e[j]->key != NULL)
-			e[j]->result =
-				CQ_KEY_TAKEN; /* its key row conflicted, so no call went in */
+		if (got == 0 && e[j]->key_checked)
+			e[j]->result = CQ_AUTH_STALE; /* (or its key was taken: asked again) */
+		else if (got == 0 && e[j]->key != NULL)
+			e[j]->result = CQ_KEY_TAKEN; /* its key row conflicted: no call went in */
 		else
 			e[j]->result = CQ_ACCEPTED;
 	}

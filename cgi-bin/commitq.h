@@ -18,9 +18,11 @@
 #define CQ_MAX_ENTRIES 256 /* requests in one group statement */
 
 enum cq_result {
-	CQ_ACCEPTED,  /* the calls are committed: not_before and scheduled are set */
-	CQ_KEY_TAKEN, /* the Idempotency-Key was taken by an earlier request: nothing inserted */
-	CQ_FAILED,    /* nothing committed (or, with DB_LOST, unknown): error and sqlstate */
+	CQ_ACCEPTED,   /* the calls are committed: not_before and scheduled are set */
+	CQ_KEY_TAKEN,  /* the Idempotency-Key was taken by an earlier request: nothing inserted */
+	CQ_FAILED,     /* nothing committed (or, with DB_LOST, unknown): error and sqlstate */
+	CQ_AUTH_STALE, /* key_checked, and the API key row changed or was revoked since it was
+			* cached: nothing inserted; authenticate afresh and try again */
 };
 
 /* One request's calls. The caller owns the entry and everything it points to; the in fields
@@ -35,6 +37,7 @@ struct cq_entry {
 	const char *key;	/* NULL without an Idempotency-Key */
 	const char *const *ids; /* the n call ids of rows, in request order */
 	size_t n;
+	bool key_checked; /* rows carry kid and kxmin (a cached API key; see Q_CALLS_INSERT) */
 	/* out */
 	enum cq_result result;
 	enum db_error error;	       /* CQ_FAILED: DB_UNAVAILABLE, DB_LOST or DB_QUERY */

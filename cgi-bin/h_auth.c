@@ -2,13 +2,110 @@
  * `auth` setting allows; 401 for no or bad credentials, 503 when the database cannot say. */
 #include "handlers.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
 #include "auth.h"
 #include "log.h"
+
+#define KEYCACHE_MAX 64
+#define KEYCACHE_TTL_MS 60000
+
+struct keycache_entry {
+	char hash[65];	      /* SHA-256 of the token, hex; "" = free */
+	struct principal who; /* with key_version */
+	int64_t until_ms;
+};
+
+struct h_keycache {
+	pthread_mutex_t mu;
+	struct keycache_entry e[KEYCACHE_MAX];
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct h_keycache *h_keycache_new(void)
+{
+	struct h_keycache *kc = xcalloc(1, sizeof(*kc));
+
+	pthread_mutex_init(&kc->mu, NULL);
+	return kc;
+}
+
+void h_keycache_free(struct h_keycache *kc)
+{
+	if (kc == NULL)
+		return;
+	for (size_t i = 0; i < KEYCACHE_MAX; i++)
+		principal_cleanup(&kc->e[i].who);
+	pthread_mutex_destroy(&kc->mu);
+	free(kc);
+}
+
+/* Fills who from the cache (a copy, with key_version) and returns true, or false. */
+static bool keycache_get(struct h_keycache *kc, const char *hash, struct principal *who)
+{
+	int64_t now = mono_ms();
+	bool hit = false;
+
+	pthread_mutex_lock(&kc->mu);
+	for (size_t i = 0; i < KEYCACHE_MAX && !hit; i++) {
+		if (strcmp(kc->e[i].hash, hash) != 0 || kc->e[i].until_ms <= now)
+			continue;
+		principal_cleanup(who);
+		principal_copy(who, &kc->e[i].who);
+		hit = true;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	return hit;
+}
+
+/* Stores who (read now, at row version) for hash: in hash's own slot, else in a free slot or
+ * the one that expires first. version NULL drops hash (an unknown or revoked key). */
+static void keycache_put(struct h_keycache *kc, const char *hash, const struct principal *who,
+			 const char *version)
+{
+	size_t slot = KEYCACHE_MAX;
+	bool own = false;
+
+	pthread_mutex_lock(&kc->mu);
+	for (size_t i = 0; i < KEYCACHE_MAX && !own; i++) {
+		own = strcmp(kc->e[i].hash, hash) == 0;
+		if (own || slot == KEYCACHE_MAX || kc->e[i].until_ms < kc->e[slot].until_ms)
+			slot = i; /* free slots have until_ms 0 */
+	}
+	if (own || version != NULL) {
+		principal_cleanup(&kc->e[slot].who);
+		kc->e[slot].hash[0] = '\0';
+		kc->e[slot].until_ms = 0;
+	}
+	if (version != NULL) {
+		principal_copy(&kc->e[slot].who, who);
+		free(kc->e[slot].who.key_version);
+		kc->e[slot].who.key_version = xstrdup(version);
+		snprintf(kc->e[slot].hash, sizeof(kc->e[slot].hash), "%s", hash);
+		kc->e[slot].until_ms = mono_ms() + KEYCACHE_TTL_MS;
+	}
+	pthread_mutex_unlock(&kc->mu);
+}
+
+/* Requests that only insert calls: their answers are checked by Q_CALLS_INSERT (202) or given
+ * again after a fresh lookup (anything else), so they may use the key cache. */
+static bool cache_may_answer(const struct req *rq)
+{
+	return (strcmp(rq->path, "/v1/calls") == 0 && strcmp(rq->method, "POST") == 0) ||
+	       strncmp(rq->path, "/v1/async/", 10) == 0;
+}
 
 static void unauthorized(struct resp *rs, const char *error, const char *detail)
 {
@@ -36,7 +133,8 @@ static int fill_rules(struct principal *who, const PGresult *res, int first)
 	return rc;
 }
 
-static int by_key(const char *token, struct resp *rs, struct app *app, struct principal *who)
+static int by_key(const struct req *rq, const char *token, struct resp *rs, struct app *app,
+		  struct principal *who)
 {
 	char hash[65];
 	const char *params[1] = {hash};
@@ -47,6 +145,9 @@ static int by_key(const char *token, struct resp *rs, struct app *app, struct pr
 		return -1;
 	}
 	auth_token_hash(token, hash);
+	if (app->keys != NULL && !app->auth_fresh && cache_may_answer(rq) &&
+	    keycache_get(app->keys, hash, who))
+		return 0;
 	res = db_exec(&app->db, Q_AUTH_KEY, params);
 	if (res == NULL) {
 		h_db_error(rs, app);
@@ -54,6 +155,8 @@ static int by_key(const char *token, struct resp *rs, struct app *app, struct pr
 	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
+		if (app->keys != NULL)
+			keycache_put(app->keys, hash, NULL, NULL);
 		unauthorized(rs, "invalid_token", "the API key is unknown or revoked");
 		return -1;
 	}
@@ -65,6 +168,8 @@ static int by_key(const char *token, struct resp *rs, struct app *app, struct pr
 		resp_problem(rs, 500, NULL, "the API key's rules cannot be read");
 		return -1;
 	}
+	if (app->keys != NULL)
+		keycache_put(app->keys, hash, who, PQgetvalue(res, 0, 5));
 	PQclear(res);
 	return 0;
 }
@@ -119,7 +224,7 @@ int h_authenticate(const struct req *rq, struct resp *rs, struct app *app, struc
 		return 0;
 	}
 	if ((modes & AUTH_KEYS) != 0 && token != NULL)
-		return by_key(token, rs, app, who);
+		return by_key(rq, token, rs, app, who);
 	if ((modes & AUTH_REMOTE_USER) != 0 && user != NULL && *user != '\0')
 		return by_user(user, rs, app, who);
 	if ((modes & AUTH_KEYS) != 0 && authz != NULL)

@@ -315,11 +315,21 @@ static void notify_due(struct app *app)
 	PQclear(n); /* a failure is logged; the drainers' polling covers it */
 }
 
+/* Marks a row for Q_CALLS_INSERT's check of a cached API key: its id and row version. */
+static void add_key_check(struct json_object *o, const struct principal *who)
+{
+	if (who->key_version == NULL)
+		return;
+	json_object_object_add(o, "kid", json_object_new_string(who->key_id));
+	json_object_object_add(o, "kxmin", json_object_new_string(who->key_version));
+}
+
 /* The idempotency row of a request: {client, key, hash, ids, batch} as JSON text (new; the
  * caller frees). */
-static char *key_row(const char *client, const char *key, const char *hash, const char *const *ids,
-		     size_t n, bool batch)
+static char *key_row(const struct principal *who, const char *key, const char *hash,
+		     const char *const *ids, size_t n, bool batch)
 {
+	const char *client = who->client;
 	struct json_object *o = json_object_new_object();
 	struct json_object *arr = json_object_new_array();
 	char *text;
@@ -331,6 +341,7 @@ static char *key_row(const char *client, const char *key, const char *hash, cons
 	json_object_object_add(o, "hash", json_object_new_string(hash));
 	json_object_object_add(o, "ids", arr);
 	json_object_object_add(o, "batch", json_object_new_boolean(batch));
+	add_key_check(o, who);
 	text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return text;
@@ -379,10 +390,11 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 		json_object_object_add(row, "client", json_object_new_string(client));
 		if (key != NULL)
 			json_object_object_add(row, "ikey", json_object_new_string(key));
+		add_key_check(row, who);
 		json_object_array_add(rows, row);
 	}
 	if (key != NULL)
-		keyrow = key_row(client, key, hash, idp, n, batch);
+		keyrow = key_row(who, key, hash, idp, n, batch);
 	memset(&e, 0, sizeof(e));
 	e.rows = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
 	e.keyrow = keyrow;
@@ -390,6 +402,7 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 	e.key = key;
 	e.ids = idp;
 	e.n = n;
+	e.key_checked = who->key_version != NULL;
 	e.not_before = nbuf;
 	e.scheduled = sched;
 	/* Under a threaded FastCGI process, the commit is shared with concurrent requests. */
@@ -399,6 +412,11 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 		commitq_run(&app->db, &ep, 1);
 	if (e.result == CQ_FAILED) {
 		db_error_answer(rs, app, e.error, e.sqlstate);
+		goto out;
+	}
+	if (e.result == CQ_AUTH_STALE) {
+		/* route() authenticates afresh and runs the request again; no answer here. */
+		app->auth_stale = true;
 		goto out;
 	}
 	if (e.result == CQ_KEY_TAKEN) {

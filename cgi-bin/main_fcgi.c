@@ -433,6 +433,9 @@ int main(int argc, char **argv)
 	app.drain = NULL;
 	app.last_notify_ms = 0;
 	app.cq = NULL;
+	app.keys = NULL;
+	app.auth_fresh = false;
+	app.auth_stale = false;
 	if (sock == NULL && FCGX_IsCGI()) {
 		rc = run_cgi(&app);
 	} else {
@@ -455,7 +458,9 @@ int main(int argc, char **argv)
 			}
 			log_info("listening socket=%s", sock);
 		}
+		app.keys = h_keycache_new();
 		rc = run_threads(&app, fd);
+		h_keycache_free(app.keys);
 	}
 out_db:
 	drain_free(app.drain);

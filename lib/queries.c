@@ -30,11 +30,15 @@ const struct query queries[Q__COUNT] = {
 	 * client and key). The calls of several requests go in at once, so that they share one
 	 * commit (cgi-bin/commitq.c); it is one statement, so it commits as a whole. A request
 	 * whose key is already taken inserts nothing and gets no rows back (its caller then reads
-	 * Q_IDEM_GET); the others are not affected by it. */
+	 * Q_IDEM_GET); the others are not affected by it.
+	 * Rows and key rows of a request authenticated from a process's key cache carry the API
+	 * key's id and row version ("kid", "kxmin"): they go in only if that api_keys row is still
+	 * that version and not revoked, as this statement's snapshot sees it (taken after any
+	 * revocation that had committed when the request came). */
 	[Q_CALLS_INSERT] = { "calls_insert",
 		"WITH r AS MATERIALIZED ("
 		" SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
-		"  id uuid, client text, ikey text,"
+		"  id uuid, client text, ikey text, kid text, kxmin text,"
 		"  not_before_us bigint, delay_ms bigint, expires_in_ms bigint,"
 		"  function text, target text, path text, method text, query text, headers jsonb,"
 		"  body text, body_type text, correlation_id text,"
@@ -46,7 +50,10 @@ const struct query queries[Q__COUNT] = {
 		" INSERT INTO idempotency_keys (client, key, request_hash, call_ids, batch)"
 		" SELECT y.client, y.key, decode(y.hash, 'hex'), y.ids, y.batch"
 		" FROM jsonb_to_recordset($2::jsonb) AS y("
-		"  client text, key text, hash text, ids uuid[], batch boolean)"
+		"  client text, key text, hash text, ids uuid[], batch boolean, kid text, kxmin text)"
+		" WHERE y.kid IS NULL"
+		"  OR EXISTS (SELECT 1 FROM api_keys a WHERE a.id = y.kid"
+		"   AND a.xmin::text = y.kxmin AND a.revoked_at IS NULL)"
 		" ON CONFLICT DO NOTHING"
 		" RETURNING client, key"
 		") "
@@ -66,8 +73,11 @@ const struct query queries[Q__COUNT] = {
 		" r.failure_callback_headers,"
 		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, r.ikey "
 		"FROM r "
-		"WHERE r.ikey IS NULL"
-		" OR EXISTS (SELECT 1 FROM k WHERE k.client = r.client AND k.key = r.ikey) "
+		"WHERE (r.ikey IS NULL"
+		"  OR EXISTS (SELECT 1 FROM k WHERE k.client = r.client AND k.key = r.ikey))"
+		" AND (r.kid IS NULL"
+		"  OR EXISTS (SELECT 1 FROM api_keys a WHERE a.id = r.kid"
+		"   AND a.xmin::text = r.kxmin AND a.revoked_at IS NULL)) "
 		"RETURNING id, ag_ts(not_before), not_before > now()",
 		2, false },
 
@@ -167,7 +177,8 @@ const struct query queries[Q__COUNT] = {
 
 	/* $1 sha256 of the bearer token (hex): the live key it belongs to. */
 	[Q_AUTH_KEY] = { "auth_key",
-		"SELECT id, client, admin, array_to_json(functions), array_to_json(url_patterns) "
+		"SELECT id, client, admin, array_to_json(functions), array_to_json(url_patterns),"
+		" xmin::text "
 		"FROM api_keys "
 		"WHERE hash = decode($1, 'hex') AND revoked_at IS NULL",
 		1, true },

@@ -461,6 +461,84 @@ static void t_burst_clients(void)
 	shots_free(s, 32);
 }
 
+/* One POST /v1/calls with Authorization: Bearer token and an optional Idempotency-Key. */
+static void post_key(const char *token, const char *ikey, const char *body, struct hresp *r)
+{
+	char a[320], k[320];
+	const char *h[3] = {a, NULL, NULL};
+
+	snprintf(a, sizeof(a), "Authorization: Bearer %s", token);
+	if (ikey != NULL) {
+		snprintf(k, sizeof(k), "Idempotency-Key: %s", ikey);
+		h[1] = k;
+	}
+	it_http("POST", url, "/v1/calls", JSON, body, strlen(body), h, r);
+}
+
+/* The handler caches API keys for inserts; Q_CALLS_INSERT checks the key's row, so a key
+ * revoked in SQL is refused on the very next request (also with an Idempotency-Key, which
+ * leaves no key row behind), and a changed rule applies at once, both ways. */
+static void t_key_cache(void)
+{
+	char tag[32], client[48], token[256], body[512], ikey[64], like[64];
+	const char *p[2];
+	struct hresp r;
+
+	snprintf(tag, sizeof(tag), "%s-", it_tag('q'));
+	snprintf(client, sizeof(client), "%sc", tag);
+	if (!CHECK(make_key(client, token, sizeof(token)), "key"))
+		return;
+	snprintf(like, sizeof(like), "%s%%", tag);
+	p[0] = client;
+	p[1] = like;
+	snprintf(body, sizeof(body),
+		 "{\"target\": \"http://127.0.0.1:9/q\", \"delay\": \"1h\","
+		 " \"correlation_id\": \"%sok\"}",
+		 tag);
+	for (int i = 0; i < 20; i++) { /* every handler thread has seen the key now, likely */
+		post_key(token, NULL, body, &r);
+		CHECK(r.status == 202, "before: %ld %s", r.status, r.body);
+		it_hresp_free(&r);
+	}
+	/* narrower rules, in SQL: the cached ones must not apply */
+	CHECK(it_sql_exec("UPDATE api_keys SET url_patterns = '{http://nowhere.invalid/*}' "
+			  "WHERE client = $1",
+			  1, p),
+	      "narrow");
+	post_key(token, NULL, body, &r);
+	CHECK(r.status == 403, "narrowed rules: %ld %s", r.status, r.body);
+	it_hresp_free(&r);
+	/* wider again: a 403 from cached rules must not stick either */
+	CHECK(it_sql_exec("UPDATE api_keys SET url_patterns = '{*}' WHERE client = $1", 1, p),
+	      "widen");
+	post_key(token, NULL, body, &r);
+	CHECK(r.status == 202, "widened rules: %ld %s", r.status, r.body);
+	it_hresp_free(&r);
+	for (int i = 0; i < 20; i++) {
+		post_key(token, NULL, body, &r);
+		it_hresp_free(&r);
+	}
+	CHECK(it_sql_exec("UPDATE api_keys SET revoked_at = now() WHERE client = $1", 1, p),
+	      "revoke");
+	snprintf(body, sizeof(body),
+		 "{\"target\": \"http://127.0.0.1:9/q\", \"delay\": \"1h\","
+		 " \"correlation_id\": \"%srevoked\"}",
+		 tag);
+	for (int i = 0; i < 20; i++) {
+		snprintf(ikey, sizeof(ikey), "%sik%d", tag, i);
+		post_key(token, i % 2 == 0 ? ikey : NULL, body, &r);
+		CHECK(r.status == 401, "revoked, request %d: %ld %s", i, r.status, r.body);
+		it_hresp_free(&r);
+	}
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE client = $1 AND correlation_id LIKE $2"
+			  " AND correlation_id LIKE '%revoked'",
+			  2, p) == 0,
+	      "no call of the revoked key");
+	CHECK(it_sql_long("SELECT count(*) FROM idempotency_keys WHERE client = $1 AND key LIKE $2",
+			  2, p) == 0,
+	      "no idempotency row of the revoked key");
+}
+
 /* sql/008_accept.sql: ag_ts is STABLE, so PostgreSQL inlines it (to_char in the plan). */
 static void t_ag_ts_inlined(void)
 {
@@ -502,6 +580,9 @@ int main(void)
 	       t_burst_poison);
 	it_run("accept: two clients in one burst: each call is its own request's client's",
 	       t_burst_clients);
+	it_run("accept: cached API keys: revoked in SQL is refused at once, changed rules apply "
+	       "at once",
+	       t_key_cache);
 	it_run("accept: ag_ts is STABLE and inlined (sql/008_accept.sql)", t_ag_ts_inlined);
 	curl_global_cleanup();
 	return it_finish();
