@@ -145,6 +145,8 @@ static int run_once(struct db *db, struct cq_entry *const *e, size_t m)
 		} else if (res != NULL) {
 			PQclear(res);
 			res = db_exec(db, Q_CALLS_INSERT, params);
+		} else {
+			db->error = DB_LOST; /* whether it committed is still unknown */
 		}
 	}
 	if (res != NULL) {

@@ -1,6 +1,7 @@
 /* db: the libpq connection of a process; prepare-all at connect, one reconnect on loss. */
 #include "db.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,28 @@ static void db_drop(struct db *db)
 	db->conn = NULL;
 }
 
+/* True when the idle connection's socket has something to read now. */
+static bool idle_readable(PGconn *conn)
+{
+	struct pollfd p = {PQsocket(conn), POLLIN, 0};
+
+	return p.fd >= 0 && poll(&p, 1, 0) > 0 && p.revents != 0;
+}
+
+/* An idle connection the server has closed (a restart, a failover, an idle kill: its FATAL
+ * message then end of file are waiting in the socket) is found out here, before a statement is
+ * sent into it: otherwise a statement that is not idempotent would fail as DB_LOST ("may or
+ * may not have taken effect") although it never left. A handler process has many such idle
+ * connections (one per thread). Whatever else an idle connection may have received
+ * (notifications for a LISTEN, notices) is read into libpq and kept for PQnotifies. */
+static bool still_up(PGconn *conn)
+{
+	for (int i = 0; i < 4 && PQstatus(conn) == CONNECTION_OK && idle_readable(conn); i++)
+		if (PQconsumeInput(conn) != 1)
+			break;
+	return PQstatus(conn) == CONNECTION_OK;
+}
+
 int db_connect(struct db *db)
 {
 	/* The conninfo comes last and is expanded, so its own settings win over these defaults:
@@ -58,8 +81,10 @@ int db_connect(struct db *db)
 		db->conninfo, NULL};
 	char msg[512];
 
-	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+	if (db->conn != NULL && still_up(db->conn))
 		return 0;
+	if (db->conn != NULL)
+		log_info("db: the server closed an idle connection; connecting again");
 	db_drop(db);
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
