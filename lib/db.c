@@ -64,6 +64,54 @@ static bool still_up(PGconn *conn)
 	return PQstatus(conn) == CONNECTION_OK;
 }
 
+/* PQprepare of every statement in queries.c, sent at once in pipeline mode (one round trip
+ * rather than one per statement: a handler process connects once per thread). Returns 0, or -1
+ * with the first statement that failed logged. */
+static int prepare_all(PGconn *conn)
+{
+	char msg[512];
+	int sent = 0;
+	int rc = -1;
+	PGresult *res;
+
+	if (PQenterPipelineMode(conn) != 1) {
+		log_err("db prepare: %s", log_flat(msg, sizeof(msg), PQerrorMessage(conn)));
+		return -1;
+	}
+	for (; sent < Q__COUNT; sent++)
+		if (PQsendPrepare(conn, queries[sent].name, queries[sent].sql,
+				  queries[sent].nparams, NULL) != 1)
+			break;
+	if (sent < Q__COUNT || PQpipelineSync(conn) != 1) {
+		log_err("db prepare: %s", log_flat(msg, sizeof(msg), PQerrorMessage(conn)));
+		return -1; /* the caller drops the connection, pipeline and all */
+	}
+	rc = 0;
+	for (int i = 0; i < sent; i++) {
+		res = PQgetResult(conn);
+		if (res == NULL) {
+			log_err("db prepare %s: no result: %s", queries[i].name,
+				log_flat(msg, sizeof(msg), PQerrorMessage(conn)));
+			return -1;
+		}
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+			/* the ones after it are PGRES_PIPELINE_ABORTED */
+			log_err("db prepare %s failed: %s", queries[i].name,
+				log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
+			rc = -1;
+		}
+		PQclear(res);
+		PQclear(PQgetResult(conn)); /* the NULL that ends each statement's results */
+	}
+	res = PQgetResult(conn); /* the sync point */
+	if (PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+		rc = -1;
+	PQclear(res);
+	if (PQexitPipelineMode(conn) != 1)
+		rc = -1;
+	return rc;
+}
+
 int db_connect(struct db *db)
 {
 	/* The conninfo comes last and is expanded, so its own settings win over these defaults:
@@ -93,18 +141,9 @@ int db_connect(struct db *db)
 		db_drop(db);
 		return -1;
 	}
-	for (int i = 0; i < Q__COUNT; i++) {
-		PGresult *res = PQprepare(db->conn, queries[i].name, queries[i].sql,
-					  queries[i].nparams, NULL);
-
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			log_err("db prepare %s failed: %s", queries[i].name,
-				log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
-			PQclear(res);
-			db_drop(db);
-			return -1;
-		}
-		PQclear(res);
+	if (prepare_all(db->conn) != 0) {
+		db_drop(db);
+		return -1;
 	}
 	return 0;
 }

@@ -539,6 +539,30 @@ static void t_key_cache(void)
 	      "no idempotency row of the revoked key");
 }
 
+/* lib/db.c prepares every statement in one pipeline at connect: against a database without
+ * the schema that fails, and the handler answers 503 rather than run anything (plain CGI, so
+ * the connection is its first). */
+static void t_prepare_pipeline(void)
+{
+	static char out[8192];
+	char authz[320];
+	const char *bad[] = {"PGDATABASE=postgres", authz, NULL};
+	const char *good[] = {authz, NULL};
+	int st;
+
+	snprintf(authz, sizeof(authz), "HTTP_AUTHORIZATION=Bearer %s", getenv("AG_API_KEY"));
+
+	st = it_cgi("POST", "/v1/calls",
+		    "{\"target\": \"http://127.0.0.1:9/x\", \"delay\": \"1h\"}", bad, out,
+		    sizeof(out));
+	CHECK(st == 0 && strncmp(out, "Status: 503", 11) == 0, "no schema: %d %.200s", st, out);
+	st = it_cgi("POST", "/v1/calls",
+		    "{\"target\": \"http://127.0.0.1:9/x\", \"delay\": \"1h\"}", good, out,
+		    sizeof(out));
+	CHECK(st == 0 && strncmp(out, "Status: 202", 11) == 0, "with the schema: %d %.200s", st,
+	      out);
+}
+
 /* sql/008_accept.sql: ag_ts is STABLE, so PostgreSQL inlines it (to_char in the plan). */
 static void t_ag_ts_inlined(void)
 {
@@ -584,6 +608,9 @@ int main(void)
 	       "at once",
 	       t_key_cache);
 	it_run("accept: ag_ts is STABLE and inlined (sql/008_accept.sql)", t_ag_ts_inlined);
+	it_run("accept: statements are prepared in one pipeline; a database without the schema "
+	       "is 503",
+	       t_prepare_pipeline);
 	curl_global_cleanup();
 	return it_finish();
 }
