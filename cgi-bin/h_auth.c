@@ -14,6 +14,7 @@
 
 #define KEYCACHE_MAX 64
 #define KEYCACHE_TTL_MS 60000
+#define KEYCACHE_FLIGHTS 8 /* keys being looked up at once, that other threads wait for */
 
 struct keycache_entry {
 	char hash[65];	      /* SHA-256 of the token, hex; "" = free */
@@ -23,6 +24,8 @@ struct keycache_entry {
 
 struct h_keycache {
 	pthread_mutex_t mu;
+	pthread_cond_t landed;		   /* a lookup in flight ended */
+	char flight[KEYCACHE_FLIGHTS][65]; /* hashes a thread is looking up now; "" = free */
 	struct keycache_entry e[KEYCACHE_MAX];
 };
 
@@ -39,6 +42,7 @@ struct h_keycache *h_keycache_new(void)
 	struct h_keycache *kc = xcalloc(1, sizeof(*kc));
 
 	pthread_mutex_init(&kc->mu, NULL);
+	pthread_cond_init(&kc->landed, NULL);
 	return kc;
 }
 
@@ -48,26 +52,70 @@ void h_keycache_free(struct h_keycache *kc)
 		return;
 	for (size_t i = 0; i < KEYCACHE_MAX; i++)
 		principal_cleanup(&kc->e[i].who);
+	pthread_cond_destroy(&kc->landed);
 	pthread_mutex_destroy(&kc->mu);
 	free(kc);
 }
 
-/* Fills who from the cache (a copy, with key_version) and returns true, or false. */
-static bool keycache_get(struct h_keycache *kc, const char *hash, struct principal *who)
+/* With kc->mu held: fills who from the cache (a copy, with key_version); false on a miss. */
+static bool keycache_find(struct h_keycache *kc, const char *hash, struct principal *who)
 {
 	int64_t now = mono_ms();
-	bool hit = false;
 
-	pthread_mutex_lock(&kc->mu);
-	for (size_t i = 0; i < KEYCACHE_MAX && !hit; i++) {
+	for (size_t i = 0; i < KEYCACHE_MAX; i++) {
 		if (strcmp(kc->e[i].hash, hash) != 0 || kc->e[i].until_ms <= now)
 			continue;
 		principal_cleanup(who);
 		principal_copy(who, &kc->e[i].who);
-		hit = true;
+		return true;
+	}
+	return false;
+}
+
+/* Fills who from the cache and returns true, or returns false: then the caller looks the key
+ * up. When another thread is looking the same key up already, this waits for it first (the
+ * threads of a fresh process would otherwise all connect and look up at once); when none is,
+ * it sets *flying, and the caller calls keycache_land once its lookup is over. */
+static bool keycache_get(struct h_keycache *kc, const char *hash, struct principal *who,
+			 bool *flying)
+{
+	bool waited = false;
+	bool hit;
+	size_t f;
+
+	*flying = false;
+	pthread_mutex_lock(&kc->mu);
+	for (;;) {
+		hit = keycache_find(kc, hash, who);
+		if (hit || waited)
+			break;
+		for (f = 0; f < KEYCACHE_FLIGHTS; f++)
+			if (strcmp(kc->flight[f], hash) == 0)
+				break;
+		if (f == KEYCACHE_FLIGHTS)
+			break;
+		pthread_cond_wait(&kc->landed, &kc->mu);
+		waited = true; /* and if that lookup filled nothing (401, 503), look up alone */
+	}
+	for (f = 0; !hit && !waited && f < KEYCACHE_FLIGHTS; f++) {
+		if (kc->flight[f][0] == '\0') {
+			snprintf(kc->flight[f], sizeof(kc->flight[f]), "%s", hash);
+			*flying = true;
+			break;
+		}
 	}
 	pthread_mutex_unlock(&kc->mu);
 	return hit;
+}
+
+static void keycache_land(struct h_keycache *kc, const char *hash)
+{
+	pthread_mutex_lock(&kc->mu);
+	for (size_t f = 0; f < KEYCACHE_FLIGHTS; f++)
+		if (strcmp(kc->flight[f], hash) == 0)
+			kc->flight[f][0] = '\0';
+	pthread_cond_broadcast(&kc->landed);
+	pthread_mutex_unlock(&kc->mu);
 }
 
 /* Stores who (read now, at row version) for hash: in hash's own slot, else in a free slot or
@@ -138,7 +186,9 @@ static int by_key(const struct req *rq, const char *token, struct resp *rs, stru
 {
 	char hash[65];
 	const char *params[1] = {hash};
-	PGresult *res;
+	PGresult *res = NULL;
+	bool flying = false;
+	int rc = -1;
 
 	if (!auth_token_shape(token)) {
 		unauthorized(rs, "invalid_token", "this is not an asyncgate API key");
@@ -146,32 +196,34 @@ static int by_key(const struct req *rq, const char *token, struct resp *rs, stru
 	}
 	auth_token_hash(token, hash);
 	if (app->keys != NULL && !app->auth_fresh && cache_may_answer(rq) &&
-	    keycache_get(app->keys, hash, who))
+	    keycache_get(app->keys, hash, who, &flying))
 		return 0;
 	res = db_exec(&app->db, Q_AUTH_KEY, params);
 	if (res == NULL) {
 		h_db_error(rs, app);
-		return -1;
+		goto out;
 	}
 	if (PQntuples(res) != 1) {
-		PQclear(res);
 		if (app->keys != NULL)
 			keycache_put(app->keys, hash, NULL, NULL);
 		unauthorized(rs, "invalid_token", "the API key is unknown or revoked");
-		return -1;
+		goto out;
 	}
 	who->key_id = xstrdup(PQgetvalue(res, 0, 0));
 	who->client = xstrdup(PQgetvalue(res, 0, 1));
 	if (fill_rules(who, res, 2) != 0) {
 		log_err("api key %s: its rules are not text arrays", who->key_id);
-		PQclear(res);
 		resp_problem(rs, 500, NULL, "the API key's rules cannot be read");
-		return -1;
+		goto out;
 	}
 	if (app->keys != NULL)
 		keycache_put(app->keys, hash, who, PQgetvalue(res, 0, 5));
+	rc = 0;
+out:
+	if (flying)
+		keycache_land(app->keys, hash);
 	PQclear(res);
-	return 0;
+	return rc;
 }
 
 static int by_user(const char *user, struct resp *rs, struct app *app, struct principal *who)
