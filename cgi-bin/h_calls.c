@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "call.h"
+#include "commitq.h"
 #include "jstrict.h"
 #include "log.h"
 #include "uuid.h"
@@ -21,21 +22,27 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
 
-void h_db_error(struct resp *rs, const struct app *app)
+/* The answer to a database error of kind error (sqlstate for DB_QUERY). */
+static void db_error_answer(struct resp *rs, const struct app *app, enum db_error error,
+			    const char *sqlstate)
 {
-	if (app->db.error == DB_UNAVAILABLE) {
+	if (error == DB_UNAVAILABLE) {
 		resp_problem(rs, 503, NULL, "the database is unreachable; nothing was written");
 		resp_header(rs, "Retry-After", "%lld", (long long)app->cf.retry_after_s);
-	} else if (app->db.error == DB_LOST) {
+	} else if (error == DB_LOST) {
 		resp_problem(rs, 503, NULL,
 			     "the database connection broke during the request, which may or may "
 			     "not have taken effect; check, or repeat it with the same "
 			     "Idempotency-Key");
 		resp_header(rs, "Retry-After", "%lld", (long long)app->cf.retry_after_s);
 	} else {
-		resp_problem(rs, 500, NULL, "a database statement failed (sqlstate %s)",
-			     app->db.sqlstate);
+		resp_problem(rs, 500, NULL, "a database statement failed (sqlstate %s)", sqlstate);
 	}
+}
+
+void h_db_error(struct resp *rs, const struct app *app)
+{
+	db_error_answer(rs, app, app->db.error, app->db.sqlstate);
 }
 
 /* The client whose calls a lookup may see: its own name, or NULL (all) for an admin. */
@@ -114,30 +121,16 @@ static struct json_object *accepted_json(const struct req *rq, const struct app 
 	return o;
 }
 
-/* Answers 202 from rows of (id, not_before, scheduled) at columns c0..c0+2, in request order. */
+/* Answers 202 for the calls ids[0..n), in request order: nb[i] is the call's not_before (NULL
+ * when it has been purged since) and sched[i] whether it is not due yet. */
 static void answer_accepted(const struct req *rq, struct resp *rs, const struct app *app,
-			    PGresult *res, int c0, const char *const *ids, size_t n, bool batch)
+			    const char *const *ids, const char *const *nb, const bool *sched,
+			    size_t n, bool batch)
 {
 	struct json_object *arr = json_object_new_array();
-	int rows = PQntuples(res);
 
-	for (size_t i = 0; i < n; i++) {
-		/* RETURNING order is not promised to be VALUES order: match by id. */
-		int r = (int)i < rows && strcmp(PQgetvalue(res, (int)i, c0), ids[i]) == 0 ? (int)i
-											  : -1;
-
-		for (int j = 0; r < 0 && j < rows; j++)
-			if (strcmp(PQgetvalue(res, j, c0), ids[i]) == 0)
-				r = j;
-		if (r < 0 || PQgetisnull(res, r, c0 + 1)) {
-			/* The call is gone (purged); its id is still the answer. */
-			json_object_array_add(arr, accepted_json(rq, app, ids[i], NULL, false));
-			continue;
-		}
-		json_object_array_add(arr,
-				      accepted_json(rq, app, ids[i], PQgetvalue(res, r, c0 + 1),
-						    PQgetvalue(res, r, c0 + 2)[0] == 't'));
-	}
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(arr, accepted_json(rq, app, ids[i], nb[i], sched[i]));
 	if (batch) {
 		resp_json(rs, 202, arr);
 	} else {
@@ -287,28 +280,32 @@ static void replay(const struct req *rq, struct resp *rs, struct app *app, const
 		resp_problem(rs, 409, "Idempotency-Key",
 			     "Idempotency-Key: already used for a different request");
 	} else {
-		for (int r = 0; r < nr; r++)
+		const char **nb = xcalloc(n, sizeof(*nb));
+		bool *sched = xcalloc(n, sizeof(*sched));
+
+		for (int r = 0; r < nr; r++) {
 			snprintf(ids[r], UUID_LEN, "%s", PQgetvalue(res, r, 2));
+			nb[r] = PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3);
+			sched[r] = PQgetvalue(res, r, 4)[0] == 't';
+		}
 		resp_header(rs, "Idempotent-Replayed", "true");
-		answer_accepted(rq, rs, app, res, 2, idp, n, batch);
+		answer_accepted(rq, rs, app, idp, nb, sched, n, batch);
+		free(sched);
+		free(nb);
 	}
 	PQclear(res);
 }
 
-/* After the commit, wakes the --follow drainers when a call is due now: one NOTIFY per
+/* After the commit of a call due now, wakes the --follow drainers: one NOTIFY per
  * notify_interval per process at most (NOTIFY serialises committing transactions; research:
- * pg-queue-anchors 3). Drainers poll too, so a skipped NOTIFY costs latency, never a call. */
-static void notify_due(struct app *app, const PGresult *res)
+ * pg-queue-anchors 3). Drainers poll too, so a skipped NOTIFY costs latency, never a call.
+ * The commit queue (commitq.c) does the same for the calls it commits. */
+static void notify_due(struct app *app)
 {
 	struct timespec ts;
 	int64_t now;
-	bool due = false;
 	PGresult *n;
 
-	for (int i = 0; i < PQntuples(res) && !due; i++)
-		due = !PQgetisnull(res, i, 2) && PQgetvalue(res, i, 2)[0] == 'f';
-	if (!due)
-		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (app->last_notify_ms != 0 && now - app->last_notify_ms < app->cf.notify_interval_ms)
@@ -318,37 +315,36 @@ static void notify_due(struct app *app, const PGresult *res)
 	PQclear(n); /* a failure is logged; the drainers' polling covers it */
 }
 
-/* The insert, made safe against a connection that breaks while it is out: the ids are ours,
- * so whether it committed can be read back, and it is sent again only if it did not. */
-static PGresult *insert_calls(struct app *app, const char *const *params, const char *const *ids,
-			      size_t n)
+/* Marks a row for Q_CALLS_INSERT's check of a cached API key: its id and row version. */
+static void add_key_check(struct json_object *o, const struct principal *who)
 {
-	PGresult *res = db_exec(&app->db, Q_CALLS_INSERT, params);
-	struct json_object *idlist;
-	const char *fparams[1];
+	if (who->key_version == NULL)
+		return;
+	json_object_object_add(o, "kid", json_object_new_string(who->key_id));
+	json_object_object_add(o, "kxmin", json_object_new_string(who->key_version));
+}
 
-	if (res != NULL || app->db.error != DB_LOST)
-		return res;
-	idlist = json_object_new_array();
+/* The idempotency row of a request: {client, key, hash, ids, batch} as JSON text (new; the
+ * caller frees). */
+static char *key_row(const struct principal *who, const char *key, const char *hash,
+		     const char *const *ids, size_t n, bool batch)
+{
+	const char *client = who->client;
+	struct json_object *o = json_object_new_object();
+	struct json_object *arr = json_object_new_array();
+	char *text;
+
 	for (size_t i = 0; i < n; i++)
-		json_object_array_add(idlist, json_object_new_string(ids[i]));
-	fparams[0] = json_object_to_json_string_ext(idlist, JSON_C_TO_STRING_PLAIN);
-	res = db_exec(&app->db, Q_CALLS_FIND, fparams);
-	json_object_put(idlist);
-	if (res == NULL)
-		return NULL;
-	if ((size_t)PQntuples(res) == n) {
-		log_info("enqueue: committed before the connection broke first=%s",
-			 PQgetvalue(res, 0, 0));
-		return res; /* same columns as the insert's RETURNING */
-	}
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return db_exec(&app->db, Q_CALLS_INSERT, params);
-	}
-	PQclear(res); /* one statement cannot commit in part */
-	app->db.error = DB_LOST;
-	return NULL;
+		json_object_array_add(arr, json_object_new_string(ids[i]));
+	json_object_object_add(o, "client", json_object_new_string(client));
+	json_object_object_add(o, "key", json_object_new_string(key));
+	json_object_object_add(o, "hash", json_object_new_string(hash));
+	json_object_object_add(o, "ids", arr);
+	json_object_object_add(o, "batch", json_object_new_boolean(batch));
+	add_key_check(o, who);
+	text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return text;
 }
 
 int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
@@ -359,9 +355,13 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 	struct json_object *rows = json_object_new_array();
 	char(*ids)[UUID_LEN] = xcalloc(n, UUID_LEN);
 	const char **idp = xcalloc(n, sizeof(*idp));
+	char(*nbuf)[CQ_TS_LEN] = xcalloc(n, CQ_TS_LEN);
+	const char **nb = xcalloc(n, sizeof(*nb));
+	bool *sched = xcalloc(n, sizeof(*sched));
 	char hash[2 * EVP_MAX_MD_SIZE + 1] = "";
-	PGresult *res = NULL;
-	const char *params[5];
+	char *keyrow = NULL;
+	struct cq_entry e;
+	struct cq_entry *ep = &e;
 
 	if (key != NULL &&
 	    (*key == '\0' || strlen(key) > IDEM_KEY_MAX || !http_value_valid(key, strlen(key)))) {
@@ -387,28 +387,56 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 		}
 		idp[i] = ids[i];
 		row = call_row_json(&calls[i], ids[i]);
+		json_object_object_add(row, "client", json_object_new_string(client));
+		if (key != NULL)
+			json_object_object_add(row, "ikey", json_object_new_string(key));
+		add_key_check(row, who);
 		json_object_array_add(rows, row);
 	}
-	params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
-	params[1] = client;
-	params[2] = key;
-	params[3] = key != NULL ? hash : NULL;
-	params[4] = batch ? "t" : "f";
-	res = insert_calls(app, params, idp, n);
-	if (res == NULL) {
-		h_db_error(rs, app);
+	if (key != NULL)
+		keyrow = key_row(who, key, hash, idp, n, batch);
+	memset(&e, 0, sizeof(e));
+	e.rows = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
+	e.keyrow = keyrow;
+	e.client = client;
+	e.key = key;
+	e.ids = idp;
+	e.n = n;
+	e.key_checked = who->key_version != NULL;
+	for (size_t i = 0; i < n; i++)
+		e.debounce = e.debounce || calls[i].debounce_key != NULL;
+	e.not_before = nbuf;
+	e.scheduled = sched;
+	/* Under a threaded FastCGI process, the commit is shared with concurrent requests. */
+	if (app->cq != NULL)
+		commitq_submit(app->cq, &e);
+	else
+		commitq_run(&app->db, &ep, 1);
+	if (e.result == CQ_FAILED) {
+		db_error_answer(rs, app, e.error, e.sqlstate);
 		goto out;
 	}
-	if (PQntuples(res) == 0 && key != NULL) {
+	if (e.result == CQ_AUTH_STALE) {
+		/* route() authenticates afresh and runs the request again; no answer here. */
+		app->auth_stale = true;
+		goto out;
+	}
+	if (e.result == CQ_KEY_TAKEN) {
 		replay(rq, rs, app, client, key, hash, ids, idp, n, batch);
 		goto out;
 	}
-	log_info("enqueue calls=%zu first=%s batch=%d", n, ids[0], batch);
-	answer_accepted(rq, rs, app, res, 0, idp, n, batch);
-	notify_due(app, res);
+	log_debug("enqueue calls=%zu first=%s batch=%d", n, ids[0], batch);
+	for (size_t i = 0; i < n; i++)
+		nb[i] = nbuf[i][0] != '\0' ? nbuf[i] : NULL;
+	answer_accepted(rq, rs, app, idp, nb, sched, n, batch);
+	if (app->cq == NULL && e.due)
+		notify_due(app);
 out:
-	PQclear(res);
+	free(keyrow);
 	json_object_put(rows);
+	free(sched);
+	free(nb);
+	free(nbuf);
 	free(idp);
 	free(ids);
 	return 0;
@@ -868,5 +896,10 @@ int h_calls_hash(const struct call *calls, size_t n, bool batch, char *out, size
 
 void h_calls_notify(struct app *app, const PGresult *res)
 {
-	notify_due(app, res);
+	bool due = false;
+
+	for (int i = 0; i < PQntuples(res) && !due; i++)
+		due = !PQgetisnull(res, i, 2) && PQgetvalue(res, i, 2)[0] == 'f';
+	if (due)
+		notify_due(app);
 }

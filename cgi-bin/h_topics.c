@@ -628,7 +628,10 @@ static void publish_write(const struct req *rq, struct resp *rs, struct app *app
 			resp_problem(rs, 500, NULL, "could not make an id");
 			goto out;
 		}
-		json_object_array_add(rows, call_row_json(&calls[i], ids[i]));
+		struct json_object *row = call_row_json(&calls[i], ids[i]);
+
+		json_object_object_add(row, "client", json_object_new_string(who->client));
+		json_object_array_add(rows, row);
 		json_object_array_add(idl, json_object_new_string(ids[i]));
 		json_object_array_add(subl, json_object_new_string(subs[i]));
 	}
@@ -659,8 +662,7 @@ static void publish_write(const struct req *rq, struct resp *rs, struct app *app
 		/* The calls themselves carry no key: the publication holds it. */
 		memset(params, 0, sizeof(params));
 		params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
-		params[1] = who->client;
-		params[4] = "f";
+		params[1] = "[]";
 		ins = db_exec(&app->db, Q_CALLS_INSERT, params);
 		if (ins == NULL) {
 			tx_failed(rs, app);

@@ -237,9 +237,25 @@ void route(const struct req *rq, struct resp *rs, struct app *app)
 		struct principal who;
 
 		/* Credentials first: a stranger learns nothing, not even which paths exist. */
+		app->auth_fresh = false;
+		app->auth_stale = false;
 		if (h_authenticate(rq, rs, app, &who) == 0 && !route_api(rq, rs, app, &who))
 			resp_problem(rs, 404, NULL, "no such resource: %s",
 				     strlen(p) > 200 ? "(long path)" : p);
+		if (who.key_version != NULL &&
+		    (app->auth_stale || (rs->status >= 400 && rs->status < 500))) {
+			/* The key came from the process's cache, and the request was not accepted:
+			 * its row changed (revoked, new rules) since, so the insert left its calls
+			 * out, or the cached rules may have refused it. Nothing was written (a 4xx
+			 * here writes nothing), so it runs again with the key looked up now. */
+			principal_cleanup(&who);
+			resp_reset(rs);
+			app->auth_fresh = true;
+			app->auth_stale = false;
+			if (h_authenticate(rq, rs, app, &who) == 0 && !route_api(rq, rs, app, &who))
+				resp_problem(rs, 404, NULL, "no such resource: %s",
+					     strlen(p) > 200 ? "(long path)" : p);
+		}
 		principal_cleanup(&who);
 		return;
 	}

@@ -36,17 +36,25 @@
 	"ag_ts(s.created_at) AS created_at, s.instruction AS call "
 
 const struct query queries[Q__COUNT] = {
-	/* $1 rows (jsonb array, one object per call, made by call_row_json), $2 client,
-	 * $3 idempotency key or NULL, $4 request hash (hex), $5 batch (bool).
-	 * One statement, so it commits as a whole: with a key that is already taken, nothing is
-	 * inserted and zero rows come back (the caller then reads Q_IDEM_GET). Calls with a
-	 * debounce_key first cancel the client's older pending calls with the same key
-	 * (ag_debounce, sql/005_call_controls.sql; d is one row, and calls it only when a call has
-	 * a key and the insert goes ahead). */
+	/* $1 rows (jsonb array, one object per call, made by call_row_json, each with its
+	 * request's "client" and Idempotency-Key "ikey" or null), $2 key rows (jsonb array of
+	 * {client, key, hash (hex), ids, batch}, one per request with a key; no two with the same
+	 * client and key). The calls of several requests go in at once, so that they share one
+	 * commit (cgi-bin/commitq.c); it is one statement, so it commits as a whole. A request
+	 * whose key is already taken inserts nothing and gets no rows back (its caller then reads
+	 * Q_IDEM_GET); the others are not affected by it.
+	 * Rows and key rows of a request authenticated from a process's key cache carry the API
+	 * key's id and row version ("kid", "kxmin"): they go in only if that api_keys row is still
+	 * that version and not revoked, as this statement's snapshot sees it (taken after any
+	 * revocation that had committed when the request came). Calls with a debounce_key first
+	 * cancel their client's older pending calls with the same key (ag_debounce,
+	 * sql/005_call_controls.sql), once per client, only for the rows that go in; commitq.c
+	 * never puts two requests of one client with debounce keys into one group. */
 	[Q_CALLS_INSERT] = { "calls_insert",
 		"WITH r AS MATERIALIZED ("
 		" SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
-		"  id uuid, not_before_us bigint, delay_ms bigint, expires_in_ms bigint,"
+		"  id uuid, client text, ikey text, kid text, kxmin text,"
+		"  not_before_us bigint, delay_ms bigint, expires_in_ms bigint,"
 		"  function text, target text, path text, method text, query text, headers jsonb,"
 		"  body text, body_type text, correlation_id text,"
 		"  callback_url text, callback_headers jsonb,"
@@ -56,25 +64,33 @@ const struct query queries[Q__COUNT] = {
 		"  debounce_key text, priority smallint)"
 		"), k AS ("
 		" INSERT INTO idempotency_keys (client, key, request_hash, call_ids, batch)"
-		" SELECT $2, $3, decode($4, 'hex'),"
-		"  ARRAY(SELECT (e->>'id')::uuid"
-		"   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n),"
-		"  $5::boolean"
-		" WHERE $3::text IS NOT NULL"
+		" SELECT y.client, y.key, decode(y.hash, 'hex'), y.ids, y.batch"
+		" FROM jsonb_to_recordset($2::jsonb) AS y("
+		"  client text, key text, hash text, ids uuid[], batch boolean, kid text, kxmin text)"
+		" WHERE y.kid IS NULL"
+		"  OR EXISTS (SELECT 1 FROM api_keys a WHERE a.id = y.kid"
+		"   AND a.xmin::text = y.kxmin AND a.revoked_at IS NULL)"
 		" ON CONFLICT DO NOTHING"
-		" RETURNING 1"
+		" RETURNING client, key"
+		"), ok AS MATERIALIZED ("
+		" SELECT r.* FROM r"
+		" WHERE (r.ikey IS NULL"
+		"  OR EXISTS (SELECT 1 FROM k WHERE k.client = r.client AND k.key = r.ikey))"
+		"  AND (r.kid IS NULL"
+		"  OR EXISTS (SELECT 1 FROM api_keys a WHERE a.id = r.kid"
+		"   AND a.xmin::text = r.kxmin AND a.revoked_at IS NULL))"
 		"), d AS ("
-		" SELECT CASE WHEN count(*) > 0"
-		"  THEN ag_debounce($2, array_agg(r.debounce_key), array_agg(r.id)) END AS n"
-		" FROM r"
-		" WHERE r.debounce_key IS NOT NULL AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM k))"
+		" SELECT ag_debounce(ok.client, array_agg(ok.debounce_key), array_agg(ok.id)) AS n"
+		" FROM ok"
+		" WHERE ok.debounce_key IS NOT NULL"
+		" GROUP BY ok.client"
 		") "
 		"INSERT INTO calls (id, state, client, not_before, expires_at,"
 		" function, target, path, method, query, headers, body, body_type, correlation_id,"
 		" callback_url, callback_headers, failure_callback_url, failure_callback_headers,"
 		" max_attempts, retry_initial_ms, retry_max_ms, timeout_ms, idempotency_key,"
 		" connect_timeout_ms, retry_on, give_up_on, debounce_key, priority, flow_key) "
-		"SELECT r.id, 'queued', $2,"
+		"SELECT r.id, 'queued', r.client,"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
 		"  now() + make_interval(secs => COALESCE(r.delay_ms, 0) / 1000.0)),"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
@@ -84,17 +100,17 @@ const struct query queries[Q__COUNT] = {
 		" COALESCE(r.headers, '{}'), decode(r.body, 'base64'), r.body_type, r.correlation_id,"
 		" r.callback_url, r.callback_headers, r.failure_callback_url,"
 		" r.failure_callback_headers,"
-		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, $3,"
+		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, r.ikey,"
 		" r.connect_timeout_ms, r.retry_on, r.give_up_on, r.debounce_key,"
 		" COALESCE(r.priority, 0),"
 		/* the flow-control key, when the function or the raw target's host is limited */
-		" (SELECT k.key FROM flow_keys k"
-		"  WHERE k.key = CASE WHEN r.function IS NOT NULL THEN 'f:' || r.function"
+		" (SELECT fk.key FROM flow_keys fk"
+		"  WHERE fk.key = CASE WHEN r.function IS NOT NULL THEN 'f:' || r.function"
 		"   ELSE 'h:' || ag_url_host(r.target) END) "
-		"FROM r CROSS JOIN d "
-		"WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM k) "
+		/* d runs (debounce) before the first row goes in */
+		"FROM ok r CROSS JOIN (SELECT count(*) FROM d) dd "
 		"RETURNING id, ag_ts(not_before), not_before > now()",
-		5, false },
+		2, false },
 
 	/* $1 jsonb array of ids: those that exist, after an insert whose answer was lost. */
 	[Q_CALLS_FIND] = { "calls_find",
@@ -205,7 +221,8 @@ const struct query queries[Q__COUNT] = {
 
 	/* $1 sha256 of the bearer token (hex): the live key it belongs to. */
 	[Q_AUTH_KEY] = { "auth_key",
-		"SELECT id, client, admin, array_to_json(functions), array_to_json(url_patterns) "
+		"SELECT id, client, admin, array_to_json(functions), array_to_json(url_patterns),"
+		" xmin::text "
 		"FROM api_keys "
 		"WHERE hash = decode($1, 'hex') AND revoked_at IS NULL",
 		1, true },

@@ -165,12 +165,14 @@ static int insert_call(struct db *db, const PGresult *due, int r, int64_t tick_u
 	json_object_object_del(row, "delay_ms");
 	json_object_object_add(row, "id", json_object_new_string(id));
 	json_object_object_add(row, "not_before_us", json_object_new_int64(tick_us));
+	json_object_object_add(row, "client",
+			       json_object_new_string(PQgetvalue(due, r, DUE_CLIENT)));
 	rows = json_object_new_array();
 	json_object_array_add(rows, row);
 	row = NULL;
 	res = db_exec(db, Q_CALLS_INSERT,
 		      (const char *[]){json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
-				       PQgetvalue(due, r, DUE_CLIENT), NULL, NULL, "f"});
+				       "[]"});
 	if (res == NULL || PQntuples(res) != 1)
 		goto out;
 	rc = 0;
