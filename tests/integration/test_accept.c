@@ -4,6 +4,7 @@
  * Idempotency-Keys hold inside a burst, a request that breaks the shared statement does not
  * fail the others, calls belong to the client of their own request, and the standalone socket
  * mode does the same. */
+#define _GNU_SOURCE /* itest.c.inc: wait4 */
 #include "itest.h"
 #include "itest.c.inc"
 

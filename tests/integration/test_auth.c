@@ -2,6 +2,7 @@
  * behind lighttpd: API keys made and revoked with asyncgate-admin and SQL, scoped to functions
  * and URL patterns; 401 vs 403; a client sees, cancels and retries only its own calls, an admin
  * all; REMOTE_USER rules; auth = none and auth = remote_user through CGI. */
+#define _GNU_SOURCE /* itest.c.inc: wait4 */
 #include "itest.h"
 #include "itest.c.inc"
 
