@@ -146,16 +146,14 @@ static void answer_accepted(const struct req *rq, struct resp *rs, const struct 
 	json_object_put(arr);
 }
 
-/* Looks up the functions the calls name: unknown ones are a 400, known ones lend their limits. */
-static int resolve_functions(struct resp *rs, struct app *app, struct call *calls, size_t n,
-			     bool batch)
+int h_calls_resolve(struct resp *rs, struct app *app, struct call *calls,
+		    const char *const *prefixes, size_t n, int missing_status, const char *why)
 {
 	const struct call_env env = {&app->cf, &app->np};
 	struct json_object *names = json_object_new_array();
 	PGresult *res = NULL;
 	const char *params[1];
 	struct problem p;
-	char prefix[32] = "";
 	int rc = -1;
 
 	for (size_t i = 0; i < n; i++)
@@ -171,10 +169,9 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct call *c = &calls[i];
+		const char *prefix = prefixes != NULL ? prefixes[i] : "";
 		int64_t lim[4] = {-1, -1, -1, -1};
 
-		if (batch)
-			snprintf(prefix, sizeof(prefix), "[%zu].", i);
 		if (c->function != NULL) {
 			int r;
 
@@ -183,9 +180,9 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 					break;
 			if (r == PQntuples(res)) {
 				snprintf(p.field, sizeof(p.field), "%sfunction", prefix);
-				resp_problem(rs, 400, p.field,
-					     "%s: no function named %s is registered", p.field,
-					     c->function);
+				resp_problem(rs, missing_status, p.field,
+					     "%s: no function named %s is registered%s", p.field,
+					     c->function, why);
 				goto out;
 			}
 			for (int k = 0; k < 4; k++)
@@ -193,7 +190,8 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 					lim[k] = strtoll(PQgetvalue(res, r, k + 1), NULL, 10);
 		}
 		if (call_resolve(c, &env, lim[0], lim[1], lim[2], lim[3], prefix, &p) != 0) {
-			resp_problem(rs, p.status, p.field, "%s", p.detail);
+			resp_problem(rs, p.status == 400 ? missing_status : p.status, p.field, "%s",
+				     p.detail);
 			goto out;
 		}
 	}
@@ -201,6 +199,29 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 out:
 	PQclear(res);
 	json_object_put(names);
+	return rc;
+}
+
+/* Looks up the functions the calls name: unknown ones are a 400, known ones lend their limits.
+ * In a batch, fields are named "[i].field". */
+static int resolve_functions(struct resp *rs, struct app *app, struct call *calls, size_t n,
+			     bool batch)
+{
+	char(*prefixes)[32] = NULL;
+	const char **pp = NULL;
+	int rc;
+
+	if (!batch)
+		return h_calls_resolve(rs, app, calls, NULL, n, 400, "");
+	prefixes = xcalloc(n, sizeof(*prefixes));
+	pp = xcalloc(n, sizeof(*pp));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(prefixes[i], sizeof(prefixes[i]), "[%zu].", i);
+		pp[i] = prefixes[i];
+	}
+	rc = h_calls_resolve(rs, app, calls, pp, n, 400, "");
+	free(pp);
+	free(prefixes);
 	return rc;
 }
 

@@ -229,64 +229,6 @@ bad:
 	return -1;
 }
 
-/* Looks up the functions the calls name and fills their limits (call_resolve). A missing
- * function is a problem with status missing_status, named prefixes[i] + "function". Returns 0,
- * or -1 with rs filled. */
-static int resolve(struct resp *rs, struct app *app, struct call *calls,
-		   const char *const *prefixes, size_t n, int missing_status, const char *why)
-{
-	const struct call_env env = {&app->cf, &app->np};
-	struct json_object *names = json_object_new_array();
-	PGresult *res = NULL;
-	const char *params[1];
-	struct problem p;
-	int rc = -1;
-
-	for (size_t i = 0; i < n; i++)
-		if (calls[i].function != NULL)
-			json_object_array_add(names, json_object_new_string(calls[i].function));
-	if (json_object_array_length(names) > 0) {
-		params[0] = json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN);
-		res = db_exec(&app->db, Q_FUNCTIONS_GET, params);
-		if (res == NULL) {
-			h_db_error(rs, app);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct call *c = &calls[i];
-		int64_t lim[4] = {-1, -1, -1, -1};
-
-		if (c->function != NULL) {
-			int r;
-
-			for (r = 0; r < PQntuples(res); r++)
-				if (strcmp(PQgetvalue(res, r, 0), c->function) == 0)
-					break;
-			if (r == PQntuples(res)) {
-				snprintf(p.field, sizeof(p.field), "%sfunction", prefixes[i]);
-				resp_problem(rs, missing_status, p.field,
-					     "%s: no function named %s is registered%s", p.field,
-					     c->function, why);
-				goto out;
-			}
-			for (int k = 0; k < 4; k++)
-				if (!PQgetisnull(res, r, k + 1))
-					lim[k] = strtoll(PQgetvalue(res, r, k + 1), NULL, 10);
-		}
-		if (call_resolve(c, &env, lim[0], lim[1], lim[2], lim[3], prefixes[i], &p) != 0) {
-			resp_problem(rs, p.status == 400 ? missing_status : p.status, p.field, "%s",
-				     p.detail);
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	PQclear(res);
-	json_object_put(names);
-	return rc;
-}
-
 static void cleanup_calls(struct call *calls, size_t n)
 {
 	for (size_t i = 0; calls != NULL && i < n; i++)
@@ -384,7 +326,7 @@ int h_topic_put(const struct req *rq, struct resp *rs, struct app *app, const st
 			goto out;
 		}
 	}
-	if (resolve(rs, app, calls, pp, n, 400, "") != 0)
+	if (h_calls_resolve(rs, app, calls, pp, n, 400, "") != 0)
 		goto out;
 	params[0] = name;
 	params[1] = json_object_to_json_string_ext(stored, JSON_C_TO_STRING_PLAIN);
@@ -805,7 +747,8 @@ static void publish(const struct req *rq, struct resp *rs, struct app *app,
 			goto out;
 		}
 	}
-	if (resolve(rs, app, calls, pp, n, 409,
+	if (h_calls_resolve(
+		    rs, app, calls, pp, n, 409,
 		    " (the subscription names a function that is gone; nothing was published)") !=
 	    0)
 		goto out;

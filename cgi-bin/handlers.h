@@ -110,6 +110,12 @@ int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
  * For h_topics.c. */
 int h_calls_hash(const struct call *calls, size_t n, bool batch, char *out, size_t outsz);
 void h_calls_notify(struct app *app, const PGresult *res);
+/* Looks up the functions calls[0..n) name and fills in their limits and the gateway's defaults
+ * (call_resolve). A function that is not registered is a problem with status missing_status
+ * (its detail ends in why), as is a 400 of call_resolve; fields are named prefixes[i] + field
+ * (prefixes may be NULL: no prefix). Returns 0, or -1 with rs filled. */
+int h_calls_resolve(struct resp *rs, struct app *app, struct call *calls,
+		    const char *const *prefixes, size_t n, int missing_status, const char *why);
 
 /* The topics API (h_topics.c): management (admins), publishing and publication status. name
  * and id are still percent-encoded path segments; rest is what follows "/v1/async/topic:". */
