@@ -19,8 +19,6 @@
 #include "uuid.h"
 
 #define IDEM_KEY_MAX 255
-#define LIST_DEFAULT 100
-#define LIST_MAX 1000
 
 /* The answer to a database error of kind error (sqlstate for DB_QUERY). */
 static void db_error_answer(struct resp *rs, const struct app *app, enum db_error error,
@@ -43,6 +41,30 @@ static void db_error_answer(struct resp *rs, const struct app *app, enum db_erro
 void h_db_error(struct resp *rs, const struct app *app)
 {
 	db_error_answer(rs, app, app->db.error, app->db.sqlstate);
+}
+
+bool h_list_limit(struct resp *rs, const char *text, long *limit)
+{
+	char *end;
+
+	*limit = strtol(text, &end, 10);
+	if (end != text && *end == '\0' && *limit >= 1 && *limit <= H_LIST_MAX)
+		return true;
+	resp_problem(rs, 400, "limit", "limit: must be a whole number from 1 to %d", H_LIST_MAX);
+	return false;
+}
+
+struct json_object *h_list_page(const char *key, struct json_object *items, const PGresult *res,
+				long limit)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, key, items);
+	if (PQntuples(res) == limit)
+		json_object_object_add(
+			o, "next_after",
+			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	return o;
 }
 
 /* The client whose calls a lookup may see: its own name, or NULL (all) for an admin. */
@@ -688,7 +710,7 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 {
 	char *state = NULL, *function = NULL, *corr = NULL, *after = NULL;
 	char limit_text[16];
-	long limit = LIST_DEFAULT;
+	long limit = H_LIST_DEFAULT;
 	char *copy = xstrdup(rq->query);
 	char *save = NULL;
 	PGresult *res = NULL;
@@ -721,17 +743,11 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 		else if (strcmp(kv, "after") == 0)
 			dst = &after;
 		else if (strcmp(kv, "limit") == 0) {
-			char *end;
+			bool ok = h_list_limit(rs, val, &limit);
 
-			limit = strtol(val, &end, 10);
-			if (end == val || *end != '\0' || limit < 1 || limit > LIST_MAX) {
-				free(val);
-				resp_problem(rs, 400, "limit",
-					     "limit: must be a whole number from 1 to %d",
-					     LIST_MAX);
-				goto out;
-			}
 			free(val);
+			if (!ok)
+				goto out;
 			continue;
 		} else {
 			free(val);
@@ -766,15 +782,10 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 		h_db_error(rs, app);
 		goto out;
 	}
-	o = json_object_new_object();
 	arr = json_object_new_array();
 	for (int r = 0; r < PQntuples(res); r++)
 		json_object_array_add(arr, db_row_json(res, r));
-	json_object_object_add(o, "calls", arr);
-	if (PQntuples(res) == limit)
-		json_object_object_add(
-			o, "next_after",
-			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	o = h_list_page("calls", arr, res, limit);
 	resp_json(rs, 200, o);
 out:
 	json_object_put(o);

@@ -21,8 +21,6 @@
 #define NAME_MAX_BYTES 200
 #define EVERY_MIN_MS 1000LL
 #define EVERY_MAX_MS (366LL * 86400 * 1000)
-#define LIST_DEFAULT 100
-#define LIST_MAX 1000
 #define US_PER_S 1000000LL
 
 /* The client whose schedules a lookup may see: its own name, or NULL (all) for an admin. */
@@ -294,7 +292,7 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 	char *save = NULL;
 	char *after = NULL;
 	char limit_text[16];
-	long limit = LIST_DEFAULT;
+	long limit = H_LIST_DEFAULT;
 	PGresult *res = NULL;
 	struct json_object *o = NULL, *arr;
 
@@ -311,18 +309,11 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 			goto out;
 		}
 		if (strcmp(kv, "limit") == 0) {
-			char *end;
-			bool ok;
+			bool ok = h_list_limit(rs, val, &limit);
 
-			limit = strtol(val, &end, 10);
-			ok = end != val && *end == '\0' && limit >= 1 && limit <= LIST_MAX;
 			free(val);
-			if (!ok) {
-				resp_problem(rs, 400, "limit",
-					     "limit: must be a whole number from 1 to %d",
-					     LIST_MAX);
+			if (!ok)
 				goto out;
-			}
 		} else if (strcmp(kv, "after") == 0) {
 			free(after);
 			after = val;
@@ -343,15 +334,10 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 		h_db_error(rs, app);
 		goto out;
 	}
-	o = json_object_new_object();
 	arr = json_object_new_array();
 	for (int r = 0; r < PQntuples(res); r++)
 		json_object_array_add(arr, schedule_json(res, r));
-	json_object_object_add(o, "schedules", arr);
-	if (PQntuples(res) == limit)
-		json_object_object_add(
-			o, "next_after",
-			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	o = h_list_page("schedules", arr, res, limit);
 	resp_json(rs, 200, o);
 out:
 	json_object_put(o);

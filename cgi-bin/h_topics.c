@@ -20,8 +20,6 @@
 #include "uuid.h"
 
 #define IDEM_KEY_MAX 255
-#define LIST_DEFAULT 100
-#define LIST_MAX 1000
 
 /* The fields a subscription may give beyond name and filter: where and how its calls go. */
 static const char *const sub_fields[] = {"function", "path",	"target",	   "headers",
@@ -957,22 +955,14 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 	char *topic = http_query_get(rq->query, "topic");
 	char *after = http_query_get(rq->query, "after");
 	char *lim = http_query_get(rq->query, "limit");
-	long limit = LIST_DEFAULT;
+	long limit = H_LIST_DEFAULT;
 	char limit_text[16];
 	const char *params[4];
 	PGresult *res = NULL;
 	struct json_object *o = NULL, *arr;
 
-	if (lim != NULL) {
-		char *end;
-
-		limit = strtol(lim, &end, 10);
-		if (end == lim || *end != '\0' || limit < 1 || limit > LIST_MAX) {
-			resp_problem(rs, 400, "limit", "limit: must be a whole number from 1 to %d",
-				     LIST_MAX);
-			goto out;
-		}
-	}
+	if (lim != NULL && !h_list_limit(rs, lim, &limit))
+		goto out;
 	if (after != NULL && !uuid_valid(after)) {
 		resp_problem(rs, 400, "after",
 			     "after: must be a publication id from a previous page");
@@ -988,7 +978,6 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 		h_db_error(rs, app);
 		goto out;
 	}
-	o = json_object_new_object();
 	arr = json_object_new_array();
 	for (int r = 0; r < PQntuples(res); r++) {
 		struct json_object *e = db_row_json(res, r);
@@ -996,11 +985,7 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 		add_url(e, rq, app, "publications", PQgetvalue(res, r, 0));
 		json_object_array_add(arr, e);
 	}
-	json_object_object_add(o, "publications", arr);
-	if (PQntuples(res) == limit)
-		json_object_object_add(
-			o, "next_after",
-			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	o = h_list_page("publications", arr, res, limit);
 	resp_json(rs, 200, o);
 out:
 	json_object_put(o);

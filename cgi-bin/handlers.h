@@ -139,4 +139,16 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 /* Answers 503 with Retry-After (database unreachable), or 500 for a failed statement. */
 void h_db_error(struct resp *rs, const struct app *app);
 
+/* Paged lists (GET /v1/calls, /v1/schedules, /v1/publications): ?limit= (1 to H_LIST_MAX,
+ * H_LIST_DEFAULT when absent) rows a page, ?after= the last id of the previous page. */
+#define H_LIST_DEFAULT 100
+#define H_LIST_MAX 1000
+/* Parses a limit parameter's text into *limit; false with a 400 in rs when it is not a whole
+ * number from 1 to H_LIST_MAX. */
+bool h_list_limit(struct resp *rs, const char *text, long *limit);
+/* One page as a new object (caller puts): {key: items} (takes items), and "next_after", the
+ * first column of the last row of res, when the page is full (limit rows). */
+struct json_object *h_list_page(const char *key, struct json_object *items, const PGresult *res,
+				long limit);
+
 #endif
