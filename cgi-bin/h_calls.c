@@ -43,6 +43,31 @@ void h_db_error(struct resp *rs, const struct app *app)
 	db_error_answer(rs, app, app->db.error, app->db.sqlstate);
 }
 
+const char *h_scope(const struct principal *who)
+{
+	return who->admin ? NULL : who->client;
+}
+
+PGresult *h_exec_id(struct resp *rs, struct app *app, const struct principal *who, enum query_id q,
+		    const char *id, const char *what)
+{
+	PGresult *res;
+
+	if (!uuid_valid(id)) {
+		resp_problem(rs, 404, "id", "id: no %s with this id (ids are UUIDs)", what);
+		return NULL;
+	}
+	res = db_exec(&app->db, q, (const char *[]){id, h_scope(who)});
+	if (res == NULL) {
+		h_db_error(rs, app);
+	} else if (PQntuples(res) == 0) {
+		resp_problem(rs, 404, "id", "id: no %s with this id", what);
+		PQclear(res);
+		res = NULL;
+	}
+	return res;
+}
+
 bool h_list_limit(struct resp *rs, const char *text, long *limit)
 {
 	char *end;
@@ -65,12 +90,6 @@ struct json_object *h_list_page(const char *key, struct json_object *items, cons
 			o, "next_after",
 			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
 	return o;
-}
-
-/* The client whose calls a lookup may see: its own name, or NULL (all) for an admin. */
-static const char *scope_of(const struct principal *who)
-{
-	return who->admin ? NULL : who->client;
 }
 
 /* 403 unless who may make every call in calls[0..n): the function, or the target URL, and the
@@ -637,21 +656,11 @@ int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const str
 	struct json_object *o = NULL;
 	struct json_object *arr;
 	struct json_object *cb;
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
+	res = h_exec_id(rs, app, who, Q_CALL_GET, id, "call");
+	if (res == NULL)
 		goto out;
-	}
-	res = db_exec(&app->db, Q_CALL_GET, params);
-	if (res == NULL) {
-		h_db_error(rs, app);
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		resp_problem(rs, 404, "id", "id: no call with this id");
-		goto out;
-	}
 	/* The answer depends on Prefer (RFC 7240 section 2: say so in Vary). */
 	resp_header(rs, "Vary", "Prefer");
 	if (h_prefers_response(rq) && strcmp(PQgetvalue(res, 0, 1), "succeeded") == 0) {
@@ -776,7 +785,7 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 	params[2] = corr;
 	params[3] = after;
 	params[4] = limit_text;
-	params[5] = scope_of(who);
+	params[5] = h_scope(who);
 	res = db_exec(&app->db, Q_CALLS_LIST, params);
 	if (res == NULL) {
 		h_db_error(rs, app);
@@ -807,7 +816,7 @@ static void explain_state(const struct req *rq, struct resp *rs, struct app *app
 			  void (*ok)(const struct req *, struct resp *, const struct app *,
 				     const char *, const char *))
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	bool lost = app->db.error == DB_LOST;
 	PGresult *res = db_exec(&app->db, Q_CALL_STATE, params);
 
@@ -849,7 +858,7 @@ static void requeued(const struct req *rq, struct resp *rs, const struct app *ap
 int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
 		  const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	PGresult *res;
 
 	if (!uuid_valid(id)) {
@@ -876,7 +885,7 @@ int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
 int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 		 const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	PGresult *res;
 
 	if (!uuid_valid(id)) {

@@ -23,12 +23,6 @@
 #define EVERY_MAX_MS (366LL * 86400 * 1000)
 #define US_PER_S 1000000LL
 
-/* The client whose schedules a lookup may see: its own name, or NULL (all) for an admin. */
-static const char *scope_of(const struct principal *who)
-{
-	return who->admin ? NULL : who->client;
-}
-
 /* A schedule row (SCHEDULE_COLUMNS) as the API shows it: next_tick_local added in its zone,
  * the helper columns dropped, credential-like headers of the call redacted. New; caller puts. */
 static struct json_object *schedule_json(const PGresult *res, int r)
@@ -329,7 +323,7 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 		}
 	}
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
-	res = db_exec(&app->db, Q_SCHED_LIST, (const char *[]){scope_of(who), after, limit_text});
+	res = db_exec(&app->db, Q_SCHED_LIST, (const char *[]){h_scope(who), after, limit_text});
 	if (res == NULL) {
 		h_db_error(rs, app);
 		goto out;
@@ -374,16 +368,8 @@ int h_schedule_get(const struct req *rq, struct resp *rs, struct app *app,
 	PGresult *res;
 
 	(void)rq;
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id (ids are UUIDs)");
-		return 0;
-	}
-	res = db_exec(&app->db, Q_SCHED_GET, (const char *[]){id, scope_of(who)});
-	if (res == NULL)
-		h_db_error(rs, app);
-	else if (PQntuples(res) == 0)
-		resp_problem(rs, 404, "id", "id: no schedule with this id");
-	else
+	res = h_exec_id(rs, app, who, Q_SCHED_GET, id, "schedule");
+	if (res != NULL)
 		answer_schedule(rs, app, res, 200);
 	PQclear(res);
 	return 0;
@@ -395,16 +381,8 @@ int h_schedule_delete(const struct req *rq, struct resp *rs, struct app *app,
 	PGresult *res;
 
 	(void)rq;
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id (ids are UUIDs)");
-		return 0;
-	}
-	res = db_exec(&app->db, Q_SCHED_DELETE, (const char *[]){id, scope_of(who)});
-	if (res == NULL) {
-		h_db_error(rs, app);
-	} else if (PQntuples(res) == 0) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id");
-	} else {
+	res = h_exec_id(rs, app, who, Q_SCHED_DELETE, id, "schedule");
+	if (res != NULL) {
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "id", json_object_new_string(id));
@@ -440,30 +418,16 @@ int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
 	char next[24];
 
 	(void)rq;
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id (ids are UUIDs)");
-		return 0;
-	}
 	if (pause) {
-		res = db_exec(&app->db, Q_SCHED_PAUSE, (const char *[]){id, scope_of(who)});
-		if (res == NULL)
-			h_db_error(rs, app);
-		else if (PQntuples(res) == 0)
-			resp_problem(rs, 404, "id", "id: no schedule with this id");
-		else
+		res = h_exec_id(rs, app, who, Q_SCHED_PAUSE, id, "schedule");
+		if (res != NULL)
 			answer_schedule(rs, app, res, 200);
 		PQclear(res);
 		return 0;
 	}
-	got = db_exec(&app->db, Q_SCHED_GET, (const char *[]){id, scope_of(who)});
-	if (got == NULL) {
-		h_db_error(rs, app);
+	got = h_exec_id(rs, app, who, Q_SCHED_GET, id, "schedule");
+	if (got == NULL)
 		goto out;
-	}
-	if (PQntuples(got) == 0) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id");
-		goto out;
-	}
 	if (strcmp(PQgetvalue(got, 0, PQfnumber(got, "state")), "active") == 0) {
 		answer_schedule(rs, app, got, 200); /* resumed already: as it is */
 		goto out;
@@ -474,7 +438,7 @@ int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
 		goto out;
 	}
 	snprintf(next, sizeof(next), "%" PRId64, next_us);
-	res = db_exec(&app->db, Q_SCHED_RESUME, (const char *[]){id, scope_of(who), next});
+	res = db_exec(&app->db, Q_SCHED_RESUME, (const char *[]){id, h_scope(who), next});
 	if (res == NULL && app->db.error != DB_LOST) {
 		h_db_error(rs, app);
 		goto out;

@@ -871,32 +871,16 @@ out:
 
 /* ---- status ---- */
 
-static const char *scope_of(const struct principal *who)
-{
-	return who->admin ? NULL : who->client;
-}
-
 int h_publication_get(const struct req *rq, struct resp *rs, struct app *app,
 		      const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, scope_of(who)};
 	PGresult *res = NULL;
 	struct json_object *o = NULL, *calls, *counts;
 	bool done = true;
 
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no publication with this id (ids are UUIDs)");
+	res = h_exec_id(rs, app, who, Q_PUBLICATION_GET, id, "publication");
+	if (res == NULL)
 		goto out;
-	}
-	res = db_exec(&app->db, Q_PUBLICATION_GET, params);
-	if (res == NULL) {
-		h_db_error(rs, app);
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		resp_problem(rs, 404, "id", "id: no publication with this id");
-		goto out;
-	}
 	o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_string(PQgetvalue(res, 0, 0)));
 	json_object_object_add(o, "topic", json_object_new_string(PQgetvalue(res, 0, 1)));
@@ -972,7 +956,7 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 	params[0] = topic;
 	params[1] = after;
 	params[2] = limit_text;
-	params[3] = scope_of(who);
+	params[3] = h_scope(who);
 	res = db_exec(&app->db, Q_PUBLICATIONS_LIST, params);
 	if (res == NULL) {
 		h_db_error(rs, app);

@@ -139,6 +139,14 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 /* Answers 503 with Retry-After (database unreachable), or 500 for a failed statement. */
 void h_db_error(struct resp *rs, const struct app *app);
 
+/* Whose rows who sees: NULL (every client's) for an admin, else its client name. */
+const char *h_scope(const struct principal *who);
+/* Runs q with (id, h_scope(who)) for the one what ("call", "schedule", ...) named by id: its
+ * rows (caller clears), or NULL with rs filled: 404 when id is no UUID or q finds no row, else
+ * the database error. */
+PGresult *h_exec_id(struct resp *rs, struct app *app, const struct principal *who, enum query_id q,
+		    const char *id, const char *what);
+
 /* Paged lists (GET /v1/calls, /v1/schedules, /v1/publications): ?limit= (1 to H_LIST_MAX,
  * H_LIST_DEFAULT when absent) rows a page, ?after= the last id of the previous page. */
 #define H_LIST_DEFAULT 100
