@@ -79,6 +79,14 @@ bool h_list_limit(struct resp *rs, const char *text, long *limit)
 	return false;
 }
 
+bool h_list_after(struct resp *rs, const char *after, const char *what)
+{
+	if (after == NULL || uuid_valid(after))
+		return true;
+	resp_problem(rs, 400, "after", "after: must be a %s id from a previous page", what);
+	return false;
+}
+
 struct json_object *h_list_page(const char *key, struct json_object *items, const PGresult *res,
 				long limit)
 {
@@ -775,10 +783,8 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 			     "succeeded, dead, expired, cancelled");
 		goto out;
 	}
-	if (after != NULL && !uuid_valid(after)) {
-		resp_problem(rs, 400, "after", "after: must be a call id from a previous page");
+	if (!h_list_after(rs, after, "call"))
 		goto out;
-	}
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
 	params[0] = state;
 	params[1] = function;

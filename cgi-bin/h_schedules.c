@@ -311,11 +311,8 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 		} else if (strcmp(kv, "after") == 0) {
 			free(after);
 			after = val;
-			if (!uuid_valid(after)) {
-				resp_problem(rs, 400, "after",
-					     "after: must be a schedule id from a previous page");
+			if (!h_list_after(rs, after, "schedule"))
 				goto out;
-			}
 		} else {
 			free(val);
 			resp_problem(rs, 400, kv, "%.100s: unknown parameter (limit, after)", kv);

@@ -947,11 +947,8 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 
 	if (lim != NULL && !h_list_limit(rs, lim, &limit))
 		goto out;
-	if (after != NULL && !uuid_valid(after)) {
-		resp_problem(rs, 400, "after",
-			     "after: must be a publication id from a previous page");
+	if (!h_list_after(rs, after, "publication"))
 		goto out;
-	}
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
 	params[0] = topic;
 	params[1] = after;

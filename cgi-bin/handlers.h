@@ -154,6 +154,9 @@ PGresult *h_exec_id(struct resp *rs, struct app *app, const struct principal *wh
 /* Parses a limit parameter's text into *limit; false with a 400 in rs when it is not a whole
  * number from 1 to H_LIST_MAX. */
 bool h_list_limit(struct resp *rs, const char *text, long *limit);
+/* Checks an after parameter (NULL: none): false with a 400 in rs when it is no UUID, the id of
+ * a what ("call", "schedule", ...) from a previous page. */
+bool h_list_after(struct resp *rs, const char *after, const char *what);
 /* One page as a new object (caller puts): {key: items} (takes items), and "next_after", the
  * first column of the last row of res, when the page is full (limit rows). */
 struct json_object *h_list_page(const char *key, struct json_object *items, const PGresult *res,
