@@ -60,6 +60,8 @@ const char *it_tag(char kind);
 bool it_sql_exec(const char *sql, int n, const char *const *p);
 /* SELECT count(*) FROM calls: what a refused request must leave unchanged. */
 long it_calls_count(void);
+/* SELECT count(*) FROM attempts of the call id. */
+long it_attempts_count(const char *id);
 /* The string value at a dotted path ("callback.url") of a JSON object, or NULL; borrowed. */
 const char *it_jget(struct json_object *o, const char *dotted);
 /* it_jget equals want; a failed CHECK (reported) otherwise. */
@@ -77,6 +79,11 @@ void it_clean_queue(void);
 /* The entries of a target request log (ag_target --log: one JSON object a line) whose path
  * starts with prefix, oldest first, as a new array (caller puts); empty when log is unreadable. */
 struct json_object *it_hits(const char *log, const char *prefix);
+
+/* Runs asyncgate-admin (AG_ADMIN) with args (shell words, already safe; may end in a
+ * here-doc), its stderr dropped; its stdout, trimmed of trailing newlines and spaces, into out
+ * (NULL: discarded). Returns its exit status, -1 when it could not be run. */
+int it_admin(const char *args, char *out, size_t outsz);
 
 /* The drainer (AG_DRAINER). A test program that uses these defines _GNU_SOURCE (wait4). */
 /* Starts it with args (NULL-terminated, at most 14), stderr appended to log (NULL: inherited);

@@ -103,13 +103,6 @@ static pid_t follow_start(void)
 	return pid;
 }
 
-static long attempts_of(const char *id)
-{
-	const char *p[1] = {id};
-
-	return it_sql_long("SELECT count(*) FROM attempts WHERE call_id = $1::uuid", 1, p);
-}
-
 /* ---- the tests ---- */
 
 /* JSON body, headers and query arrive intact with the Async-* headers; a binary body is
@@ -303,7 +296,7 @@ static void t_dead_failure_callback(void)
 	it_field_is(id, "state", "dead");
 	it_field_is(id, "attempts", "1");
 	it_field_is(id, "last_status", "400");
-	CHECK(attempts_of(id) == 1, "attempt rows: %ld", attempts_of(id));
+	CHECK(it_attempts_count(id) == 1, "attempt rows: %ld", it_attempts_count(id));
 
 	snprintf(path, sizeof(path), "/cb-ok/%s", tg);
 	h = it_hits(tlog, path);
@@ -610,7 +603,7 @@ static void t_expiry(void)
 	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id, "state", "expired");
 	it_field_is(id, "attempts", "0");
-	CHECK(attempts_of(id) == 0, "an expired call was attempted");
+	CHECK(it_attempts_count(id) == 0, "an expired call was attempted");
 	snprintf(path, sizeof(path), "/exp/%s", tg);
 	h = it_hits(tlog, path);
 	CHECK(json_object_array_length(h) == 0, "an expired call reached the target");
@@ -711,7 +704,7 @@ static void t_sigterm(void)
 	      "calls sent when the drainer stopped are not recorded as aborted attempts");
 	it_field_is(unsent, "state", "queued");
 	it_field_is(unsent, "attempts", "0");
-	CHECK(attempts_of(unsent) == 0, "an unsent call has an attempt row");
+	CHECK(it_attempts_count(unsent) == 0, "an unsent call has an attempt row");
 	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE id = $1::uuid AND lease_until IS NULL",
 			  1, (const char *const[]){unsent}) == 1,
 	      "the unsent call still holds a lease");
@@ -910,7 +903,7 @@ static void t_drain_budget(void)
 	CHECK(err != NULL && strncmp(err, "aborted: the drain budget ran out", 33) == 0,
 	      "last_error: %s", err ? err : "(null)");
 	free(err);
-	CHECK(attempts_of(id) == 1, "attempt rows: %ld", attempts_of(id));
+	CHECK(it_attempts_count(id) == 1, "attempt rows: %ld", it_attempts_count(id));
 	json_object_put(o);
 	free(out);
 	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "

@@ -30,16 +30,9 @@ static char drainer_log[600]; /* the drainers' stderr */
 static void make_key(const char *args, char *out, size_t outsz)
 {
 	char cmd[1024], tok[160] = "";
-	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "%s key create %s 2>/dev/null", admin, args);
-	p = popen(cmd, "r");
-	if (p != NULL) {
-		if (fgets(tok, sizeof(tok), p) == NULL)
-			tok[0] = '\0';
-		pclose(p);
-	}
-	tok[strcspn(tok, "\r\n")] = '\0';
+	snprintf(cmd, sizeof(cmd), "key create %s", args);
+	it_admin(cmd, tok, sizeof(tok));
 	snprintf(out, outsz, "Authorization: Bearer %s", tok);
 }
 

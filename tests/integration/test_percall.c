@@ -48,12 +48,6 @@ static bool drain_until_final(const char *id, int runs)
 	return CHECK(false, "call %s did not finish in %d drainer runs", id, runs);
 }
 
-static long count_attempts(const char *id)
-{
-	return it_sql_long("SELECT count(*) FROM attempts WHERE call_id = $1::uuid", 1,
-			   (const char *const[]){id});
-}
-
 /* The header lines of r, in order, whose names (without case) are in names (NULL-terminated),
  * as "Name: value\n" lines (new string). */
 static char *header_lines(const struct hresp *r, const char *const *names)
@@ -224,25 +218,6 @@ static void t_response_truncated(void)
 	free(raw);
 }
 
-static int run_admin(const char *args, char *out, size_t outsz)
-{
-	char cmd[1024];
-	FILE *f;
-	size_t n;
-	int st;
-
-	snprintf(cmd, sizeof(cmd), "%s 2>/dev/null %s", admin, args);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	n = fread(out, 1, outsz - 1, f);
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-		n--;
-	out[n] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* A dead call's last answer is offered, marked dead; expired and cancelled calls get 409; a
  * client sees only its own calls' responses, an admin every one. */
 static void t_response_states_scope(void)
@@ -285,13 +260,13 @@ static void t_response_states_scope(void)
 	it_hresp_free(&r);
 
 	snprintf(rpath, sizeof(rpath), "/v1/calls/%s/response", id);
-	CHECK(run_admin("key create percall-other --function '*' --url '*'", tok, sizeof(tok)) == 0,
+	CHECK(it_admin("key create percall-other --function '*' --url '*'", tok, sizeof(tok)) == 0,
 	      "key create");
 	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
 	it_http("GET", url, rpath, NULL, NULL, 0, (const char *[]){hdr, NULL}, &r);
 	CHECK(r.status == 404, "another client reads the response: %ld", r.status);
 	it_hresp_free(&r);
-	CHECK(run_admin("key create percall-admin --admin", tok, sizeof(tok)) == 0, "key create");
+	CHECK(it_admin("key create percall-admin --admin", tok, sizeof(tok)) == 0, "key create");
 	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
 	it_http("GET", url, rpath, NULL, NULL, 0, (const char *[]){hdr, NULL}, &r);
 	CHECK(r.status == 404 && strcmp(r.body, "status 404") == 0, "an admin reads it: %ld",
@@ -314,7 +289,8 @@ static void t_retry_lists(void)
 	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_until_final(id, 6), "drained");
 	it_field_is(id, "state", "dead");
-	CHECK(count_attempts(id) == 3, "404 in retry.on: %ld attempts, want 3", count_attempts(id));
+	CHECK(it_attempts_count(id) == 3, "404 in retry.on: %ld attempts, want 3",
+	      it_attempts_count(id));
 	snprintf(path, sizeof(path), "/v1/calls/%s", id);
 	it_http("GET", url, path, NULL, NULL, 0, NULL, &r);
 	o = it_json(&r);
@@ -334,8 +310,8 @@ static void t_retry_lists(void)
 	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_until_final(id, 3), "drained");
 	it_field_is(id, "state", "dead");
-	CHECK(count_attempts(id) == 1, "503 in give_up_on: %ld attempts, want 1",
-	      count_attempts(id));
+	CHECK(it_attempts_count(id) == 1, "503 in give_up_on: %ld attempts, want 1",
+	      it_attempts_count(id));
 
 	/* give_up_on wins over retry.on */
 	snprintf(body, sizeof(body),
@@ -344,8 +320,8 @@ static void t_retry_lists(void)
 		 target);
 	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_until_final(id, 3), "drained");
-	CHECK(count_attempts(id) == 1, "404 in both lists: %ld attempts, want 1",
-	      count_attempts(id));
+	CHECK(it_attempts_count(id) == 1, "404 in both lists: %ld attempts, want 1",
+	      it_attempts_count(id));
 
 	/* transparent mode */
 	snprintf(a, sizeof(a), "/v1/async/%s/status/404", target);
@@ -357,8 +333,8 @@ static void t_retry_lists(void)
 	snprintf(id, sizeof(id), "%s", it_jstr(&r, "id"));
 	it_hresp_free(&r);
 	CHECK(drain_until_final(id, 5), "drained");
-	CHECK(count_attempts(id) == 2, "Async-Retry-On 404: %ld attempts, want 2",
-	      count_attempts(id));
+	CHECK(it_attempts_count(id) == 2, "Async-Retry-On 404: %ld attempts, want 2",
+	      it_attempts_count(id));
 	snprintf(a, sizeof(a), "/v1/async/%s/status/500", target);
 	it_http("POST", url, a, "text/plain", "x", 1,
 		(const char *[]){"Async-Give-Up-On: 5xx", "Async-Max-Attempts: 4", NULL}, &r);
@@ -366,8 +342,8 @@ static void t_retry_lists(void)
 	snprintf(id, sizeof(id), "%s", it_jstr(&r, "id"));
 	it_hresp_free(&r);
 	CHECK(drain_until_final(id, 3), "drained");
-	CHECK(count_attempts(id) == 1, "Async-Give-Up-On 5xx: %ld attempts, want 1",
-	      count_attempts(id));
+	CHECK(it_attempts_count(id) == 1, "Async-Give-Up-On 5xx: %ld attempts, want 1",
+	      it_attempts_count(id));
 }
 
 /* A listening socket whose accept queue is full (and never accepted): further SYNs are dropped,
