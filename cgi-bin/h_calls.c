@@ -19,8 +19,6 @@
 #include "uuid.h"
 
 #define IDEM_KEY_MAX 255
-#define LIST_DEFAULT 100
-#define LIST_MAX 1000
 
 /* The answer to a database error of kind error (sqlstate for DB_QUERY). */
 static void db_error_answer(struct resp *rs, const struct app *app, enum db_error error,
@@ -45,10 +43,61 @@ void h_db_error(struct resp *rs, const struct app *app)
 	db_error_answer(rs, app, app->db.error, app->db.sqlstate);
 }
 
-/* The client whose calls a lookup may see: its own name, or NULL (all) for an admin. */
-static const char *scope_of(const struct principal *who)
+const char *h_scope(const struct principal *who)
 {
 	return who->admin ? NULL : who->client;
+}
+
+PGresult *h_exec_id(struct resp *rs, struct app *app, const struct principal *who, enum query_id q,
+		    const char *id, const char *what)
+{
+	PGresult *res;
+
+	if (!uuid_valid(id)) {
+		resp_problem(rs, 404, "id", "id: no %s with this id (ids are UUIDs)", what);
+		return NULL;
+	}
+	res = db_exec(&app->db, q, (const char *[]){id, h_scope(who)});
+	if (res == NULL) {
+		h_db_error(rs, app);
+	} else if (PQntuples(res) == 0) {
+		resp_problem(rs, 404, "id", "id: no %s with this id", what);
+		PQclear(res);
+		res = NULL;
+	}
+	return res;
+}
+
+bool h_list_limit(struct resp *rs, const char *text, long *limit)
+{
+	char *end;
+
+	*limit = strtol(text, &end, 10);
+	if (end != text && *end == '\0' && *limit >= 1 && *limit <= H_LIST_MAX)
+		return true;
+	resp_problem(rs, 400, "limit", "limit: must be a whole number from 1 to %d", H_LIST_MAX);
+	return false;
+}
+
+bool h_list_after(struct resp *rs, const char *after, const char *what)
+{
+	if (after == NULL || uuid_valid(after))
+		return true;
+	resp_problem(rs, 400, "after", "after: must be a %s id from a previous page", what);
+	return false;
+}
+
+struct json_object *h_list_page(const char *key, struct json_object *items, const PGresult *res,
+				long limit)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, key, items);
+	if (PQntuples(res) == limit)
+		json_object_object_add(
+			o, "next_after",
+			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	return o;
 }
 
 /* 403 unless who may make every call in calls[0..n): the function, or the target URL, and the
@@ -146,16 +195,14 @@ static void answer_accepted(const struct req *rq, struct resp *rs, const struct 
 	json_object_put(arr);
 }
 
-/* Looks up the functions the calls name: unknown ones are a 400, known ones lend their limits. */
-static int resolve_functions(struct resp *rs, struct app *app, struct call *calls, size_t n,
-			     bool batch)
+int h_calls_resolve(struct resp *rs, struct app *app, struct call *calls,
+		    const char *const *prefixes, size_t n, int missing_status, const char *why)
 {
 	const struct call_env env = {&app->cf, &app->np};
 	struct json_object *names = json_object_new_array();
 	PGresult *res = NULL;
 	const char *params[1];
 	struct problem p;
-	char prefix[32] = "";
 	int rc = -1;
 
 	for (size_t i = 0; i < n; i++)
@@ -171,10 +218,9 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct call *c = &calls[i];
+		const char *prefix = prefixes != NULL ? prefixes[i] : "";
 		int64_t lim[4] = {-1, -1, -1, -1};
 
-		if (batch)
-			snprintf(prefix, sizeof(prefix), "[%zu].", i);
 		if (c->function != NULL) {
 			int r;
 
@@ -183,9 +229,9 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 					break;
 			if (r == PQntuples(res)) {
 				snprintf(p.field, sizeof(p.field), "%sfunction", prefix);
-				resp_problem(rs, 400, p.field,
-					     "%s: no function named %s is registered", p.field,
-					     c->function);
+				resp_problem(rs, missing_status, p.field,
+					     "%s: no function named %s is registered%s", p.field,
+					     c->function, why);
 				goto out;
 			}
 			for (int k = 0; k < 4; k++)
@@ -193,7 +239,8 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 					lim[k] = strtoll(PQgetvalue(res, r, k + 1), NULL, 10);
 		}
 		if (call_resolve(c, &env, lim[0], lim[1], lim[2], lim[3], prefix, &p) != 0) {
-			resp_problem(rs, p.status, p.field, "%s", p.detail);
+			resp_problem(rs, p.status == 400 ? missing_status : p.status, p.field, "%s",
+				     p.detail);
 			goto out;
 		}
 	}
@@ -201,6 +248,29 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 out:
 	PQclear(res);
 	json_object_put(names);
+	return rc;
+}
+
+/* Looks up the functions the calls name: unknown ones are a 400, known ones lend their limits.
+ * In a batch, fields are named "[i].field". */
+static int resolve_functions(struct resp *rs, struct app *app, struct call *calls, size_t n,
+			     bool batch)
+{
+	char(*prefixes)[32] = NULL;
+	const char **pp = NULL;
+	int rc;
+
+	if (!batch)
+		return h_calls_resolve(rs, app, calls, NULL, n, 400, "");
+	prefixes = xcalloc(n, sizeof(*prefixes));
+	pp = xcalloc(n, sizeof(*pp));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(prefixes[i], sizeof(prefixes[i]), "[%zu].", i);
+		pp[i] = prefixes[i];
+	}
+	rc = h_calls_resolve(rs, app, calls, pp, n, 400, "");
+	free(pp);
+	free(prefixes);
 	return rc;
 }
 
@@ -594,21 +664,11 @@ int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const str
 	struct json_object *o = NULL;
 	struct json_object *arr;
 	struct json_object *cb;
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
+	res = h_exec_id(rs, app, who, Q_CALL_GET, id, "call");
+	if (res == NULL)
 		goto out;
-	}
-	res = db_exec(&app->db, Q_CALL_GET, params);
-	if (res == NULL) {
-		h_db_error(rs, app);
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		resp_problem(rs, 404, "id", "id: no call with this id");
-		goto out;
-	}
 	/* The answer depends on Prefer (RFC 7240 section 2: say so in Vary). */
 	resp_header(rs, "Vary", "Prefer");
 	if (h_prefers_response(rq) && strcmp(PQgetvalue(res, 0, 1), "succeeded") == 0) {
@@ -667,7 +727,7 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 {
 	char *state = NULL, *function = NULL, *corr = NULL, *after = NULL;
 	char limit_text[16];
-	long limit = LIST_DEFAULT;
+	long limit = H_LIST_DEFAULT;
 	char *copy = xstrdup(rq->query);
 	char *save = NULL;
 	PGresult *res = NULL;
@@ -700,17 +760,11 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 		else if (strcmp(kv, "after") == 0)
 			dst = &after;
 		else if (strcmp(kv, "limit") == 0) {
-			char *end;
+			bool ok = h_list_limit(rs, val, &limit);
 
-			limit = strtol(val, &end, 10);
-			if (end == val || *end != '\0' || limit < 1 || limit > LIST_MAX) {
-				free(val);
-				resp_problem(rs, 400, "limit",
-					     "limit: must be a whole number from 1 to %d",
-					     LIST_MAX);
-				goto out;
-			}
 			free(val);
+			if (!ok)
+				goto out;
 			continue;
 		} else {
 			free(val);
@@ -729,31 +783,24 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 			     "succeeded, dead, expired, cancelled");
 		goto out;
 	}
-	if (after != NULL && !uuid_valid(after)) {
-		resp_problem(rs, 400, "after", "after: must be a call id from a previous page");
+	if (!h_list_after(rs, after, "call"))
 		goto out;
-	}
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
 	params[0] = state;
 	params[1] = function;
 	params[2] = corr;
 	params[3] = after;
 	params[4] = limit_text;
-	params[5] = scope_of(who);
+	params[5] = h_scope(who);
 	res = db_exec(&app->db, Q_CALLS_LIST, params);
 	if (res == NULL) {
 		h_db_error(rs, app);
 		goto out;
 	}
-	o = json_object_new_object();
 	arr = json_object_new_array();
 	for (int r = 0; r < PQntuples(res); r++)
 		json_object_array_add(arr, db_row_json(res, r));
-	json_object_object_add(o, "calls", arr);
-	if (PQntuples(res) == limit)
-		json_object_object_add(
-			o, "next_after",
-			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	o = h_list_page("calls", arr, res, limit);
 	resp_json(rs, 200, o);
 out:
 	json_object_put(o);
@@ -775,7 +822,7 @@ static void explain_state(const struct req *rq, struct resp *rs, struct app *app
 			  void (*ok)(const struct req *, struct resp *, const struct app *,
 				     const char *, const char *))
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	bool lost = app->db.error == DB_LOST;
 	PGresult *res = db_exec(&app->db, Q_CALL_STATE, params);
 
@@ -817,7 +864,7 @@ static void requeued(const struct req *rq, struct resp *rs, const struct app *ap
 int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
 		  const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	PGresult *res;
 
 	if (!uuid_valid(id)) {
@@ -844,7 +891,7 @@ int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
 int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 		 const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	PGresult *res;
 
 	if (!uuid_valid(id)) {

@@ -21,15 +21,7 @@
 #define NAME_MAX_BYTES 200
 #define EVERY_MIN_MS 1000LL
 #define EVERY_MAX_MS (366LL * 86400 * 1000)
-#define LIST_DEFAULT 100
-#define LIST_MAX 1000
 #define US_PER_S 1000000LL
-
-/* The client whose schedules a lookup may see: its own name, or NULL (all) for an admin. */
-static const char *scope_of(const struct principal *who)
-{
-	return who->admin ? NULL : who->client;
-}
 
 /* A schedule row (SCHEDULE_COLUMNS) as the API shows it: next_tick_local added in its zone,
  * the helper columns dropped, credential-like headers of the call redacted. New; caller puts. */
@@ -294,7 +286,7 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 	char *save = NULL;
 	char *after = NULL;
 	char limit_text[16];
-	long limit = LIST_DEFAULT;
+	long limit = H_LIST_DEFAULT;
 	PGresult *res = NULL;
 	struct json_object *o = NULL, *arr;
 
@@ -311,26 +303,16 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 			goto out;
 		}
 		if (strcmp(kv, "limit") == 0) {
-			char *end;
-			bool ok;
+			bool ok = h_list_limit(rs, val, &limit);
 
-			limit = strtol(val, &end, 10);
-			ok = end != val && *end == '\0' && limit >= 1 && limit <= LIST_MAX;
 			free(val);
-			if (!ok) {
-				resp_problem(rs, 400, "limit",
-					     "limit: must be a whole number from 1 to %d",
-					     LIST_MAX);
+			if (!ok)
 				goto out;
-			}
 		} else if (strcmp(kv, "after") == 0) {
 			free(after);
 			after = val;
-			if (!uuid_valid(after)) {
-				resp_problem(rs, 400, "after",
-					     "after: must be a schedule id from a previous page");
+			if (!h_list_after(rs, after, "schedule"))
 				goto out;
-			}
 		} else {
 			free(val);
 			resp_problem(rs, 400, kv, "%.100s: unknown parameter (limit, after)", kv);
@@ -338,20 +320,15 @@ int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
 		}
 	}
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
-	res = db_exec(&app->db, Q_SCHED_LIST, (const char *[]){scope_of(who), after, limit_text});
+	res = db_exec(&app->db, Q_SCHED_LIST, (const char *[]){h_scope(who), after, limit_text});
 	if (res == NULL) {
 		h_db_error(rs, app);
 		goto out;
 	}
-	o = json_object_new_object();
 	arr = json_object_new_array();
 	for (int r = 0; r < PQntuples(res); r++)
 		json_object_array_add(arr, schedule_json(res, r));
-	json_object_object_add(o, "schedules", arr);
-	if (PQntuples(res) == limit)
-		json_object_object_add(
-			o, "next_after",
-			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	o = h_list_page("schedules", arr, res, limit);
 	resp_json(rs, 200, o);
 out:
 	json_object_put(o);
@@ -388,16 +365,8 @@ int h_schedule_get(const struct req *rq, struct resp *rs, struct app *app,
 	PGresult *res;
 
 	(void)rq;
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id (ids are UUIDs)");
-		return 0;
-	}
-	res = db_exec(&app->db, Q_SCHED_GET, (const char *[]){id, scope_of(who)});
-	if (res == NULL)
-		h_db_error(rs, app);
-	else if (PQntuples(res) == 0)
-		resp_problem(rs, 404, "id", "id: no schedule with this id");
-	else
+	res = h_exec_id(rs, app, who, Q_SCHED_GET, id, "schedule");
+	if (res != NULL)
 		answer_schedule(rs, app, res, 200);
 	PQclear(res);
 	return 0;
@@ -409,16 +378,8 @@ int h_schedule_delete(const struct req *rq, struct resp *rs, struct app *app,
 	PGresult *res;
 
 	(void)rq;
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id (ids are UUIDs)");
-		return 0;
-	}
-	res = db_exec(&app->db, Q_SCHED_DELETE, (const char *[]){id, scope_of(who)});
-	if (res == NULL) {
-		h_db_error(rs, app);
-	} else if (PQntuples(res) == 0) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id");
-	} else {
+	res = h_exec_id(rs, app, who, Q_SCHED_DELETE, id, "schedule");
+	if (res != NULL) {
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "id", json_object_new_string(id));
@@ -454,30 +415,16 @@ int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
 	char next[24];
 
 	(void)rq;
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id (ids are UUIDs)");
-		return 0;
-	}
 	if (pause) {
-		res = db_exec(&app->db, Q_SCHED_PAUSE, (const char *[]){id, scope_of(who)});
-		if (res == NULL)
-			h_db_error(rs, app);
-		else if (PQntuples(res) == 0)
-			resp_problem(rs, 404, "id", "id: no schedule with this id");
-		else
+		res = h_exec_id(rs, app, who, Q_SCHED_PAUSE, id, "schedule");
+		if (res != NULL)
 			answer_schedule(rs, app, res, 200);
 		PQclear(res);
 		return 0;
 	}
-	got = db_exec(&app->db, Q_SCHED_GET, (const char *[]){id, scope_of(who)});
-	if (got == NULL) {
-		h_db_error(rs, app);
+	got = h_exec_id(rs, app, who, Q_SCHED_GET, id, "schedule");
+	if (got == NULL)
 		goto out;
-	}
-	if (PQntuples(got) == 0) {
-		resp_problem(rs, 404, "id", "id: no schedule with this id");
-		goto out;
-	}
 	if (strcmp(PQgetvalue(got, 0, PQfnumber(got, "state")), "active") == 0) {
 		answer_schedule(rs, app, got, 200); /* resumed already: as it is */
 		goto out;
@@ -488,7 +435,7 @@ int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
 		goto out;
 	}
 	snprintf(next, sizeof(next), "%" PRId64, next_us);
-	res = db_exec(&app->db, Q_SCHED_RESUME, (const char *[]){id, scope_of(who), next});
+	res = db_exec(&app->db, Q_SCHED_RESUME, (const char *[]){id, h_scope(who), next});
 	if (res == NULL && app->db.error != DB_LOST) {
 		h_db_error(rs, app);
 		goto out;

@@ -20,8 +20,6 @@
 #include "uuid.h"
 
 #define IDEM_KEY_MAX 255
-#define LIST_DEFAULT 100
-#define LIST_MAX 1000
 
 /* The fields a subscription may give beyond name and filter: where and how its calls go. */
 static const char *const sub_fields[] = {"function", "path",	"target",	   "headers",
@@ -229,64 +227,6 @@ bad:
 	return -1;
 }
 
-/* Looks up the functions the calls name and fills their limits (call_resolve). A missing
- * function is a problem with status missing_status, named prefixes[i] + "function". Returns 0,
- * or -1 with rs filled. */
-static int resolve(struct resp *rs, struct app *app, struct call *calls,
-		   const char *const *prefixes, size_t n, int missing_status, const char *why)
-{
-	const struct call_env env = {&app->cf, &app->np};
-	struct json_object *names = json_object_new_array();
-	PGresult *res = NULL;
-	const char *params[1];
-	struct problem p;
-	int rc = -1;
-
-	for (size_t i = 0; i < n; i++)
-		if (calls[i].function != NULL)
-			json_object_array_add(names, json_object_new_string(calls[i].function));
-	if (json_object_array_length(names) > 0) {
-		params[0] = json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN);
-		res = db_exec(&app->db, Q_FUNCTIONS_GET, params);
-		if (res == NULL) {
-			h_db_error(rs, app);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct call *c = &calls[i];
-		int64_t lim[4] = {-1, -1, -1, -1};
-
-		if (c->function != NULL) {
-			int r;
-
-			for (r = 0; r < PQntuples(res); r++)
-				if (strcmp(PQgetvalue(res, r, 0), c->function) == 0)
-					break;
-			if (r == PQntuples(res)) {
-				snprintf(p.field, sizeof(p.field), "%sfunction", prefixes[i]);
-				resp_problem(rs, missing_status, p.field,
-					     "%s: no function named %s is registered%s", p.field,
-					     c->function, why);
-				goto out;
-			}
-			for (int k = 0; k < 4; k++)
-				if (!PQgetisnull(res, r, k + 1))
-					lim[k] = strtoll(PQgetvalue(res, r, k + 1), NULL, 10);
-		}
-		if (call_resolve(c, &env, lim[0], lim[1], lim[2], lim[3], prefixes[i], &p) != 0) {
-			resp_problem(rs, p.status == 400 ? missing_status : p.status, p.field, "%s",
-				     p.detail);
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	PQclear(res);
-	json_object_put(names);
-	return rc;
-}
-
 static void cleanup_calls(struct call *calls, size_t n)
 {
 	for (size_t i = 0; calls != NULL && i < n; i++)
@@ -384,7 +324,7 @@ int h_topic_put(const struct req *rq, struct resp *rs, struct app *app, const st
 			goto out;
 		}
 	}
-	if (resolve(rs, app, calls, pp, n, 400, "") != 0)
+	if (h_calls_resolve(rs, app, calls, pp, n, 400, "") != 0)
 		goto out;
 	params[0] = name;
 	params[1] = json_object_to_json_string_ext(stored, JSON_C_TO_STRING_PLAIN);
@@ -805,7 +745,8 @@ static void publish(const struct req *rq, struct resp *rs, struct app *app,
 			goto out;
 		}
 	}
-	if (resolve(rs, app, calls, pp, n, 409,
+	if (h_calls_resolve(
+		    rs, app, calls, pp, n, 409,
 		    " (the subscription names a function that is gone; nothing was published)") !=
 	    0)
 		goto out;
@@ -930,32 +871,16 @@ out:
 
 /* ---- status ---- */
 
-static const char *scope_of(const struct principal *who)
-{
-	return who->admin ? NULL : who->client;
-}
-
 int h_publication_get(const struct req *rq, struct resp *rs, struct app *app,
 		      const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, scope_of(who)};
 	PGresult *res = NULL;
 	struct json_object *o = NULL, *calls, *counts;
 	bool done = true;
 
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no publication with this id (ids are UUIDs)");
+	res = h_exec_id(rs, app, who, Q_PUBLICATION_GET, id, "publication");
+	if (res == NULL)
 		goto out;
-	}
-	res = db_exec(&app->db, Q_PUBLICATION_GET, params);
-	if (res == NULL) {
-		h_db_error(rs, app);
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		resp_problem(rs, 404, "id", "id: no publication with this id");
-		goto out;
-	}
 	o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_string(PQgetvalue(res, 0, 0)));
 	json_object_object_add(o, "topic", json_object_new_string(PQgetvalue(res, 0, 1)));
@@ -1014,38 +939,26 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 	char *topic = http_query_get(rq->query, "topic");
 	char *after = http_query_get(rq->query, "after");
 	char *lim = http_query_get(rq->query, "limit");
-	long limit = LIST_DEFAULT;
+	long limit = H_LIST_DEFAULT;
 	char limit_text[16];
 	const char *params[4];
 	PGresult *res = NULL;
 	struct json_object *o = NULL, *arr;
 
-	if (lim != NULL) {
-		char *end;
-
-		limit = strtol(lim, &end, 10);
-		if (end == lim || *end != '\0' || limit < 1 || limit > LIST_MAX) {
-			resp_problem(rs, 400, "limit", "limit: must be a whole number from 1 to %d",
-				     LIST_MAX);
-			goto out;
-		}
-	}
-	if (after != NULL && !uuid_valid(after)) {
-		resp_problem(rs, 400, "after",
-			     "after: must be a publication id from a previous page");
+	if (lim != NULL && !h_list_limit(rs, lim, &limit))
 		goto out;
-	}
+	if (!h_list_after(rs, after, "publication"))
+		goto out;
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
 	params[0] = topic;
 	params[1] = after;
 	params[2] = limit_text;
-	params[3] = scope_of(who);
+	params[3] = h_scope(who);
 	res = db_exec(&app->db, Q_PUBLICATIONS_LIST, params);
 	if (res == NULL) {
 		h_db_error(rs, app);
 		goto out;
 	}
-	o = json_object_new_object();
 	arr = json_object_new_array();
 	for (int r = 0; r < PQntuples(res); r++) {
 		struct json_object *e = db_row_json(res, r);
@@ -1053,11 +966,7 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 		add_url(e, rq, app, "publications", PQgetvalue(res, r, 0));
 		json_object_array_add(arr, e);
 	}
-	json_object_object_add(o, "publications", arr);
-	if (PQntuples(res) == limit)
-		json_object_object_add(
-			o, "next_after",
-			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	o = h_list_page("publications", arr, res, limit);
 	resp_json(rs, 200, o);
 out:
 	json_object_put(o);

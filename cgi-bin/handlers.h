@@ -110,6 +110,12 @@ int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
  * For h_topics.c. */
 int h_calls_hash(const struct call *calls, size_t n, bool batch, char *out, size_t outsz);
 void h_calls_notify(struct app *app, const PGresult *res);
+/* Looks up the functions calls[0..n) name and fills in their limits and the gateway's defaults
+ * (call_resolve). A function that is not registered is a problem with status missing_status
+ * (its detail ends in why), as is a 400 of call_resolve; fields are named prefixes[i] + field
+ * (prefixes may be NULL: no prefix). Returns 0, or -1 with rs filled. */
+int h_calls_resolve(struct resp *rs, struct app *app, struct call *calls,
+		    const char *const *prefixes, size_t n, int missing_status, const char *why);
 
 /* The topics API (h_topics.c): management (admins), publishing and publication status. name
  * and id are still percent-encoded path segments; rest is what follows "/v1/async/topic:". */
@@ -132,5 +138,28 @@ int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
 
 /* Answers 503 with Retry-After (database unreachable), or 500 for a failed statement. */
 void h_db_error(struct resp *rs, const struct app *app);
+
+/* Whose rows who sees: NULL (every client's) for an admin, else its client name. */
+const char *h_scope(const struct principal *who);
+/* Runs q with (id, h_scope(who)) for the one what ("call", "schedule", ...) named by id: its
+ * rows (caller clears), or NULL with rs filled: 404 when id is no UUID or q finds no row, else
+ * the database error. */
+PGresult *h_exec_id(struct resp *rs, struct app *app, const struct principal *who, enum query_id q,
+		    const char *id, const char *what);
+
+/* Paged lists (GET /v1/calls, /v1/schedules, /v1/publications): ?limit= (1 to H_LIST_MAX,
+ * H_LIST_DEFAULT when absent) rows a page, ?after= the last id of the previous page. */
+#define H_LIST_DEFAULT 100
+#define H_LIST_MAX 1000
+/* Parses a limit parameter's text into *limit; false with a 400 in rs when it is not a whole
+ * number from 1 to H_LIST_MAX. */
+bool h_list_limit(struct resp *rs, const char *text, long *limit);
+/* Checks an after parameter (NULL: none): false with a 400 in rs when it is no UUID, the id of
+ * a what ("call", "schedule", ...) from a previous page. */
+bool h_list_after(struct resp *rs, const char *after, const char *what);
+/* One page as a new object (caller puts): {key: items} (takes items), and "next_after", the
+ * first column of the last row of res, when the page is full (limit rows). */
+struct json_object *h_list_page(const char *key, struct json_object *items, const PGresult *res,
+				long limit);
 
 #endif

@@ -4,6 +4,7 @@
  * Idempotency-Keys hold inside a burst, a request that breaks the shared statement does not
  * fail the others, calls belong to the client of their own request, and the standalone socket
  * mode does the same. */
+#define _GNU_SOURCE /* itest.c.inc: wait4 */
 #include "itest.h"
 #include "itest.c.inc"
 
@@ -390,20 +391,10 @@ static void t_burst_poison(void)
 /* Runs asyncgate-admin key create CLIENT and returns the token in out. */
 static bool make_key(const char *client, char *out, size_t outsz)
 {
-	char cmd[512];
-	FILE *f;
-	size_t n;
+	char args[512];
 
-	snprintf(cmd, sizeof(cmd), "%s key create %s --function '*' --url '*' 2>/dev/null", admin,
-		 client);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return false;
-	n = fread(out, 1, outsz - 1, f);
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-		n--;
-	out[n] = '\0';
-	return pclose(f) == 0 && n > 0;
+	snprintf(args, sizeof(args), "key create %s --function '*' --url '*'", client);
+	return it_admin(args, out, outsz) == 0 && out[0] != '\0';
 }
 
 /* Requests of two clients in one burst, some with the same Idempotency-Key: each call belongs

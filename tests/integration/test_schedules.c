@@ -6,6 +6,7 @@
  *
  * AG_SCHED_FULL=1: the acceptance run instead of the short one: one every-minute schedule in
  * Asia/Kolkata, three --follow drainers for AG_SCHED_MINUTES (5) minutes. */
+#define _GNU_SOURCE /* itest.c.inc: wait4 */
 #include "itest.h"
 #include "itest.c.inc"
 
@@ -96,39 +97,11 @@ static pid_t spawn(const char *mode)
 	return pid;
 }
 
-/* SIGTERM (finish in-flight calls), then wait; the exit status must be 0. */
-static void stop(pid_t pid)
-{
-	int st = -1;
-
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 600; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			break;
-		it_sleep_ms(50);
-		if (i == 599) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-		}
-	}
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "drainer %d exit status %d", (int)pid, st);
-}
-
 static void drain_once(void)
 {
-	pid_t pid = spawn("--once");
-	int st = -1;
+	int rc = it_drainer_wait(spawn("--once"), 60000, NULL);
 
-	for (int i = 0; i < 1200; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			break;
-		it_sleep_ms(50);
-		if (i == 1199) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-		}
-	}
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "--once exit status %d", st);
+	CHECK(rc == 0, "--once exit status %d", rc);
 }
 
 static void schedule_action(const char *id, const char *action, long want, struct hresp *r)
@@ -564,7 +537,7 @@ static void t_three_drainers(void)
 	schedule_action(cron_id, "pause", 200, &r);
 	it_hresp_free(&r);
 	for (int i = 0; i < 3; i++)
-		stop(d[i]);
+		it_drainer_stop(d[i]);
 	drain_once(); /* what the stopped drainers left queued */
 
 	snprintf(prefix, sizeof(prefix), "/sched/%s/iv", tag);
@@ -648,7 +621,7 @@ static void t_full(void)
 	schedule_action(cron_id, "pause", 200, &r);
 	it_hresp_free(&r);
 	for (int i = 0; i < 3; i++)
-		stop(d[i]);
+		it_drainer_stop(d[i]);
 	drain_once();
 	snprintf(prefix, sizeof(prefix), "/sched/%s/cron", tag);
 	ticks = one_call_per_tick(cron_id, prefix);

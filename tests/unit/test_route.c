@@ -27,89 +27,45 @@ static int record(struct resp *rs, const char *name, const char *arg)
 	return 0;
 }
 
-int h_calls_post(const struct req *rq, struct resp *rs, struct app *app,
-	         const struct principal *who)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_calls_post", NULL);
-}
+/* Stubs with the handlers' signatures; each records its name, and its id, name or rest
+ * argument (STUB_ARG). */
+#define STUB_APP(fn)                                                                            \
+	int fn(const struct req *rq, struct resp *rs, struct app *app)                          \
+	{                                                                                        \
+		(void)rq;                                                                        \
+		(void)app;                                                                       \
+		return record(rs, #fn, NULL);                                                    \
+	}
+#define STUB_WHO(fn)                                                                            \
+	int fn(const struct req *rq, struct resp *rs, struct app *app,                          \
+	       const struct principal *who)                                                     \
+	{                                                                                        \
+		(void)rq;                                                                        \
+		(void)app;                                                                       \
+		(void)who;                                                                       \
+		return record(rs, #fn, NULL);                                                    \
+	}
+#define STUB_ARG(fn, argname)                                                                   \
+	int fn(const struct req *rq, struct resp *rs, struct app *app,                          \
+	       const struct principal *who, const char *argname)                                \
+	{                                                                                        \
+		(void)rq;                                                                        \
+		(void)app;                                                                       \
+		(void)who;                                                                       \
+		return record(rs, #fn, argname);                                                 \
+	}
 
-int h_async(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
-	    const char *rest)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_async", rest);
-}
-
-int h_call_get(const struct req *rq, struct resp *rs, struct app *app,
-	       const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_call_get", id);
-}
-
-int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
-	         const struct principal *who)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_calls_list", NULL);
-}
-
-int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
-	          const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_call_delete", id);
-}
-
-int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
-	         const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_call_retry", id);
-}
-
-int h_call_response(const struct req *rq, struct resp *rs, struct app *app,
-		    const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_call_response", id);
-}
-
-int h_health(const struct req *rq, struct resp *rs, struct app *app)
-{
-	(void)rq;
-	(void)app;
-	return record(rs, "h_health", NULL);
-}
-
-int h_drain(const struct req *rq, struct resp *rs, struct app *app)
-{
-	(void)rq;
-	(void)app;
-	return record(rs, "h_drain", NULL);
-}
-
-int h_metrics(const struct req *rq, struct resp *rs, struct app *app)
-{
-	(void)rq;
-	(void)app;
-	return record(rs, "h_metrics", NULL);
-}
+/* The calls API (h_calls.c, h_response.c) and the unauthenticated endpoints. */
+STUB_WHO(h_calls_post)
+STUB_ARG(h_async, rest)
+STUB_ARG(h_call_get, id)
+STUB_WHO(h_calls_list)
+STUB_ARG(h_call_delete, id)
+STUB_ARG(h_call_retry, id)
+STUB_ARG(h_call_response, id)
+STUB_APP(h_health)
+STUB_APP(h_drain)
+STUB_APP(h_metrics)
 
 /* The functions API routes itself (h_functions.c): the stub claims its paths. */
 bool route_functions(const struct req *rq, struct resp *rs, struct app *app,
@@ -124,39 +80,14 @@ bool route_functions(const struct req *rq, struct resp *rs, struct app *app,
 }
 
 /* The topics API (h_topics.c). */
-#define TOPIC_STUB(fn, argname)                                                                 \
-	int fn(const struct req *rq, struct resp *rs, struct app *app,                          \
-	       const struct principal *who, const char *argname)                                \
-	{                                                                                        \
-		(void)rq;                                                                        \
-		(void)app;                                                                       \
-		(void)who;                                                                       \
-		return record(rs, #fn, argname);                                                 \
-	}
-TOPIC_STUB(h_topic_put, name)
-TOPIC_STUB(h_topic_get, name)
-TOPIC_STUB(h_topic_delete, name)
-TOPIC_STUB(h_topic_publish, name)
-TOPIC_STUB(h_topic_async, rest)
-TOPIC_STUB(h_publication_get, id)
-
-int h_topics_list(const struct req *rq, struct resp *rs, struct app *app,
-		  const struct principal *who)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_topics_list", NULL);
-}
-
-int h_publications_list(const struct req *rq, struct resp *rs, struct app *app,
-			const struct principal *who)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_publications_list", NULL);
-}
+STUB_ARG(h_topic_put, name)
+STUB_ARG(h_topic_get, name)
+STUB_ARG(h_topic_delete, name)
+STUB_ARG(h_topic_publish, name)
+STUB_ARG(h_topic_async, rest)
+STUB_ARG(h_publication_get, id)
+STUB_WHO(h_topics_list)
+STUB_WHO(h_publications_list)
 
 /* The authentication stub: lets everyone in, unless deny_auth asks for a 401. */
 static bool deny_auth;
@@ -177,41 +108,10 @@ int h_authenticate(const struct req *rq, struct resp *rs, struct app *app, struc
 }
 
 /* The schedules API (h_schedules.c). */
-int h_schedules_post(const struct req *rq, struct resp *rs, struct app *app,
-		     const struct principal *who)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_schedules_post", NULL);
-}
-
-int h_schedules_list(const struct req *rq, struct resp *rs, struct app *app,
-		     const struct principal *who)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_schedules_list", NULL);
-}
-
-int h_schedule_get(const struct req *rq, struct resp *rs, struct app *app,
-		   const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_schedule_get", id);
-}
-
-int h_schedule_delete(const struct req *rq, struct resp *rs, struct app *app,
-		      const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_schedule_delete", id);
-}
+STUB_WHO(h_schedules_post)
+STUB_WHO(h_schedules_list)
+STUB_ARG(h_schedule_get, id)
+STUB_ARG(h_schedule_delete, id)
 
 int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
 		     const struct principal *who, const char *id, bool pause)
