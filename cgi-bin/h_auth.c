@@ -120,7 +120,8 @@ static void keycache_land(struct h_keycache *kc, const char *hash)
 }
 
 /* Stores who (read now, at row version) for hash: in hash's own slot, else in a free slot or
- * the one that expires first. version NULL drops hash (an unknown or revoked key). */
+ * the one that expires first. version NULL drops hash (an unknown or revoked key) and does not
+ * read who. */
 static void keycache_put(struct h_keycache *kc, const char *hash, const struct principal *who,
 			 const char *version)
 {
@@ -212,7 +213,7 @@ static int by_key(const struct req *rq, const char *token, struct resp *rs, stru
 	}
 	if (PQntuples(res) != 1) {
 		if (app->keys != NULL)
-			keycache_put(app->keys, hash, NULL, NULL);
+			keycache_put(app->keys, hash, who, NULL); /* drops hash; who unread */
 		unauthorized(rs, "invalid_token", "the API key is unknown or revoked");
 		goto out;
 	}

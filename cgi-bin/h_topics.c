@@ -142,8 +142,9 @@ static struct json_object *topic_json(const PGresult *res)
 		json_object_object_add(s, "name", json_object_new_string(PQgetvalue(res, r, 3)));
 		spec = parse_col(res, r, 4);
 		if (spec != NULL) {
-			json_object_object_foreach (spec, k, v)
+			json_object_object_foreach (spec, k, v) {
 				json_object_object_add(s, k, json_object_get(v));
+			}
 		}
 		json_object_put(spec);
 		filter = parse_col(res, r, 5);
@@ -215,8 +216,9 @@ static int check_subscription(struct json_object *sub, size_t i, struct json_obj
 		goto bad;
 	stored = json_object_new_object();
 	json_object_object_add(stored, "name", json_object_get(name));
-	json_object_object_foreach (spec, sk, sv)
+	json_object_object_foreach (spec, sk, sv) {
 		json_object_object_add(stored, sk, json_object_get(sv));
+	}
 	if (filter != NULL)
 		json_object_object_add(stored, "filter", json_object_get(filter));
 	json_object_array_add(out, stored);

@@ -329,8 +329,9 @@ struct json_object *topic_instruction(struct json_object *msg, struct json_objec
 		}
 	}
 	if (sh != NULL && json_object_is_type(sh, json_type_object)) {
-		json_object_object_foreach (sh, hk, hv)
+		json_object_object_foreach (sh, hk, hv) {
 			json_object_object_add(hdrs, hk, json_object_get(hv));
+		}
 	}
 	json_object_object_foreach (spec, sk, sv) {
 		if (strcmp(sk, "headers") != 0 && strcmp(sk, "path") != 0)
