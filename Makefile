@@ -10,11 +10,11 @@ DATADIR    ?= $(PREFIX)/share/asyncgate
 CC ?= cc
 PKGS := libpq libcurl json-c libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 
 # Project flags live here, so a user's CFLAGS= adds to them rather than replacing them.
 # AG_BASE_CFLAGS is what every build shares (the fuzz build uses its own optimisation).
-AG_BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+AG_BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -pthread -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	-Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition -g -MMD -MP \
 	$(PKG_CFLAGS)
 AG_CFLAGS := $(AG_BASE_CFLAGS) -O2
@@ -22,6 +22,10 @@ ifeq ($(SANITIZE),1)
 AG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 AG_LDFLAGS += -fsanitize=address,undefined
 B := build/san
+else ifeq ($(TSAN),1)
+AG_CFLAGS += -fsanitize=thread
+AG_LDFLAGS += -fsanitize=thread
+B := build/tsan
 else
 AG_CFLAGS += -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 B := build
@@ -47,7 +51,8 @@ TGT_BIN := $(B)/ag_target
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 IT_BIN  := $(IT_SRC:tests/integration/%.c=$(B)/it/%)
 
-.PHONY: all deps run check unit unit-san integration conf-check bench bench-quick install \
+.PHONY: all deps run check unit unit-san integration tsan-accept conf-check bench bench-quick \
+	install \
 	uninstall clean format lint fuzz fuzz-smoke fuzz-build fuzz-merge
 
 all: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN)
@@ -140,6 +145,15 @@ unit-san:
 
 integration: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN) $(IT_BIN)
 	@bash tests/integration/run.sh
+
+# The threaded handler (worker threads, the committer) under ThreadSanitizer: test_commitq,
+# then test_accept's bursts against build/tsan/asyncgate.fcgi; a data race stops the program.
+tsan-accept: $(API_BIN) $(DRN_BIN) $(ADM_BIN) $(TGT_BIN) $(IT_BIN)
+	@$(MAKE) --no-print-directory TSAN=1 build/tsan/asyncgate.fcgi build/tsan/unit/test_commitq
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" bash tests/unit/run.sh \
+		build/tsan/unit/test_commitq
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" AG_BIN=build/tsan/asyncgate.fcgi \
+		AG_ONLY='test_accept*' bash tests/integration/run.sh
 
 # Every configuration key must be in the sample file and the README (PgBouncer optscan.sh).
 conf-check: $(API_BIN)

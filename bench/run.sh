@@ -8,7 +8,9 @@
 # Knobs (environment):
 #   BENCH_QUICK=1        every step with small sizes (~3 minutes), for development
 #   BENCH_ONLY=a,b       steps to run: ceiling, accept, drain, latency, deferred, scale
-#   BENCH_PROCS=N        FastCGI processes lighttpd spawns (asyncgate and the ceilings; 8)
+#   BENCH_PROCS=N        FastCGI processes lighttpd spawns for the ceilings' responders (8)
+#   BENCH_AG_PROCS=N     FastCGI processes of asyncgate (2: fewer processes, bigger shared commits)
+#   BENCH_AG_THREADS=N   asyncgate's handler_threads (requests each process serves at once; 32)
 #   BENCH_SECONDS=S      length of each wrk / pgbench run (20; quick 5)
 #   BENCH_TIMEOUT=S      stop (everything, cleanly) after S seconds (1800; quick 600)
 #   BENCH_KEEP=1         keep the temp directory (logs, nginx logs, PostgreSQL) afterwards
@@ -29,6 +31,8 @@ source scripts/pg.sh
 quick=${BENCH_QUICK:-0}
 only=,${BENCH_ONLY:-ceiling,accept,drain,latency,deferred,scale},
 procs=${BENCH_PROCS:-8}
+ag_procs=${BENCH_AG_PROCS:-2}
+ag_threads=${BENCH_AG_THREADS:-32}
 conns=64
 if [[ $quick == 1 ]]; then
 	secs=${BENCH_SECONDS:-5}
@@ -318,6 +322,7 @@ for auth in none keys; do
 	{
 		cat conf/asyncgate.conf
 		printf '\n# make bench overrides\nallow_targets = 127.0.0.0/8\nauth = %s\n' "$auth"
+		printf 'handler_threads = %s\n' "$ag_threads"
 	} >"$tmp/asyncgate-$auth.conf"
 done
 export ASYNCGATE_CONF=$tmp/asyncgate-none.conf
@@ -327,15 +332,15 @@ api_key=$(ASYNCGATE_CONF=$tmp/asyncgate-keys.conf build/asyncgate-admin key crea
 
 lighttpd_port=
 
-# lighttpd_start BIN CONF DB: lighttpd (conf/lighttpd.conf) spawning BENCH_PROCS processes of
-# BIN with ASYNCGATE_CONF=CONF and PGDATABASE=DB, on a free port; sets lighttpd_port.
+# lighttpd_start BIN CONF DB [N]: lighttpd (conf/lighttpd.conf) spawning N (BENCH_PROCS)
+# processes of BIN with ASYNCGATE_CONF=CONF and PGDATABASE=DB, on a free port; sets lighttpd_port.
 lighttpd_start()
 {
-	local bin=$1 conf=$2 db=$3 i code
+	local bin=$1 conf=$2 db=$3 n=${4:-$procs} i code
 	lighttpd_port=$(free_port) || die "no free port"
 	rm -f "$tmp"/run/asyncgate.sock-*
 	ASYNCGATE_CONF=$conf PGDATABASE=$db AG_LISTEN_PORT=$lighttpd_port AG_VAR=$tmp \
-		AG_BIN=$repo/build/$bin AG_PROCS=$procs \
+		AG_BIN=$repo/build/$bin AG_PROCS=$n \
 		setsid lighttpd -D -f "$repo/conf/lighttpd.conf" </dev/null >>"$tmp/log/error.log" 2>&1 &
 	lighttpd_pid=$!
 	pids+=("$lighttpd_pid")
@@ -347,7 +352,7 @@ lighttpd_start()
 		sleep 0.1
 	done
 	[[ $code != 000 ]] || die "lighttpd does not answer on port $lighttpd_port"
-	say "lighttpd on port $lighttpd_port with $procs x $bin (pid $lighttpd_pid)"
+	say "lighttpd on port $lighttpd_port with $n x $bin (pid $lighttpd_pid)"
 }
 
 lighttpd_stop()
@@ -595,7 +600,7 @@ wait_lines()
 
 say "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)," \
 	"$(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-say "sizes: $conns connections, ${secs} s runs, $procs FastCGI processes, drain $drain_n calls"
+say "sizes: $conns connections, ${secs} s runs, $procs FastCGI processes (ceilings), asyncgate $ag_procs x $ag_threads threads, drain $drain_n calls"
 
 # --- ceilings --------------------------------------------------------------------------------
 
@@ -653,7 +658,7 @@ for s in accept latency deferred; do
 	want $s && need_lighttpd=true
 done
 if $need_lighttpd; then
-	lighttpd_start asyncgate.fcgi "$tmp/asyncgate-none.conf" asyncgate
+	lighttpd_start asyncgate.fcgi "$tmp/asyncgate-none.conf" asyncgate "$ag_procs"
 fi
 ag_url=http://127.0.0.1:$lighttpd_port
 
@@ -701,7 +706,7 @@ if want accept; then
 
 	say "step accept (auth = keys: one key lookup per request)"
 	lighttpd_stop
-	lighttpd_start asyncgate.fcgi "$tmp/asyncgate-keys.conf" asyncgate
+	lighttpd_start asyncgate.fcgi "$tmp/asyncgate-keys.conf" asyncgate "$ag_procs"
 	reset_queue
 	cpu_mark
 	wrk_run accept-key "http://127.0.0.1:$lighttpd_port" BENCH_MODE=call \
@@ -713,7 +718,7 @@ if want accept; then
 	cpu_report accept_key "$(sql "SELECT count(*) FROM calls")"
 	lighttpd_stop
 	if want latency || want deferred; then
-		lighttpd_start asyncgate.fcgi "$tmp/asyncgate-none.conf" asyncgate
+		lighttpd_start asyncgate.fcgi "$tmp/asyncgate-none.conf" asyncgate "$ag_procs"
 		ag_url=http://127.0.0.1:$lighttpd_port
 	fi
 fi

@@ -13,35 +13,91 @@
 
 #include "auth.h"
 #include "call.h"
+#include "commitq.h"
 #include "jstrict.h"
 #include "log.h"
 #include "uuid.h"
 
 #define IDEM_KEY_MAX 255
-#define LIST_DEFAULT 100
-#define LIST_MAX 1000
 
-void h_db_error(struct resp *rs, const struct app *app)
+/* The answer to a database error of kind error (sqlstate for DB_QUERY). */
+static void db_error_answer(struct resp *rs, const struct app *app, enum db_error error,
+			    const char *sqlstate)
 {
-	if (app->db.error == DB_UNAVAILABLE) {
+	if (error == DB_UNAVAILABLE) {
 		resp_problem(rs, 503, NULL, "the database is unreachable; nothing was written");
 		resp_header(rs, "Retry-After", "%lld", (long long)app->cf.retry_after_s);
-	} else if (app->db.error == DB_LOST) {
+	} else if (error == DB_LOST) {
 		resp_problem(rs, 503, NULL,
 			     "the database connection broke during the request, which may or may "
 			     "not have taken effect; check, or repeat it with the same "
 			     "Idempotency-Key");
 		resp_header(rs, "Retry-After", "%lld", (long long)app->cf.retry_after_s);
 	} else {
-		resp_problem(rs, 500, NULL, "a database statement failed (sqlstate %s)",
-			     app->db.sqlstate);
+		resp_problem(rs, 500, NULL, "a database statement failed (sqlstate %s)", sqlstate);
 	}
 }
 
-/* The client whose calls a lookup may see: its own name, or NULL (all) for an admin. */
-static const char *scope_of(const struct principal *who)
+void h_db_error(struct resp *rs, const struct app *app)
+{
+	db_error_answer(rs, app, app->db.error, app->db.sqlstate);
+}
+
+const char *h_scope(const struct principal *who)
 {
 	return who->admin ? NULL : who->client;
+}
+
+PGresult *h_exec_id(struct resp *rs, struct app *app, const struct principal *who, enum query_id q,
+		    const char *id, const char *what)
+{
+	PGresult *res;
+
+	if (!uuid_valid(id)) {
+		resp_problem(rs, 404, "id", "id: no %s with this id (ids are UUIDs)", what);
+		return NULL;
+	}
+	res = db_exec(&app->db, q, (const char *[]){id, h_scope(who)});
+	if (res == NULL) {
+		h_db_error(rs, app);
+	} else if (PQntuples(res) == 0) {
+		resp_problem(rs, 404, "id", "id: no %s with this id", what);
+		PQclear(res);
+		res = NULL;
+	}
+	return res;
+}
+
+bool h_list_limit(struct resp *rs, const char *text, long *limit)
+{
+	char *end;
+
+	*limit = strtol(text, &end, 10);
+	if (end != text && *end == '\0' && *limit >= 1 && *limit <= H_LIST_MAX)
+		return true;
+	resp_problem(rs, 400, "limit", "limit: must be a whole number from 1 to %d", H_LIST_MAX);
+	return false;
+}
+
+bool h_list_after(struct resp *rs, const char *after, const char *what)
+{
+	if (after == NULL || uuid_valid(after))
+		return true;
+	resp_problem(rs, 400, "after", "after: must be a %s id from a previous page", what);
+	return false;
+}
+
+struct json_object *h_list_page(const char *key, struct json_object *items, const PGresult *res,
+				long limit)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, key, items);
+	if (PQntuples(res) == limit)
+		json_object_object_add(
+			o, "next_after",
+			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	return o;
 }
 
 /* 403 unless who may make every call in calls[0..n): the function, or the target URL, and the
@@ -114,30 +170,16 @@ static struct json_object *accepted_json(const struct req *rq, const struct app 
 	return o;
 }
 
-/* Answers 202 from rows of (id, not_before, scheduled) at columns c0..c0+2, in request order. */
+/* Answers 202 for the calls ids[0..n), in request order: nb[i] is the call's not_before (NULL
+ * when it has been purged since) and sched[i] whether it is not due yet. */
 static void answer_accepted(const struct req *rq, struct resp *rs, const struct app *app,
-			    PGresult *res, int c0, const char *const *ids, size_t n, bool batch)
+			    const char *const *ids, const char *const *nb, const bool *sched,
+			    size_t n, bool batch)
 {
 	struct json_object *arr = json_object_new_array();
-	int rows = PQntuples(res);
 
-	for (size_t i = 0; i < n; i++) {
-		/* RETURNING order is not promised to be VALUES order: match by id. */
-		int r = (int)i < rows && strcmp(PQgetvalue(res, (int)i, c0), ids[i]) == 0 ? (int)i
-											  : -1;
-
-		for (int j = 0; r < 0 && j < rows; j++)
-			if (strcmp(PQgetvalue(res, j, c0), ids[i]) == 0)
-				r = j;
-		if (r < 0 || PQgetisnull(res, r, c0 + 1)) {
-			/* The call is gone (purged); its id is still the answer. */
-			json_object_array_add(arr, accepted_json(rq, app, ids[i], NULL, false));
-			continue;
-		}
-		json_object_array_add(arr,
-				      accepted_json(rq, app, ids[i], PQgetvalue(res, r, c0 + 1),
-						    PQgetvalue(res, r, c0 + 2)[0] == 't'));
-	}
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(arr, accepted_json(rq, app, ids[i], nb[i], sched[i]));
 	if (batch) {
 		resp_json(rs, 202, arr);
 	} else {
@@ -153,16 +195,14 @@ static void answer_accepted(const struct req *rq, struct resp *rs, const struct 
 	json_object_put(arr);
 }
 
-/* Looks up the functions the calls name: unknown ones are a 400, known ones lend their limits. */
-static int resolve_functions(struct resp *rs, struct app *app, struct call *calls, size_t n,
-			     bool batch)
+int h_calls_resolve(struct resp *rs, struct app *app, struct call *calls,
+		    const char *const *prefixes, size_t n, int missing_status, const char *why)
 {
 	const struct call_env env = {&app->cf, &app->np};
 	struct json_object *names = json_object_new_array();
 	PGresult *res = NULL;
 	const char *params[1];
 	struct problem p;
-	char prefix[32] = "";
 	int rc = -1;
 
 	for (size_t i = 0; i < n; i++)
@@ -178,10 +218,9 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct call *c = &calls[i];
+		const char *prefix = prefixes != NULL ? prefixes[i] : "";
 		int64_t lim[4] = {-1, -1, -1, -1};
 
-		if (batch)
-			snprintf(prefix, sizeof(prefix), "[%zu].", i);
 		if (c->function != NULL) {
 			int r;
 
@@ -190,9 +229,9 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 					break;
 			if (r == PQntuples(res)) {
 				snprintf(p.field, sizeof(p.field), "%sfunction", prefix);
-				resp_problem(rs, 400, p.field,
-					     "%s: no function named %s is registered", p.field,
-					     c->function);
+				resp_problem(rs, missing_status, p.field,
+					     "%s: no function named %s is registered%s", p.field,
+					     c->function, why);
 				goto out;
 			}
 			for (int k = 0; k < 4; k++)
@@ -200,7 +239,8 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 					lim[k] = strtoll(PQgetvalue(res, r, k + 1), NULL, 10);
 		}
 		if (call_resolve(c, &env, lim[0], lim[1], lim[2], lim[3], prefix, &p) != 0) {
-			resp_problem(rs, p.status, p.field, "%s", p.detail);
+			resp_problem(rs, p.status == 400 ? missing_status : p.status, p.field, "%s",
+				     p.detail);
 			goto out;
 		}
 	}
@@ -208,6 +248,29 @@ static int resolve_functions(struct resp *rs, struct app *app, struct call *call
 out:
 	PQclear(res);
 	json_object_put(names);
+	return rc;
+}
+
+/* Looks up the functions the calls name: unknown ones are a 400, known ones lend their limits.
+ * In a batch, fields are named "[i].field". */
+static int resolve_functions(struct resp *rs, struct app *app, struct call *calls, size_t n,
+			     bool batch)
+{
+	char(*prefixes)[32] = NULL;
+	const char **pp = NULL;
+	int rc;
+
+	if (!batch)
+		return h_calls_resolve(rs, app, calls, NULL, n, 400, "");
+	prefixes = xcalloc(n, sizeof(*prefixes));
+	pp = xcalloc(n, sizeof(*pp));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(prefixes[i], sizeof(prefixes[i]), "[%zu].", i);
+		pp[i] = prefixes[i];
+	}
+	rc = h_calls_resolve(rs, app, calls, pp, n, 400, "");
+	free(pp);
+	free(prefixes);
 	return rc;
 }
 
@@ -287,28 +350,32 @@ static void replay(const struct req *rq, struct resp *rs, struct app *app, const
 		resp_problem(rs, 409, "Idempotency-Key",
 			     "Idempotency-Key: already used for a different request");
 	} else {
-		for (int r = 0; r < nr; r++)
+		const char **nb = xcalloc(n, sizeof(*nb));
+		bool *sched = xcalloc(n, sizeof(*sched));
+
+		for (int r = 0; r < nr; r++) {
 			snprintf(ids[r], UUID_LEN, "%s", PQgetvalue(res, r, 2));
+			nb[r] = PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3);
+			sched[r] = PQgetvalue(res, r, 4)[0] == 't';
+		}
 		resp_header(rs, "Idempotent-Replayed", "true");
-		answer_accepted(rq, rs, app, res, 2, idp, n, batch);
+		answer_accepted(rq, rs, app, idp, nb, sched, n, batch);
+		free(sched);
+		free(nb);
 	}
 	PQclear(res);
 }
 
-/* After the commit, wakes the --follow drainers when a call is due now: one NOTIFY per
+/* After the commit of a call due now, wakes the --follow drainers: one NOTIFY per
  * notify_interval per process at most (NOTIFY serialises committing transactions; research:
- * pg-queue-anchors 3). Drainers poll too, so a skipped NOTIFY costs latency, never a call. */
-static void notify_due(struct app *app, const PGresult *res)
+ * pg-queue-anchors 3). Drainers poll too, so a skipped NOTIFY costs latency, never a call.
+ * The commit queue (commitq.c) does the same for the calls it commits. */
+static void notify_due(struct app *app)
 {
 	struct timespec ts;
 	int64_t now;
-	bool due = false;
 	PGresult *n;
 
-	for (int i = 0; i < PQntuples(res) && !due; i++)
-		due = !PQgetisnull(res, i, 2) && PQgetvalue(res, i, 2)[0] == 'f';
-	if (!due)
-		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (app->last_notify_ms != 0 && now - app->last_notify_ms < app->cf.notify_interval_ms)
@@ -318,37 +385,36 @@ static void notify_due(struct app *app, const PGresult *res)
 	PQclear(n); /* a failure is logged; the drainers' polling covers it */
 }
 
-/* The insert, made safe against a connection that breaks while it is out: the ids are ours,
- * so whether it committed can be read back, and it is sent again only if it did not. */
-static PGresult *insert_calls(struct app *app, const char *const *params, const char *const *ids,
-			      size_t n)
+/* Marks a row for Q_CALLS_INSERT's check of a cached API key: its id and row version. */
+static void add_key_check(struct json_object *o, const struct principal *who)
 {
-	PGresult *res = db_exec(&app->db, Q_CALLS_INSERT, params);
-	struct json_object *idlist;
-	const char *fparams[1];
+	if (who->key_version == NULL)
+		return;
+	json_object_object_add(o, "kid", json_object_new_string(who->key_id));
+	json_object_object_add(o, "kxmin", json_object_new_string(who->key_version));
+}
 
-	if (res != NULL || app->db.error != DB_LOST)
-		return res;
-	idlist = json_object_new_array();
+/* The idempotency row of a request: {client, key, hash, ids, batch} as JSON text (new; the
+ * caller frees). */
+static char *key_row(const struct principal *who, const char *key, const char *hash,
+		     const char *const *ids, size_t n, bool batch)
+{
+	const char *client = who->client;
+	struct json_object *o = json_object_new_object();
+	struct json_object *arr = json_object_new_array();
+	char *text;
+
 	for (size_t i = 0; i < n; i++)
-		json_object_array_add(idlist, json_object_new_string(ids[i]));
-	fparams[0] = json_object_to_json_string_ext(idlist, JSON_C_TO_STRING_PLAIN);
-	res = db_exec(&app->db, Q_CALLS_FIND, fparams);
-	json_object_put(idlist);
-	if (res == NULL)
-		return NULL;
-	if ((size_t)PQntuples(res) == n) {
-		log_info("enqueue: committed before the connection broke first=%s",
-			 PQgetvalue(res, 0, 0));
-		return res; /* same columns as the insert's RETURNING */
-	}
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return db_exec(&app->db, Q_CALLS_INSERT, params);
-	}
-	PQclear(res); /* one statement cannot commit in part */
-	app->db.error = DB_LOST;
-	return NULL;
+		json_object_array_add(arr, json_object_new_string(ids[i]));
+	json_object_object_add(o, "client", json_object_new_string(client));
+	json_object_object_add(o, "key", json_object_new_string(key));
+	json_object_object_add(o, "hash", json_object_new_string(hash));
+	json_object_object_add(o, "ids", arr);
+	json_object_object_add(o, "batch", json_object_new_boolean(batch));
+	add_key_check(o, who);
+	text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return text;
 }
 
 int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
@@ -359,9 +425,13 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 	struct json_object *rows = json_object_new_array();
 	char(*ids)[UUID_LEN] = xcalloc(n, UUID_LEN);
 	const char **idp = xcalloc(n, sizeof(*idp));
+	char(*nbuf)[CQ_TS_LEN] = xcalloc(n, CQ_TS_LEN);
+	const char **nb = xcalloc(n, sizeof(*nb));
+	bool *sched = xcalloc(n, sizeof(*sched));
 	char hash[2 * EVP_MAX_MD_SIZE + 1] = "";
-	PGresult *res = NULL;
-	const char *params[5];
+	char *keyrow = NULL;
+	struct cq_entry e;
+	struct cq_entry *ep = &e;
 
 	if (key != NULL &&
 	    (*key == '\0' || strlen(key) > IDEM_KEY_MAX || !http_value_valid(key, strlen(key)))) {
@@ -387,28 +457,56 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 		}
 		idp[i] = ids[i];
 		row = call_row_json(&calls[i], ids[i]);
+		json_object_object_add(row, "client", json_object_new_string(client));
+		if (key != NULL)
+			json_object_object_add(row, "ikey", json_object_new_string(key));
+		add_key_check(row, who);
 		json_object_array_add(rows, row);
 	}
-	params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
-	params[1] = client;
-	params[2] = key;
-	params[3] = key != NULL ? hash : NULL;
-	params[4] = batch ? "t" : "f";
-	res = insert_calls(app, params, idp, n);
-	if (res == NULL) {
-		h_db_error(rs, app);
+	if (key != NULL)
+		keyrow = key_row(who, key, hash, idp, n, batch);
+	memset(&e, 0, sizeof(e));
+	e.rows = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
+	e.keyrow = keyrow;
+	e.client = client;
+	e.key = key;
+	e.ids = idp;
+	e.n = n;
+	e.key_checked = who->key_version != NULL;
+	for (size_t i = 0; i < n; i++)
+		e.debounce = e.debounce || calls[i].debounce_key != NULL;
+	e.not_before = nbuf;
+	e.scheduled = sched;
+	/* Under a threaded FastCGI process, the commit is shared with concurrent requests. */
+	if (app->cq != NULL)
+		commitq_submit(app->cq, &e);
+	else
+		commitq_run(&app->db, &ep, 1);
+	if (e.result == CQ_FAILED) {
+		db_error_answer(rs, app, e.error, e.sqlstate);
 		goto out;
 	}
-	if (PQntuples(res) == 0 && key != NULL) {
+	if (e.result == CQ_AUTH_STALE) {
+		/* route() authenticates afresh and runs the request again; no answer here. */
+		app->auth_stale = true;
+		goto out;
+	}
+	if (e.result == CQ_KEY_TAKEN) {
 		replay(rq, rs, app, client, key, hash, ids, idp, n, batch);
 		goto out;
 	}
-	log_info("enqueue calls=%zu first=%s batch=%d", n, ids[0], batch);
-	answer_accepted(rq, rs, app, res, 0, idp, n, batch);
-	notify_due(app, res);
+	log_debug("enqueue calls=%zu first=%s batch=%d", n, ids[0], batch);
+	for (size_t i = 0; i < n; i++)
+		nb[i] = nbuf[i][0] != '\0' ? nbuf[i] : NULL;
+	answer_accepted(rq, rs, app, idp, nb, sched, n, batch);
+	if (app->cq == NULL && e.due)
+		notify_due(app);
 out:
-	PQclear(res);
+	free(keyrow);
 	json_object_put(rows);
+	free(sched);
+	free(nb);
+	free(nbuf);
 	free(idp);
 	free(ids);
 	return 0;
@@ -566,21 +664,11 @@ int h_call_get(const struct req *rq, struct resp *rs, struct app *app, const str
 	struct json_object *o = NULL;
 	struct json_object *arr;
 	struct json_object *cb;
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
+	res = h_exec_id(rs, app, who, Q_CALL_GET, id, "call");
+	if (res == NULL)
 		goto out;
-	}
-	res = db_exec(&app->db, Q_CALL_GET, params);
-	if (res == NULL) {
-		h_db_error(rs, app);
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		resp_problem(rs, 404, "id", "id: no call with this id");
-		goto out;
-	}
 	/* The answer depends on Prefer (RFC 7240 section 2: say so in Vary). */
 	resp_header(rs, "Vary", "Prefer");
 	if (h_prefers_response(rq) && strcmp(PQgetvalue(res, 0, 1), "succeeded") == 0) {
@@ -639,7 +727,7 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 {
 	char *state = NULL, *function = NULL, *corr = NULL, *after = NULL;
 	char limit_text[16];
-	long limit = LIST_DEFAULT;
+	long limit = H_LIST_DEFAULT;
 	char *copy = xstrdup(rq->query);
 	char *save = NULL;
 	PGresult *res = NULL;
@@ -672,17 +760,11 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 		else if (strcmp(kv, "after") == 0)
 			dst = &after;
 		else if (strcmp(kv, "limit") == 0) {
-			char *end;
+			bool ok = h_list_limit(rs, val, &limit);
 
-			limit = strtol(val, &end, 10);
-			if (end == val || *end != '\0' || limit < 1 || limit > LIST_MAX) {
-				free(val);
-				resp_problem(rs, 400, "limit",
-					     "limit: must be a whole number from 1 to %d",
-					     LIST_MAX);
-				goto out;
-			}
 			free(val);
+			if (!ok)
+				goto out;
 			continue;
 		} else {
 			free(val);
@@ -701,31 +783,24 @@ int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
 			     "succeeded, dead, expired, cancelled");
 		goto out;
 	}
-	if (after != NULL && !uuid_valid(after)) {
-		resp_problem(rs, 400, "after", "after: must be a call id from a previous page");
+	if (!h_list_after(rs, after, "call"))
 		goto out;
-	}
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
 	params[0] = state;
 	params[1] = function;
 	params[2] = corr;
 	params[3] = after;
 	params[4] = limit_text;
-	params[5] = scope_of(who);
+	params[5] = h_scope(who);
 	res = db_exec(&app->db, Q_CALLS_LIST, params);
 	if (res == NULL) {
 		h_db_error(rs, app);
 		goto out;
 	}
-	o = json_object_new_object();
 	arr = json_object_new_array();
 	for (int r = 0; r < PQntuples(res); r++)
 		json_object_array_add(arr, db_row_json(res, r));
-	json_object_object_add(o, "calls", arr);
-	if (PQntuples(res) == limit)
-		json_object_object_add(
-			o, "next_after",
-			json_object_new_string(PQgetvalue(res, PQntuples(res) - 1, 0)));
+	o = h_list_page("calls", arr, res, limit);
 	resp_json(rs, 200, o);
 out:
 	json_object_put(o);
@@ -747,7 +822,7 @@ static void explain_state(const struct req *rq, struct resp *rs, struct app *app
 			  void (*ok)(const struct req *, struct resp *, const struct app *,
 				     const char *, const char *))
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	bool lost = app->db.error == DB_LOST;
 	PGresult *res = db_exec(&app->db, Q_CALL_STATE, params);
 
@@ -789,7 +864,7 @@ static void requeued(const struct req *rq, struct resp *rs, const struct app *ap
 int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
 		  const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	PGresult *res;
 
 	if (!uuid_valid(id)) {
@@ -816,7 +891,7 @@ int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
 int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 		 const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, scope_of(who)};
+	const char *params[2] = {id, h_scope(who)};
 	PGresult *res;
 
 	if (!uuid_valid(id)) {
@@ -838,4 +913,40 @@ int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
 	}
 	PQclear(res);
 	return 0;
+}
+
+/* ---- for h_schedules.c: a schedule's call instruction passes the same checks ---- */
+
+int h_calls_admit(struct resp *rs, struct app *app, const struct principal *who, struct call *c)
+{
+	if (check_allowed(rs, who, c, 1, false, false) != 0)
+		return -1;
+	return resolve_functions(rs, app, c, 1, false);
+}
+
+void h_calls_redact(struct json_object *instruction)
+{
+	struct json_object *cb;
+
+	redact_headers(json_object_object_get(instruction, "headers"));
+	if (json_object_object_get_ex(instruction, "callback", &cb))
+		redact_headers(json_object_object_get(cb, "headers"));
+	if (json_object_object_get_ex(instruction, "failure_callback", &cb))
+		redact_headers(json_object_object_get(cb, "headers"));
+}
+
+/* For h_topics.c: a publish hashes its message and wakes the drainers like a POST does. */
+int h_calls_hash(const struct call *calls, size_t n, bool batch, char *out, size_t outsz)
+{
+	return request_hash(calls, n, batch, out, outsz);
+}
+
+void h_calls_notify(struct app *app, const PGresult *res)
+{
+	bool due = false;
+
+	for (int i = 0; i < PQntuples(res) && !due; i++)
+		due = !PQgetisnull(res, i, 2) && PQgetvalue(res, i, 2)[0] == 'f';
+	if (due)
+		notify_due(app);
 }

@@ -11,7 +11,6 @@
 #include <json-c/json.h>
 
 #include "auth.h"
-#include "uuid.h"
 
 /* Columns of Q_CALL_RESPONSE. */
 enum {
@@ -240,26 +239,14 @@ static void answer(struct resp *rs, const PGresult *res, const char *id)
 int h_call_response(const struct req *rq, struct resp *rs, struct app *app,
 		    const struct principal *who, const char *id)
 {
-	const char *params[2] = {id, who->admin ? NULL : who->client};
 	PGresult *res;
 	const char *state;
 	bool has_answer;
 
 	(void)rq;
-	if (!uuid_valid(id)) {
-		resp_problem(rs, 404, "id", "id: no call with this id (ids are UUIDs)");
+	res = h_exec_id(rs, app, who, Q_CALL_RESPONSE, id, "call");
+	if (res == NULL)
 		return 0;
-	}
-	res = db_exec(&app->db, Q_CALL_RESPONSE, params);
-	if (res == NULL) {
-		h_db_error(rs, app);
-		return 0;
-	}
-	if (PQntuples(res) == 0) {
-		resp_problem(rs, 404, "id", "id: no call with this id");
-		PQclear(res);
-		return 0;
-	}
 	state = PQgetvalue(res, 0, RC_STATE);
 	has_answer = !PQgetisnull(res, 0, RC_STATUS);
 	/* A succeeded call's answer; and a dead call's last answer, which is why it ended (a

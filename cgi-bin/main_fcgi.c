@@ -4,6 +4,8 @@
 #include "handlers.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <curl/curl.h>
 #include <fcgiapp.h>
 
+#include "commitq.h"
 #include "drain.h"
 #include "log.h"
 
@@ -227,6 +230,34 @@ static int run_cgi(struct app *app)
 	return 0;
 }
 
+/* The threads of a FastCGI process take turns at the listening socket: one at a time waits
+ * (poll, then FCGX_Accept_r and the reading of the parameters), as libfcgi's threaded example
+ * serialises accept. The poll also watches stop_pipe, which becomes readable (and stays so)
+ * when the process is to stop: then each thread finishes its request and leaves. */
+static pthread_mutex_t accept_mu = PTHREAD_MUTEX_INITIALIZER;
+static int stop_pipe[2] = {-1, -1};
+
+/* 1 when a request is waiting on listen_fd, 0 when the process stops, -1 on an error. */
+static int wait_turn(int listen_fd)
+{
+	struct pollfd fds[2] = {{listen_fd, POLLIN, 0}, {stop_pipe[0], POLLIN, 0}};
+
+	if (stop_pipe[0] < 0)
+		return 1; /* one thread: FCGX_Accept_r waits by itself */
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll on the FastCGI socket: %s", strerror(errno));
+			return -1;
+		}
+		if (fds[1].revents != 0)
+			return 0;
+		if (fds[0].revents != 0)
+			return 1;
+	}
+}
+
 static int run_fcgi(struct app *app, int listen_fd)
 {
 	FCGX_Request fr;
@@ -239,10 +270,18 @@ static int run_fcgi(struct app *app, int listen_fd)
 	}
 	req_init(&rq);
 	resp_init(&rs);
-	while (FCGX_Accept_r(&fr) >= 0) {
+	for (;;) {
 		char *out;
 		size_t len;
+		int acc;
 
+		pthread_mutex_lock(&accept_mu);
+		acc = wait_turn(listen_fd);
+		if (acc > 0)
+			acc = FCGX_Accept_r(&fr) >= 0 ? 1 : -1;
+		pthread_mutex_unlock(&accept_mu);
+		if (acc <= 0)
+			break;
 		rq.params = copy_params(fr.envp);
 		serve(&rq, &rs, app, read_fcgi, fr.in, true);
 		out = render(&rq, &rs, &len);
@@ -254,6 +293,87 @@ static int run_fcgi(struct app *app, int listen_fd)
 	}
 	FCGX_Free(&fr, 1);
 	return 0;
+}
+
+struct worker {
+	pthread_t thr;
+	struct app app; /* the thread's own: a copy of the process's, with its own db */
+	int fd;
+	pthread_t main;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	run_fcgi(&w->app, w->fd);
+	/* When the socket failed rather than the process being stopped: stop it all (the web
+	 * server starts a new one). A second signal is harmless. */
+	pthread_kill(w->main, SIGTERM);
+	return NULL;
+}
+
+/* FastCGI on handler_threads threads that share one commit queue (commitq.c). This thread
+ * waits for SIGTERM, SIGINT or SIGUSR1 (blocked in every thread, so none interrupts a
+ * request), then makes the stop pipe readable, joins the workers once they have answered what
+ * they hold, and runs the queue empty. */
+static int run_threads(struct app *app, int listen_fd)
+{
+	size_t want = (size_t)app->cf.handler_threads;
+	struct worker *w;
+	size_t started = 0;
+	sigset_t stop;
+	int sig = 0;
+
+	if (want <= 1)
+		return run_fcgi(app, listen_fd);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL); /* inherited by every thread made below */
+	if (pipe(stop_pipe) != 0) {
+		log_err("pipe: %s", strerror(errno));
+		return 1;
+	}
+	app->cq = commitq_new(app->cf.database, app->cf.notify_interval_ms);
+	if (app->cq == NULL)
+		return 1;
+	w = xcalloc(want, sizeof(*w));
+	for (; started < want; started++) {
+		int err;
+
+		w[started].app = *app; /* cf and np are shared and read-only from here on */
+		db_init(&w[started].app.db, app->cf.database);
+		w[started].app.drain = NULL;
+		w[started].app.last_notify_ms = 0;
+		w[started].fd = listen_fd;
+		w[started].main = pthread_self();
+		err = pthread_create(&w[started].thr, NULL, worker_main, &w[started]);
+		if (err != 0) {
+			log_warn("cannot start handler thread %zu: error %d; serving with fewer",
+				 started + 1, err);
+			db_cleanup(&w[started].app.db);
+			break;
+		}
+	}
+	if (started == 0)
+		pthread_kill(pthread_self(), SIGTERM);
+	sigwait(&stop, &sig);
+	log_debug("stopping signal=%d", sig);
+	if (write(stop_pipe[1], "x", 1) != 1)
+		log_err("stop pipe: %s", strerror(errno));
+	for (size_t i = 0; i < started; i++) {
+		pthread_join(w[i].thr, NULL);
+		drain_free(w[i].app.drain);
+		db_cleanup(&w[i].app.db);
+	}
+	free(w);
+	commitq_free(app->cq);
+	app->cq = NULL;
+	close(stop_pipe[0]);
+	close(stop_pipe[1]);
+	return started > 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -312,6 +432,10 @@ int main(int argc, char **argv)
 	db_init(&app.db, app.cf.database);
 	app.drain = NULL;
 	app.last_notify_ms = 0;
+	app.cq = NULL;
+	app.keys = NULL;
+	app.auth_fresh = false;
+	app.auth_stale = false;
 	if (sock == NULL && FCGX_IsCGI()) {
 		rc = run_cgi(&app);
 	} else {
@@ -334,7 +458,9 @@ int main(int argc, char **argv)
 			}
 			log_info("listening socket=%s", sock);
 		}
-		rc = run_fcgi(&app, fd);
+		app.keys = h_keycache_new();
+		rc = run_threads(&app, fd);
+		h_keycache_free(app.keys);
 	}
 out_db:
 	drain_free(app.drain);

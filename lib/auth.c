@@ -27,7 +27,34 @@ void principal_cleanup(struct principal *p)
 	free(p->key_id);
 	free_list(p->functions);
 	free_list(p->url_patterns);
+	free(p->key_version);
 	principal_init(p);
+}
+
+static char **copy_list(char *const *l)
+{
+	size_t n = 0;
+	char **out;
+
+	if (l == NULL)
+		return NULL;
+	while (l[n] != NULL)
+		n++;
+	out = xcalloc(n + 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(l[i]);
+	return out;
+}
+
+void principal_copy(struct principal *dst, const struct principal *src)
+{
+	principal_init(dst);
+	dst->client = src->client != NULL ? xstrdup(src->client) : NULL;
+	dst->key_id = src->key_id != NULL ? xstrdup(src->key_id) : NULL;
+	dst->admin = src->admin;
+	dst->functions = copy_list(src->functions);
+	dst->url_patterns = copy_list(src->url_patterns);
+	dst->key_version = src->key_version != NULL ? xstrdup(src->key_version) : NULL;
 }
 
 const char *auth_bearer(const char *value)

@@ -19,10 +19,16 @@ struct principal {
 	bool admin;	     /* sees every call and may call anything */
 	char **functions;    /* fnmatch patterns over function names */
 	char **url_patterns; /* fnmatch patterns over absolute URLs (targets and callbacks) */
+	/* The api_keys row version (xmin) the principal was read at, when it came from a
+	 * handler process's key cache rather than from the database for this request: an insert
+	 * made for it must check the row is still that version (and not revoked); else NULL. */
+	char *key_version;
 };
 
 void principal_init(struct principal *p);
 void principal_cleanup(struct principal *p);
+/* Fills dst (uninitialised) with a deep copy of src. */
+void principal_copy(struct principal *dst, const struct principal *src);
 
 /* The token of an "Authorization: Bearer <token>" value (scheme case-insensitive, one space or
  * more), borrowed from value; NULL when the value is absent or not a bearer credential. */

@@ -1,6 +1,7 @@
 /* db: the libpq connection of a process; prepare-all at connect, one reconnect on loss. */
 #include "db.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,76 @@ static void db_drop(struct db *db)
 	db->conn = NULL;
 }
 
+/* True when the idle connection's socket has something to read now. */
+static bool idle_readable(PGconn *conn)
+{
+	struct pollfd p = {PQsocket(conn), POLLIN, 0};
+
+	return p.fd >= 0 && poll(&p, 1, 0) > 0 && p.revents != 0;
+}
+
+/* An idle connection the server has closed (a restart, a failover, an idle kill: its FATAL
+ * message then end of file are waiting in the socket) is found out here, before a statement is
+ * sent into it: otherwise a statement that is not idempotent would fail as DB_LOST ("may or
+ * may not have taken effect") although it never left. A handler process has many such idle
+ * connections (one per thread). Whatever else an idle connection may have received
+ * (notifications for a LISTEN, notices) is read into libpq and kept for PQnotifies. */
+static bool still_up(PGconn *conn)
+{
+	for (int i = 0; i < 4 && PQstatus(conn) == CONNECTION_OK && idle_readable(conn); i++)
+		if (PQconsumeInput(conn) != 1)
+			break;
+	return PQstatus(conn) == CONNECTION_OK;
+}
+
+/* PQprepare of every statement in queries.c, sent at once in pipeline mode (one round trip
+ * rather than one per statement: a handler process connects once per thread). Returns 0, or -1
+ * with the first statement that failed logged. */
+static int prepare_all(PGconn *conn)
+{
+	char msg[512];
+	int sent = 0;
+	int rc = -1;
+	PGresult *res;
+
+	if (PQenterPipelineMode(conn) != 1) {
+		log_err("db prepare: %s", log_flat(msg, sizeof(msg), PQerrorMessage(conn)));
+		return -1;
+	}
+	for (; sent < Q__COUNT; sent++)
+		if (PQsendPrepare(conn, queries[sent].name, queries[sent].sql,
+				  queries[sent].nparams, NULL) != 1)
+			break;
+	if (sent < Q__COUNT || PQpipelineSync(conn) != 1) {
+		log_err("db prepare: %s", log_flat(msg, sizeof(msg), PQerrorMessage(conn)));
+		return -1; /* the caller drops the connection, pipeline and all */
+	}
+	rc = 0;
+	for (int i = 0; i < sent; i++) {
+		res = PQgetResult(conn);
+		if (res == NULL) {
+			log_err("db prepare %s: no result: %s", queries[i].name,
+				log_flat(msg, sizeof(msg), PQerrorMessage(conn)));
+			return -1;
+		}
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+			/* the ones after it are PGRES_PIPELINE_ABORTED */
+			log_err("db prepare %s failed: %s", queries[i].name,
+				log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
+			rc = -1;
+		}
+		PQclear(res);
+		PQclear(PQgetResult(conn)); /* the NULL that ends each statement's results */
+	}
+	res = PQgetResult(conn); /* the sync point */
+	if (PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+		rc = -1;
+	PQclear(res);
+	if (PQexitPipelineMode(conn) != 1)
+		rc = -1;
+	return rc;
+}
+
 int db_connect(struct db *db)
 {
 	/* The conninfo comes last and is expanded, so its own settings win over these defaults:
@@ -58,8 +129,10 @@ int db_connect(struct db *db)
 		db->conninfo, NULL};
 	char msg[512];
 
-	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+	if (db->conn != NULL && still_up(db->conn))
 		return 0;
+	if (db->conn != NULL)
+		log_info("db: the server closed an idle connection; connecting again");
 	db_drop(db);
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
@@ -68,18 +141,9 @@ int db_connect(struct db *db)
 		db_drop(db);
 		return -1;
 	}
-	for (int i = 0; i < Q__COUNT; i++) {
-		PGresult *res = PQprepare(db->conn, queries[i].name, queries[i].sql,
-					  queries[i].nparams, NULL);
-
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			log_err("db prepare %s failed: %s", queries[i].name,
-				log_flat(msg, sizeof(msg), PQresultErrorMessage(res)));
-			PQclear(res);
-			db_drop(db);
-			return -1;
-		}
-		PQclear(res);
+	if (prepare_all(db->conn) != 0) {
+		db_drop(db);
+		return -1;
 	}
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include "dbq.h"
 #include "http.h"
 #include "log.h"
+#include "schedule.h"
 #include "sign.h"
 #include "statuses.h"
 #include "timeparse.h"
@@ -1654,6 +1655,9 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 				n += o->claim_ahead;
 			if (o->max_calls > 0 && o->max_calls - st->claimed < n)
 				n = (int)(o->max_calls - st->claimed);
+			/* due schedule ticks become calls first, claimable at once (on the claim
+			 * connection, idle now) */
+			(void)schedule_fire(d->db, d->name);
 			if (claim_send(d, n) != 0) {
 				if (!o->follow) {
 					failed = true;

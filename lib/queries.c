@@ -23,20 +23,38 @@
 	"c.last_status, c.last_error, c.callback_of, "                                             \
 	"c.callback_id AS \"callback_call.id\", "                                                  \
 	"ag_state(cb.state, cb.not_before) AS \"callback_call.state\", "                           \
-	"cb.last_status AS \"callback_call.last_status\" "
+	"cb.last_status AS \"callback_call.last_status\", "                                      \
+	"c.schedule_id, ag_ts(c.tick_at) AS tick_at "
+
+/* A schedule in API form (h_schedules.c adds next_tick_local from next_tick_us, then drops
+ * next_tick_us). */
+#define SCHEDULE_COLUMNS                                                                           \
+	"s.id, s.name, s.cron, s.every, s.time_zone, s.missed, s.state, "                          \
+	"ag_ts(s.next_tick) AS next_tick, "                                                        \
+	"(EXTRACT(epoch FROM s.next_tick) * 1000000)::bigint AS next_tick_us, "                    \
+	"ag_ts(s.last_tick) AS last_tick, s.last_call_id, s.ticks_fired, s.ticks_missed, "         \
+	"ag_ts(s.created_at) AS created_at, s.instruction AS call "
 
 const struct query queries[Q__COUNT] = {
-	/* $1 rows (jsonb array, one object per call, made by call_row_json), $2 client,
-	 * $3 idempotency key or NULL, $4 request hash (hex), $5 batch (bool).
-	 * One statement, so it commits as a whole: with a key that is already taken, nothing is
-	 * inserted and zero rows come back (the caller then reads Q_IDEM_GET). Calls with a
-	 * debounce_key first cancel the client's older pending calls with the same key
-	 * (ag_debounce, sql/005_call_controls.sql; d is one row, and calls it only when a call has
-	 * a key and the insert goes ahead). */
+	/* $1 rows (jsonb array, one object per call, made by call_row_json, each with its
+	 * request's "client" and Idempotency-Key "ikey" or null), $2 key rows (jsonb array of
+	 * {client, key, hash (hex), ids, batch}, one per request with a key; no two with the same
+	 * client and key). The calls of several requests go in at once, so that they share one
+	 * commit (cgi-bin/commitq.c); it is one statement, so it commits as a whole. A request
+	 * whose key is already taken inserts nothing and gets no rows back (its caller then reads
+	 * Q_IDEM_GET); the others are not affected by it.
+	 * Rows and key rows of a request authenticated from a process's key cache carry the API
+	 * key's id and row version ("kid", "kxmin"): they go in only if that api_keys row is still
+	 * that version and not revoked, as this statement's snapshot sees it (taken after any
+	 * revocation that had committed when the request came). Calls with a debounce_key first
+	 * cancel their client's older pending calls with the same key (ag_debounce,
+	 * sql/005_call_controls.sql), once per client, only for the rows that go in; commitq.c
+	 * never puts two requests of one client with debounce keys into one group. */
 	[Q_CALLS_INSERT] = { "calls_insert",
 		"WITH r AS MATERIALIZED ("
 		" SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
-		"  id uuid, not_before_us bigint, delay_ms bigint, expires_in_ms bigint,"
+		"  id uuid, client text, ikey text, kid text, kxmin text,"
+		"  not_before_us bigint, delay_ms bigint, expires_in_ms bigint,"
 		"  function text, target text, path text, method text, query text, headers jsonb,"
 		"  body text, body_type text, correlation_id text,"
 		"  callback_url text, callback_headers jsonb,"
@@ -46,25 +64,33 @@ const struct query queries[Q__COUNT] = {
 		"  debounce_key text, priority smallint)"
 		"), k AS ("
 		" INSERT INTO idempotency_keys (client, key, request_hash, call_ids, batch)"
-		" SELECT $2, $3, decode($4, 'hex'),"
-		"  ARRAY(SELECT (e->>'id')::uuid"
-		"   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n),"
-		"  $5::boolean"
-		" WHERE $3::text IS NOT NULL"
+		" SELECT y.client, y.key, decode(y.hash, 'hex'), y.ids, y.batch"
+		" FROM jsonb_to_recordset($2::jsonb) AS y("
+		"  client text, key text, hash text, ids uuid[], batch boolean, kid text, kxmin text)"
+		" WHERE y.kid IS NULL"
+		"  OR EXISTS (SELECT 1 FROM api_keys a WHERE a.id = y.kid"
+		"   AND a.xmin::text = y.kxmin AND a.revoked_at IS NULL)"
 		" ON CONFLICT DO NOTHING"
-		" RETURNING 1"
+		" RETURNING client, key"
+		"), ok AS MATERIALIZED ("
+		" SELECT r.* FROM r"
+		" WHERE (r.ikey IS NULL"
+		"  OR EXISTS (SELECT 1 FROM k WHERE k.client = r.client AND k.key = r.ikey))"
+		"  AND (r.kid IS NULL"
+		"  OR EXISTS (SELECT 1 FROM api_keys a WHERE a.id = r.kid"
+		"   AND a.xmin::text = r.kxmin AND a.revoked_at IS NULL))"
 		"), d AS ("
-		" SELECT CASE WHEN count(*) > 0"
-		"  THEN ag_debounce($2, array_agg(r.debounce_key), array_agg(r.id)) END AS n"
-		" FROM r"
-		" WHERE r.debounce_key IS NOT NULL AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM k))"
+		" SELECT ag_debounce(ok.client, array_agg(ok.debounce_key), array_agg(ok.id)) AS n"
+		" FROM ok"
+		" WHERE ok.debounce_key IS NOT NULL"
+		" GROUP BY ok.client"
 		") "
 		"INSERT INTO calls (id, state, client, not_before, expires_at,"
 		" function, target, path, method, query, headers, body, body_type, correlation_id,"
 		" callback_url, callback_headers, failure_callback_url, failure_callback_headers,"
 		" max_attempts, retry_initial_ms, retry_max_ms, timeout_ms, idempotency_key,"
 		" connect_timeout_ms, retry_on, give_up_on, debounce_key, priority, flow_key) "
-		"SELECT r.id, 'queued', $2,"
+		"SELECT r.id, 'queued', r.client,"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
 		"  now() + make_interval(secs => COALESCE(r.delay_ms, 0) / 1000.0)),"
 		" COALESCE(to_timestamp(r.not_before_us / 1000000.0),"
@@ -74,17 +100,17 @@ const struct query queries[Q__COUNT] = {
 		" COALESCE(r.headers, '{}'), decode(r.body, 'base64'), r.body_type, r.correlation_id,"
 		" r.callback_url, r.callback_headers, r.failure_callback_url,"
 		" r.failure_callback_headers,"
-		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, $3,"
+		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, r.ikey,"
 		" r.connect_timeout_ms, r.retry_on, r.give_up_on, r.debounce_key,"
 		" COALESCE(r.priority, 0),"
 		/* the flow-control key, when the function or the raw target's host is limited */
-		" (SELECT k.key FROM flow_keys k"
-		"  WHERE k.key = CASE WHEN r.function IS NOT NULL THEN 'f:' || r.function"
+		" (SELECT fk.key FROM flow_keys fk"
+		"  WHERE fk.key = CASE WHEN r.function IS NOT NULL THEN 'f:' || r.function"
 		"   ELSE 'h:' || ag_url_host(r.target) END) "
-		"FROM r CROSS JOIN d "
-		"WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM k) "
+		/* d runs (debounce) before the first row goes in */
+		"FROM ok r CROSS JOIN (SELECT count(*) FROM d) dd "
 		"RETURNING id, ag_ts(not_before), not_before > now()",
-		5, false },
+		2, false },
 
 	/* $1 jsonb array of ids: those that exist, after an insert whose answer was lost. */
 	[Q_CALLS_FIND] = { "calls_find",
@@ -195,7 +221,8 @@ const struct query queries[Q__COUNT] = {
 
 	/* $1 sha256 of the bearer token (hex): the live key it belongs to. */
 	[Q_AUTH_KEY] = { "auth_key",
-		"SELECT id, client, admin, array_to_json(functions), array_to_json(url_patterns) "
+		"SELECT id, client, admin, array_to_json(functions), array_to_json(url_patterns),"
+		" xmin::text "
 		"FROM api_keys "
 		"WHERE hash = decode($1, 'hex') AND revoked_at IS NULL",
 		1, true },
@@ -496,10 +523,11 @@ const struct query queries[Q__COUNT] = {
 		"SELECT id FROM u",
 		2, true },
 
-	/* Milliseconds until the next call falls due or a lease runs out (may be negative), or
-	 * NULL when the live queue holds neither. The claim index leads with priority, so the
-	 * earliest not_before is read per priority in use (a loose index scan: one probe per
-	 * distinct priority, usually one or two), never by walking every queued call. */
+	/* Milliseconds until the next call falls due, a lease runs out or a schedule ticks (may
+	 * be negative), or NULL when there is none of these. The claim index leads with
+	 * priority, so the earliest not_before is read per priority in use (a loose index scan:
+	 * one probe per distinct priority, usually one or two), never by walking every queued
+	 * call. */
 	[Q_DRAIN_NEXT] = { "drain_next",
 		"WITH RECURSIVE p AS ("
 		" (SELECT priority FROM calls_live"
@@ -515,7 +543,8 @@ const struct query queries[Q__COUNT] = {
 		"  (SELECT min((SELECT c.not_before FROM calls_live c"
 		"    WHERE c.state IN ('queued', 'retrying') AND c.priority = p.priority"
 		"    ORDER BY c.priority DESC, c.not_before LIMIT 1)) FROM p),"
-		"  (SELECT min(lease_until) FROM calls_live WHERE state = 'in_flight')"
+		"  (SELECT min(lease_until) FROM calls_live WHERE state = 'in_flight'),"
+		"  (SELECT min(next_tick) FROM schedules WHERE state = 'active')"
 		" ) - now()) * 1000)::bigint",
 		0, true },
 
@@ -563,5 +592,233 @@ const struct query queries[Q__COUNT] = {
 		"FROM attempt_stats "
 		"ORDER BY outcome, bucket_ms",
 		0, true },
+	/* ---- topics (sql/006_topics.sql; cgi-bin/h_topics.c) ---- */
+
+	/* $1 name, $2 jsonb array of checked subscriptions: create or replace. True = created. */
+	[Q_TOPIC_PUT] = { "topic_put",
+		"SELECT ag_topic_put($1, $2::jsonb)",
+		2, true },
+
+	/* $1 name: the topic, then one row per subscription in order (one row with NULL
+	 * subscription columns when it has none); no rows when there is no such topic. */
+	[Q_TOPIC_GET] = { "topic_get",
+		"SELECT t.name, ag_ts(t.created_at), ag_ts(t.updated_at), s.name, s.spec, s.filter "
+		"FROM topics t "
+		"LEFT JOIN subscriptions s ON s.topic = t.name "
+		"WHERE t.name = $1 "
+		"ORDER BY s.ord",
+		1, true },
+
+	/* Every topic with its subscription count, by name. */
+	[Q_TOPICS_LIST] = { "topics_list",
+		"SELECT t.name, ag_ts(t.created_at) AS created_at, ag_ts(t.updated_at) AS updated_at,"
+		" (SELECT count(*) FROM subscriptions s WHERE s.topic = t.name) AS subscriptions "
+		"FROM topics t "
+		"ORDER BY t.name",
+		0, true },
+
+	/* $1 name: true when the topic existed. */
+	[Q_TOPIC_DELETE] = { "topic_delete",
+		"SELECT ag_topic_delete($1)",
+		1, true },
+
+	/* A publish writes its publication and its calls in one transaction (h_topics.c). BEGIN
+	 * and ROLLBACK may be sent again on a new connection (nothing was in the transaction, or
+	 * it died with the old one); COMMIT may not: whether it made it is read back by id. */
+	[Q_TX_BEGIN] = { "tx_begin", "BEGIN", 0, true },
+	[Q_TX_COMMIT] = { "tx_commit", "COMMIT", 0, false },
+	[Q_TX_ROLLBACK] = { "tx_rollback", "ROLLBACK", 0, true },
+
+	/* $1 id, $2 topic, $3 client, $4 jsonb array of call ids, $5 jsonb array of subscription
+	 * names (parallel), $6 idempotency key or NULL, $7 message hash (hex) or NULL. No row
+	 * comes back when the client's key is taken (the caller reads Q_PUBLICATION_BY_KEY). */
+	[Q_PUBLICATION_INSERT] = { "publication_insert",
+		"INSERT INTO publications (id, topic, client, call_ids, subscriptions,"
+		" idempotency_key, request_hash) "
+		"SELECT $1::uuid, $2, $3,"
+		" ARRAY(SELECT e::uuid FROM jsonb_array_elements_text($4::jsonb)"
+		"  WITH ORDINALITY AS t(e, n) ORDER BY n),"
+		" ARRAY(SELECT e FROM jsonb_array_elements_text($5::jsonb)"
+		"  WITH ORDINALITY AS t(e, n) ORDER BY n),"
+		" $6, decode($7, 'hex') "
+		"ON CONFLICT (client, idempotency_key) DO NOTHING "
+		"RETURNING id",
+		7, false },
+
+	/* $1 id, $2 client (NULL for an admin): the publication, then one row per call in the
+	 * topic's order (one row with NULL call columns when it made none); no rows when there is
+	 * no such publication for this client. */
+	[Q_PUBLICATION_GET] = { "publication_get",
+		"SELECT p.id, p.topic, ag_ts(p.created_at), x.subscription, x.call_id,"
+		" ag_state(c.state, c.not_before), ag_ts(c.not_before), c.attempts, c.last_status,"
+		" ag_ts(c.finished_at) "
+		"FROM publications p "
+		"LEFT JOIN LATERAL unnest(p.call_ids, p.subscriptions) WITH ORDINALITY"
+		" AS x(call_id, subscription, n) ON true "
+		"LEFT JOIN calls c ON c.id = x.call_id "
+		"WHERE p.id = $1::uuid AND ($2::text IS NULL OR p.client = $2) "
+		"ORDER BY x.n",
+		2, true },
+
+	/* $1 client, $2 idempotency key: the publication it made, its topic and message hash. */
+	[Q_PUBLICATION_BY_KEY] = { "publication_by_key",
+		"SELECT id, topic, encode(request_hash, 'hex') "
+		"FROM publications "
+		"WHERE client = $1 AND idempotency_key = $2",
+		2, true },
+
+	/* $1 topic or NULL, $2 cursor (ids older than it) or NULL, $3 limit, $4 client (NULL for
+	 * an admin). Newest first. */
+	[Q_PUBLICATIONS_LIST] = { "publications_list",
+		"SELECT id, topic, ag_ts(created_at) AS created_at,"
+		" cardinality(call_ids) AS calls "
+		"FROM publications "
+		"WHERE ($1::text IS NULL OR topic = $1)"
+		" AND ($2::uuid IS NULL OR id < $2::uuid)"
+		" AND ($4::text IS NULL OR client = $4) "
+		"ORDER BY id DESC "
+		"LIMIT $3::integer",
+		4, true },
+
+	/* ---- schedules (sql/007_schedules.sql; lib/schedule.c, cgi-bin/h_schedules.c) ---- */
+
+	/* In a transaction (Q_TX_BEGIN: schedule_fire; its statements are not idempotent, so that
+	 * a reconnect fails them rather than sending the rest outside it): $1 how many. Active schedules whose next tick has passed, locked
+	 * (SKIP LOCKED: another drainer has those), with the database's now. Columns: see enum
+	 * due_col in schedule.c. */
+	[Q_SCHED_DUE] = { "sched_due",
+		"SELECT id, client, cron, every_ms, anchor_us, time_zone, missed,"
+		" (EXTRACT(epoch FROM next_tick) * 1000000)::bigint, call_row,"
+		" (EXTRACT(epoch FROM now()) * 1000000)::bigint "
+		"FROM schedules "
+		"WHERE state = 'active' AND next_tick <= now() "
+		"ORDER BY next_tick "
+		"LIMIT $1::integer "
+		"FOR UPDATE SKIP LOCKED",
+		1, false },
+
+	/* In the transaction of Q_SCHED_DUE, after Q_CALLS_INSERT of the tick's call:
+	 * $1 schedule, $2 tick (us; NULL when no call was made), $3 the call's id, $4 ticks
+	 * passed over, $5 next tick (us), $6 drainer. The tick row is the guard: when it exists
+	 * already (next_tick set back by hand), the call just inserted is deleted again.
+	 * Ticks older than 30 days are dropped. Returns 1 when the tick made its call, else 0. */
+	[Q_SCHED_FIRED] = { "sched_fired",
+		"WITH t AS ("
+		" INSERT INTO schedule_ticks (schedule_id, tick_at, call_id, missed, drainer)"
+		" SELECT $1::uuid, 'epoch'::timestamptz + $2::bigint * interval '1 microsecond',"
+		"  $3::uuid, $4::bigint, $6"
+		" WHERE $2::bigint IS NOT NULL"
+		" ON CONFLICT DO NOTHING"
+		" RETURNING call_id, tick_at"
+		"), c AS ("
+		" UPDATE calls SET schedule_id = $1::uuid, tick_at = t.tick_at"
+		" FROM t"
+		" WHERE calls.id = t.call_id"
+		"), d AS ("
+		" DELETE FROM calls"
+		" WHERE id = $3::uuid AND NOT EXISTS (SELECT 1 FROM t)"
+		"), old AS ("
+		" DELETE FROM schedule_ticks"
+		" WHERE schedule_id = $1::uuid AND tick_at < now() - interval '30 days'"
+		"), s AS ("
+		" UPDATE schedules"
+		" SET next_tick = 'epoch'::timestamptz + $5::bigint * interval '1 microsecond',"
+		"  last_tick = COALESCE((SELECT tick_at FROM t), last_tick),"
+		"  last_call_id = COALESCE((SELECT call_id FROM t), last_call_id),"
+		"  ticks_fired = ticks_fired + (SELECT count(*) FROM t),"
+		"  ticks_missed = ticks_missed + $4::bigint"
+		" WHERE id = $1::uuid"
+		") "
+		"SELECT count(*) FROM t",
+		6, false },
+
+	/* Milliseconds until the earliest next tick of an active schedule (may be negative), or
+	 * NULL when none is active. */
+	[Q_SCHED_NEXT] = { "sched_next",
+		"SELECT (EXTRACT(epoch FROM min(next_tick) - now()) * 1000)::bigint "
+		"FROM schedules "
+		"WHERE state = 'active'",
+		0, true },
+
+	/* $1 schedule whose tick could not be recorded: looked at again in a minute. */
+	[Q_SCHED_DEFER] = { "sched_defer",
+		"UPDATE schedules "
+		"SET next_tick = greatest(next_tick, now() + interval '1 minute') "
+		"WHERE id = $1::uuid AND state = 'active'",
+		1, true },
+
+	/* POST /v1/schedules: $1 id, $2 client, $3 name, $4 cron, $5 every (as given),
+	 * $6 every_ms, $7 anchor (us), $8 time zone, $9 missed policy, $10 instruction,
+	 * $11 call row, $12 first tick (us). */
+	[Q_SCHED_INSERT] = { "sched_insert",
+		"INSERT INTO schedules AS s (id, client, name, cron, every, every_ms, anchor_us,"
+		" time_zone, missed, instruction, call_row, next_tick) "
+		"VALUES ($1::uuid, $2, $3, $4, $5, $6::bigint, $7::bigint, $8, $9, $10::jsonb,"
+		" $11::jsonb, 'epoch'::timestamptz + $12::bigint * interval '1 microsecond') "
+		"RETURNING " SCHEDULE_COLUMNS,
+		12, false },
+
+	/* $1 client (NULL for an admin), $2 cursor (ids older than it) or NULL, $3 limit.
+	 * Newest first. */
+	[Q_SCHED_LIST] = { "sched_list",
+		"SELECT " SCHEDULE_COLUMNS
+		"FROM schedules s "
+		"WHERE ($1::text IS NULL OR s.client = $1)"
+		" AND ($2::uuid IS NULL OR s.id < $2::uuid) "
+		"ORDER BY s.id DESC "
+		"LIMIT $3::integer",
+		3, true },
+
+	/* $1 id, $2 client (NULL for an admin). The last three columns are for resuming. */
+	[Q_SCHED_GET] = { "sched_get",
+		"SELECT " SCHEDULE_COLUMNS ","
+		" s.every_ms AS \"_every_ms\", s.anchor_us AS \"_anchor_us\" "
+		"FROM schedules s "
+		"WHERE s.id = $1::uuid AND ($2::text IS NULL OR s.client = $2)",
+		2, true },
+
+	/* $1 schedule id: its latest ticks, newest first, with their calls' states. */
+	[Q_SCHED_TICKS] = { "sched_ticks",
+		"SELECT ag_ts(t.tick_at) AS tick_at, t.call_id, t.missed,"
+		" ag_ts(t.fired_at) AS fired_at, ag_state(c.state, c.not_before) AS call_state "
+		"FROM schedule_ticks t "
+		"LEFT JOIN calls c ON c.id = t.call_id "
+		"WHERE t.schedule_id = $1::uuid "
+		"ORDER BY t.tick_at DESC "
+		"LIMIT 20",
+		1, true },
+
+	/* $1 id, $2 client (NULL for an admin): pause (a paused one stays paused). */
+	[Q_SCHED_PAUSE] = { "sched_pause",
+		"UPDATE schedules AS s "
+		"SET state = 'paused', next_tick = NULL,"
+		" updated_at = CASE WHEN s.state = 'paused' THEN s.updated_at ELSE now() END "
+		"WHERE s.id = $1::uuid AND ($2::text IS NULL OR s.client = $2) "
+		"RETURNING " SCHEDULE_COLUMNS,
+		2, true },
+
+	/* $1 id, $2 client (NULL for an admin), $3 next tick (us): resume a paused schedule from
+	 * its next tick after now (an active one is left as it is: no row). */
+	[Q_SCHED_RESUME] = { "sched_resume",
+		"UPDATE schedules AS s "
+		"SET state = 'active', updated_at = now(),"
+		" next_tick = 'epoch'::timestamptz + $3::bigint * interval '1 microsecond' "
+		"WHERE s.id = $1::uuid AND ($2::text IS NULL OR s.client = $2)"
+		" AND s.state = 'paused' "
+		"RETURNING " SCHEDULE_COLUMNS,
+		3, false },
+
+	/* $1 id, $2 client (NULL for an admin): delete it and its ticks (the calls it made keep
+	 * schedule_id and tick_at). */
+	[Q_SCHED_DELETE] = { "sched_delete",
+		"WITH s AS ("
+		" DELETE FROM schedules"
+		" WHERE id = $1::uuid AND ($2::text IS NULL OR client = $2)"
+		" RETURNING id"
+		"), t AS ("
+		" DELETE FROM schedule_ticks WHERE schedule_id IN (SELECT id FROM s)"
+		") "
+		"SELECT id FROM s",
+		2, true },
 };
 /* clang-format on */

@@ -36,6 +36,30 @@ enum query_id {
 	Q_FUNCTION_DELETE,
 	Q_METRICS_DEPTH,
 	Q_METRICS_ATTEMPTS,
+	/* topics (sql/006_topics.sql, cgi-bin/h_topics.c) */
+	Q_TOPIC_PUT,
+	Q_TOPIC_GET,
+	Q_TOPICS_LIST,
+	Q_TOPIC_DELETE,
+	Q_TX_BEGIN,
+	Q_TX_COMMIT,
+	Q_TX_ROLLBACK,
+	Q_PUBLICATION_INSERT,
+	Q_PUBLICATION_GET,
+	Q_PUBLICATION_BY_KEY,
+	Q_PUBLICATIONS_LIST,
+	/* schedules (sql/007_schedules.sql, lib/schedule.c, cgi-bin/h_schedules.c) */
+	Q_SCHED_DUE,
+	Q_SCHED_FIRED,
+	Q_SCHED_NEXT,
+	Q_SCHED_DEFER,
+	Q_SCHED_INSERT,
+	Q_SCHED_LIST,
+	Q_SCHED_GET,
+	Q_SCHED_TICKS,
+	Q_SCHED_PAUSE,
+	Q_SCHED_RESUME,
+	Q_SCHED_DELETE,
 	Q__COUNT
 };
 

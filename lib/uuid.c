@@ -6,10 +6,39 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
 #include "log.h"
+
+/* Random bytes come from a per-thread pool that RAND_bytes refills 4 KiB at a time (one call
+ * per id cost more than the rest of making it). The pool remembers the process it was filled
+ * in: a forked child refills its own rather than repeat its parent's ids. */
+#define POOL_BYTES 4096
+#define RAND_PER_ID 10 /* bytes 6..15; 0..5 are the time */
+
+static int take_random(unsigned char *dst, size_t n)
+{
+	static _Thread_local unsigned char pool[POOL_BYTES];
+	static _Thread_local size_t left;
+	static _Thread_local pid_t owner;
+	pid_t pid = getpid();
+
+	if (left < n || owner != pid) {
+		if (RAND_bytes(pool, sizeof(pool)) != 1) {
+			left = 0;
+			return -1;
+		}
+		left = sizeof(pool);
+		owner = pid;
+	}
+	memcpy(dst, pool + sizeof(pool) - left, n);
+	/* used bytes are not kept around */
+	memset(pool + sizeof(pool) - left, 0, n);
+	left -= n;
+	return 0;
+}
 
 int uuid_v7(char out[UUID_LEN])
 {
@@ -17,7 +46,7 @@ int uuid_v7(char out[UUID_LEN])
 	struct timespec ts;
 	uint64_t ms;
 
-	if (RAND_bytes(b, sizeof(b)) != 1) {
+	if (take_random(b + 6, RAND_PER_ID) != 0) {
 		log_err("uuid RAND_bytes failed");
 		return -1;
 	}
@@ -27,10 +56,15 @@ int uuid_v7(char out[UUID_LEN])
 		b[i] = (unsigned char)(ms >> (8 * (5 - i)));
 	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
 	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
-	snprintf(out, UUID_LEN,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-		 b[15]);
+	for (int i = 0, o = 0; i < 16; i++) {
+		static const char hex[] = "0123456789abcdef";
+
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[36] = '\0';
 	return 0;
 }
 

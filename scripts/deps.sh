@@ -9,7 +9,7 @@ set -euo pipefail
 # turns sanitizer stack traces into file:line.
 pkgs=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libcurl4-openssl-dev
 	libjson-c-dev libssl-dev libcmocka-dev libmicrohttpd-dev postgresql postgresql-client lighttpd curl
-	ca-certificates procps iproute2 valgrind apache2 libapache2-mod-fcgid nginx
+	ca-certificates tzdata procps iproute2 valgrind apache2 libapache2-mod-fcgid nginx
 	clang libclang-rt-14-dev llvm
 	wrk time) # make bench: wrk, GNU time (RSS); nginx is its target; pgbench comes with postgresql
 

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include <libpq-fe.h>
 
@@ -58,10 +60,43 @@ const char *it_tag(char kind);
 bool it_sql_exec(const char *sql, int n, const char *const *p);
 /* SELECT count(*) FROM calls: what a refused request must leave unchanged. */
 long it_calls_count(void);
+/* SELECT count(*) FROM attempts of the call id. */
+long it_attempts_count(const char *id);
 /* The string value at a dotted path ("callback.url") of a JSON object, or NULL; borrowed. */
 const char *it_jget(struct json_object *o, const char *dotted);
 /* it_jget equals want; a failed CHECK (reported) otherwise. */
 bool it_jis(struct json_object *o, const char *dotted, const char *want);
+
+/* Milliseconds since the epoch (CLOCK_REALTIME, the clock of the target log's t_us). */
+int64_t it_now_ms(void);
+/* POSTs one instruction to base + /v1/calls with hdrs (NULL-terminated; may be NULL); returns
+ * the new id (static buffer, valid until the next call), or "" (a failed CHECK) when the answer
+ * is not 202. */
+const char *it_enqueue(const char *base, const char *body, const char *const *hdrs);
+/* Cancels what earlier test programs left in the queue (targets never meant to be called):
+ * queued, retrying and in-flight calls; a failed CHECK when calls_live is not empty after. */
+void it_clean_queue(void);
+/* The entries of a target request log (ag_target --log: one JSON object a line) whose path
+ * starts with prefix, oldest first, as a new array (caller puts); empty when log is unreadable. */
+struct json_object *it_hits(const char *log, const char *prefix);
+
+/* Runs asyncgate-admin (AG_ADMIN) with args (shell words, already safe; may end in a
+ * here-doc), its stderr dropped; its stdout, trimmed of trailing newlines and spaces, into out
+ * (NULL: discarded). Returns its exit status, -1 when it could not be run. */
+int it_admin(const char *args, char *out, size_t outsz);
+
+/* The drainer (AG_DRAINER). A test program that uses these defines _GNU_SOURCE (wait4). */
+/* Starts it with args (NULL-terminated, at most 14), stderr appended to log (NULL: inherited);
+ * returns its pid, -1 when fork failed. */
+pid_t it_drainer_spawn(const char *log, const char *const *args);
+/* Waits for pid up to timeout_ms, then kills it (SIGKILL, a failed CHECK). Returns its exit
+ * status, -1 when killed or not done in time; its peak memory in KiB into *maxrss_kb when not
+ * NULL. */
+int it_drainer_wait(pid_t pid, long timeout_ms, long *maxrss_kb);
+/* SIGTERM to a --follow drainer; it must exit with status 0 within 30 s (a failed CHECK). */
+void it_drainer_stop(pid_t pid);
+/* One `asyncgate-drainer --once` run (stderr appended to log), at most 60 s; its exit status. */
+int it_drain_once(const char *log);
 
 /* Test bookkeeping. it_check records a failure (printing the message) and returns cond. */
 bool it_check(bool cond, const char *file, int line, const char *fmt, ...)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # t_valgrind_cgi: the handler under valgrind, as plain CGI against the test database, on each
 # kind of request (valid, batch, idempotent replay, bad input, transparent mode, status, list,
-# cancel, retry, health, metrics, drain), and the drainer over every kind of outcome: no invalid
-# memory access and no definite or indirect leak.
+# cancel, retry, health, metrics, drain, schedules and a tick fired by /v1/drain), and the drainer
+# over every kind of outcome: no invalid memory access and no definite or indirect leak.
 set -uo pipefail
 bin=${AG_BIN:?run me from tests/integration/run.sh}
 if ! command -v valgrind >/dev/null; then
@@ -62,6 +62,51 @@ vg "unknown API key (401)" GET /v1/calls "" "" \
 vg "REMOTE_USER with rules" GET "/v1/calls?limit=2" "" "" HTTP_AUTHORIZATION= REMOTE_USER=alice
 vg "REMOTE_USER without rules (403)" GET /v1/calls "" "" HTTP_AUTHORIZATION= REMOTE_USER=nobody
 vg "drain, wrong token" GET /v1/drain "" "" HTTP_AUTHORIZATION="Bearer nope"
+
+# Schedules: the API, and a due tick fired by the drain cycle in the handler.
+vg "schedule: create" POST /v1/schedules $J \
+	"{\"cron\":\"*/5 * * * *\",\"time_zone\":\"Europe/Berlin\",\"name\":\"vg\",\"call\":{\"target\":\"$T/s\",\"headers\":{\"Authorization\":\"x\"},\"body\":{\"k\":1},\"callback\":{\"url\":\"$T/c\",\"headers\":{\"X\":\"y\"}}}}"
+sid=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$tmp/out")
+vg "schedule: bad cron" POST /v1/schedules $J "{\"cron\":\"61 * * * *\",\"call\":{\"target\":\"$T/s\"}}"
+vg "schedule: forbidden call field" POST /v1/schedules $J \
+	"{\"every\":\"1m\",\"call\":{\"function\":\"nope\"}}"
+vg "schedule: list" GET "/v1/schedules?limit=5" "" ""
+vg "schedule: get" GET "/v1/schedules/$sid" "" ""
+vg "schedule: pause" POST "/v1/schedules/$sid/pause" "" ""
+vg "schedule: resume" POST "/v1/schedules/$sid/resume" "" ""
+psql -X -q -c "UPDATE schedules SET next_tick = now() - interval '11 minutes' WHERE id = '$sid'" \
+	>/dev/null 2>&1
+vg "schedule: a due tick fired by /v1/drain" POST /v1/drain "" "" \
+	HTTP_AUTHORIZATION="Bearer ${AG_DRAIN_TOKEN:?}"
+if [ "$(psql -X -At -c "SELECT count(*) FROM calls WHERE schedule_id = '$sid'" 2>/dev/null)" = 1 ]
+then
+	echo "ok - valgrind: schedule: the due tick made one call"
+else
+	echo "not ok - valgrind: schedule: the due tick made one call"
+	fail=1
+fi
+vg "schedule: delete" DELETE "/v1/schedules/$sid" "" ""
+# Topics: managing needs an admin key; publish (JSON and transparent, filtered, replayed), 409,
+# status.
+adm=$(psql -X -At -c "SELECT token FROM ag_key_create('vg-admin', '{*}', '{*}', true)")
+vg "topic put" PUT /v1/topics/vg-topic $J "{\"subscriptions\":[{\"name\":\"a\",\"target\":\"$T/a\",\"headers\":{\"X\":\"1\"},\"filter\":[{\"json\":\"/k\",\"in\":[1,2]}]},{\"name\":\"b\",\"target\":\"$T/b\",\"retry\":{\"max_attempts\":2}}]}" \
+	HTTP_AUTHORIZATION="Bearer $adm"
+vg "topic put, bad filter" PUT /v1/topics/vg-topic $J "{\"subscriptions\":[{\"name\":\"a\",\"target\":\"$T/a\",\"filter\":{\"json\":\"k\"}}]}" \
+	HTTP_AUTHORIZATION="Bearer $adm"
+vg "topic get" GET /v1/topics/vg-topic "" "" HTTP_AUTHORIZATION="Bearer $adm"
+vg "topics list" GET /v1/topics "" "" HTTP_AUTHORIZATION="Bearer $adm"
+vg "publish" POST /v1/topics/vg-topic/calls $J "{\"delay\":\"1h\",\"path\":\"/p\",\"headers\":{\"X\":\"m\"},\"body\":{\"k\":1}}" \
+	HTTP_AUTHORIZATION="Bearer $adm" HTTP_IDEMPOTENCY_KEY=vg-pub
+pub=$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$tmp/out")
+vg "publish, replay" POST /v1/topics/vg-topic/calls $J "{\"delay\":\"1h\",\"path\":\"/p\",\"headers\":{\"X\":\"m\"},\"body\":{\"k\":1}}" \
+	HTTP_AUTHORIZATION="Bearer $adm" HTTP_IDEMPOTENCY_KEY=vg-pub
+vg "publish, transparent" POST "/v1/async/topic:vg-topic/x?q=1" text/plain raw \
+	HTTP_AUTHORIZATION="Bearer $adm" HTTP_ASYNC_DELAY=1h
+psql -X -q -c "SELECT ag_topic_put('vg-bad', '[{\"name\": \"p\", \"target\": \"http://10.1.1.1/\"}]')" >/dev/null
+vg "publish, 409" POST /v1/topics/vg-bad/calls $J "{}" HTTP_AUTHORIZATION="Bearer $adm"
+vg "publication status" GET "/v1/publications/$pub" "" "" HTTP_AUTHORIZATION="Bearer $adm"
+vg "publications list" GET "/v1/publications?topic=vg-topic" "" "" HTTP_AUTHORIZATION="Bearer $adm"
+vg "topic delete" DELETE /v1/topics/vg-topic "" "" HTTP_AUTHORIZATION="Bearer $adm"
 
 # The drain cycle, in the handler and in the drainer, over every kind of outcome.
 X=${AG_TARGET:?}

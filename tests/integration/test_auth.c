@@ -2,6 +2,7 @@
  * behind lighttpd: API keys made and revoked with asyncgate-admin and SQL, scoped to functions
  * and URL patterns; 401 vs 403; a client sees, cancels and retries only its own calls, an admin
  * all; REMOTE_USER rules; auth = none and auth = remote_user through CGI. */
+#define _GNU_SOURCE /* itest.c.inc: wait4 */
 #include "itest.h"
 #include "itest.c.inc"
 
@@ -13,35 +14,6 @@ static const char *admin;   /* build/asyncgate-admin */
 static char fa[64], fb[64]; /* two functions on the target, fresh per run */
 
 #define JSON "application/json"
-
-/* Runs asyncgate-admin with args (shell words, already safe); its stdout (trimmed) into out.
- * Returns its exit status. */
-static int run_admin(const char *args, char *out, size_t outsz)
-{
-	char cmd[2048];
-	FILE *f;
-	size_t n = 0;
-	int st;
-
-	snprintf(cmd, sizeof(cmd), "%s 2>/dev/null %s", admin,
-		 args); /* args may end in a here-doc */
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	if (out != NULL) {
-		n = fread(out, 1, outsz - 1, f);
-		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-			n--;
-		out[n] = '\0';
-	} else {
-		char sink[4096];
-
-		while (fread(sink, 1, sizeof(sink), f) > 0)
-			;
-	}
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static struct {
 	char hdr[320];
@@ -152,7 +124,7 @@ static void t_scope(void)
 
 	snprintf(args, sizeof(args), "key create scoped-a --function %s --url '%s/cb/*'", fa,
 		 target);
-	CHECK(run_admin(args, token, sizeof(token)) == 0, "key create");
+	CHECK(it_admin(args, token, sizeof(token)) == 0, "key create");
 	k = bearer(0, token);
 
 	snprintf(body, sizeof(body), "{\"function\":\"%s\",\"path\":\"/x\"}", fa);
@@ -212,9 +184,9 @@ static void t_isolation(void)
 	const char *ka, *kb, *kadm;
 	struct hresp r;
 
-	CHECK(run_admin("key create iso-a --function '*'", ta, sizeof(ta)) == 0, "key a");
-	CHECK(run_admin("key create iso-b --function '*'", tb, sizeof(tb)) == 0, "key b");
-	CHECK(run_admin("key create iso-admin --admin", tadm, sizeof(tadm)) == 0, "admin key");
+	CHECK(it_admin("key create iso-a --function '*'", ta, sizeof(ta)) == 0, "key a");
+	CHECK(it_admin("key create iso-b --function '*'", tb, sizeof(tb)) == 0, "key b");
+	CHECK(it_admin("key create iso-admin --admin", tadm, sizeof(tadm)) == 0, "admin key");
 	ka = bearer(0, ta);
 	kb = bearer(1, tb);
 	kadm = bearer(2, tadm);
@@ -274,24 +246,24 @@ static void t_revoke(void)
 	const char *p[1];
 
 	snprintf(body, sizeof(body), "{\"function\":\"%s\",\"delay\":\"1h\"}", fa);
-	CHECK(run_admin("key create revoke-me --function '*'", token, sizeof(token)) == 0, "key");
+	CHECK(it_admin("key create revoke-me --function '*'", token, sizeof(token)) == 0, "key");
 	k = bearer(0, token);
 	post_as(k, body, &r);
 	CHECK(r.status == 202, "before revocation: %ld", r.status);
 	it_hresp_free(&r);
 	snprintf(kid, sizeof(kid), "%.14s", token + 4); /* "k_" + 12 hex */
-	CHECK(run_admin("key list", list, sizeof(list)) == 0 && strstr(list, kid) != NULL &&
+	CHECK(it_admin("key list", list, sizeof(list)) == 0 && strstr(list, kid) != NULL &&
 		      strstr(list, token + 19) == NULL,
 	      "key list shows the id and never the secret");
 	snprintf(args, sizeof(args), "key revoke %s", kid);
-	CHECK(run_admin(args, NULL, 0) == 0, "key revoke");
+	CHECK(it_admin(args, NULL, 0) == 0, "key revoke");
 	post_as(k, body, &r);
 	is_problem(&r, 401, "Authorization");
 	it_hresp_free(&r);
-	CHECK(run_admin(args, NULL, 0) == 1, "revoking twice says it was not live");
-	CHECK(run_admin("key list", list, sizeof(list)) == 0 && strstr(list, kid) == NULL,
+	CHECK(it_admin(args, NULL, 0) == 1, "revoking twice says it was not live");
+	CHECK(it_admin("key list", list, sizeof(list)) == 0 && strstr(list, kid) == NULL,
 	      "key list still shows the revoked key");
-	CHECK(run_admin("key list --all", list, sizeof(list)) == 0 && strstr(list, kid) != NULL,
+	CHECK(it_admin("key list --all", list, sizeof(list)) == 0 && strstr(list, kid) != NULL,
 	      "key list --all lacks the revoked key");
 
 	/* The same through SQL alone. */
@@ -331,23 +303,23 @@ static void t_remote_user(void)
 	it_cgi("POST", "/v1/calls", body, ev, out, sizeof(out));
 	CHECK(strncmp(out, "Status: 403", 11) == 0 && strstr(out, "REMOTE_USER") != NULL,
 	      "a user without rules: %.200s", out);
-	CHECK(run_admin("user set carol --function 'nope-*'", NULL, 0) == 0, "user set");
+	CHECK(it_admin("user set carol --function 'nope-*'", NULL, 0) == 0, "user set");
 	it_cgi("POST", "/v1/calls", body, ev, out, sizeof(out));
 	CHECK(strncmp(out, "Status: 403", 11) == 0 && strstr(out, "\"field\":\"function\"") != NULL,
 	      "a user outside its rules: %.200s", out);
-	CHECK(run_admin("user set carol --function '*'", NULL, 0) == 0, "user set again");
+	CHECK(it_admin("user set carol --function '*'", NULL, 0) == 0, "user set again");
 	it_cgi("POST", "/v1/calls", body, ev, out, sizeof(out));
 	CHECK(strncmp(out, "Status: 202", 11) == 0, "a user within its rules: %.200s", out);
-	CHECK(run_admin("user list", out, sizeof(out)) == 0 && strstr(out, "carol") != NULL,
+	CHECK(it_admin("user list", out, sizeof(out)) == 0 && strstr(out, "carol") != NULL,
 	      "user list lacks carol");
-	CHECK(run_admin("user delete carol", NULL, 0) == 0, "user delete");
+	CHECK(it_admin("user delete carol", NULL, 0) == 0, "user delete");
 	it_cgi("POST", "/v1/calls", body, ev, out, sizeof(out));
 	CHECK(strncmp(out, "Status: 403", 11) == 0, "a deleted user: %.200s", out);
-	CHECK(run_admin("user delete carol", NULL, 0) == 1, "deleting twice");
-	CHECK(run_admin("key create 'bad name!' --function '*'", NULL, 0) == 1,
+	CHECK(it_admin("user delete carol", NULL, 0) == 1, "deleting twice");
+	CHECK(it_admin("key create 'bad name!' --function '*'", NULL, 0) == 1,
 	      "a client name the schema refuses");
-	CHECK(run_admin("key create x --bogus", NULL, 0) == 2, "an unknown option");
-	CHECK(run_admin("key", NULL, 0) == 2, "no verb");
+	CHECK(it_admin("key create x --bogus", NULL, 0) == 2, "an unknown option");
+	CHECK(it_admin("key", NULL, 0) == 2, "no verb");
 }
 
 /* auth = none and auth = remote_user, each in a configuration of its own (CGI). */
@@ -398,15 +370,15 @@ static void t_signing_key(void)
 {
 	char out[512], sk[128] = "", pk[128] = "", cmd[1024], again[256];
 
-	CHECK(run_admin("signing-key new", out, sizeof(out)) == 0, "signing-key new");
+	CHECK(it_admin("signing-key new", out, sizeof(out)) == 0, "signing-key new");
 	CHECK(sscanf(out, "signing_secret %127s public_key %127s", sk, pk) == 2 &&
 		      strncmp(sk, "whsk_", 5) == 0 && strncmp(pk, "whpk_", 5) == 0,
 	      "signing-key new printed: %s", out);
 	snprintf(cmd, sizeof(cmd), "signing-key public <<'X'\n%s\nX", sk);
-	CHECK(run_admin(cmd, again, sizeof(again)) == 0 && strcmp(again, pk) == 0,
+	CHECK(it_admin(cmd, again, sizeof(again)) == 0 && strcmp(again, pk) == 0,
 	      "signing-key public gave %s, want %s", again, pk);
-	CHECK(run_admin("signing-key public </dev/null", NULL, 0) == 2, "no key on stdin");
-	CHECK(run_admin("signing-key public <<'X'\nwhsk_bad\nX", NULL, 0) == 1, "a bad key");
+	CHECK(it_admin("signing-key public </dev/null", NULL, 0) == 2, "no key on stdin");
+	CHECK(it_admin("signing-key public <<'X'\nwhsk_bad\nX", NULL, 0) == 1, "a bad key");
 }
 
 int main(void)

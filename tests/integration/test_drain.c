@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,26 +28,9 @@ static const char *drainer; /* build/asyncgate-drainer */
 static const char *secret;  /* the target's Standard Webhooks secret */
 static const char *token;   /* drain_token of the test configuration */
 static char tmpdir[512];
+static char drainer_log[600]; /* the drainers' stderr */
 
 #define JSON "application/json"
-
-static int64_t now_ms(void)
-{
-	return timeparse_now_us() / 1000;
-}
-
-/* POSTs one instruction; returns the new id (static, until the next call) or "" (reported). */
-static const char *enqueue(const char *body)
-{
-	static char id[64];
-	struct hresp r;
-
-	it_http("POST", url, "/v1/calls", JSON, body, strlen(body), NULL, &r);
-	CHECK(r.status == 202, "enqueue: status %ld: %s", r.status, r.body ? r.body : "");
-	snprintf(id, sizeof(id), "%s", r.status == 202 ? it_jstr(&r, "id") : "");
-	it_hresp_free(&r);
-	return id;
-}
 
 /* How many calls whose id is match, or whose target is LIKE match, are in state. */
 static long count_state(const char *match, const char *state)
@@ -61,10 +43,10 @@ static long count_state(const char *match, const char *state)
 /* Waits until count_state(match, state) reaches want; true when it did (reported if not). */
 static bool wait_state(const char *match, const char *state, long want, long timeout_ms)
 {
-	int64_t end = now_ms() + timeout_ms;
+	int64_t end = it_now_ms() + timeout_ms;
 	long n = -1;
 
-	while (now_ms() < end) {
+	while (it_now_ms() < end) {
 		n = count_state(match, state);
 		if (n >= want)
 			return true;
@@ -75,41 +57,17 @@ static bool wait_state(const char *match, const char *state, long want, long tim
 	return false;
 }
 
-/* The target's log entries whose path starts with prefix, oldest first (caller puts). */
-static struct json_object *hits(const char *prefix)
-{
-	struct json_object *arr = json_object_new_array();
-	FILE *f = fopen(tlog, "r");
-	char *line = NULL;
-	size_t cap = 0;
-
-	if (f == NULL)
-		return arr;
-	while (getline(&line, &cap, f) > 0) {
-		struct json_object *o = json_tokener_parse(line), *p;
-
-		if (o != NULL && json_object_object_get_ex(o, "path", &p) &&
-		    strncmp(json_object_get_string(p), prefix, strlen(prefix)) == 0)
-			json_object_array_add(arr, o);
-		else
-			json_object_put(o);
-	}
-	free(line);
-	fclose(f);
-	return arr;
-}
-
 /* Waits until at least n requests under prefix have reached the target (up to timeout_ms);
  * returns them (caller puts). */
 static struct json_object *wait_hits(const char *prefix, int n, long timeout_ms)
 {
-	int64_t end = now_ms() + timeout_ms;
-	struct json_object *h = hits(prefix);
+	int64_t end = it_now_ms() + timeout_ms;
+	struct json_object *h = it_hits(tlog, prefix);
 
-	while ((int)json_object_array_length(h) < n && now_ms() < end) {
+	while ((int)json_object_array_length(h) < n && it_now_ms() < end) {
 		it_sleep_ms(20);
 		json_object_put(h);
-		h = hits(prefix);
+		h = it_hits(tlog, prefix);
 	}
 	return h;
 }
@@ -137,81 +95,12 @@ static unsigned char *hit_body(struct json_object *h, size_t *len)
 	return out;
 }
 
-/* Starts the drainer with args (NULL-terminated after the mode); returns its pid. Output goes
- * to a log in the temp directory. */
-static pid_t drainer_spawn(const char *const *args)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		char *argv[16];
-		int n = 0;
-		char logpath[600];
-		FILE *f;
-
-		snprintf(logpath, sizeof(logpath), "%s/drainer.log", tmpdir);
-		f = freopen(logpath, "a", stderr);
-		(void)f;
-		argv[n++] = (char *)drainer;
-		for (int i = 0; args[i] != NULL && n < 15; i++)
-			argv[n++] = (char *)args[i];
-		argv[n] = NULL;
-		execv(drainer, argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Waits for pid; returns its exit status (-1 if killed or not done in timeout_ms), and its
- * peak memory in KiB in *maxrss_kb when not NULL. */
-static int drainer_wait(pid_t pid, long timeout_ms, long *maxrss_kb)
-{
-	int64_t end = now_ms() + timeout_ms;
-	int status;
-	struct rusage ru;
-
-	for (;;) {
-		pid_t r = wait4(pid, &status, WNOHANG, &ru);
-
-		if (r == pid)
-			break;
-		if (now_ms() >= end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			CHECK(false, "drainer %d did not finish in %ld ms", (int)pid, timeout_ms);
-			return -1;
-		}
-		it_sleep_ms(20);
-	}
-	if (maxrss_kb != NULL)
-		*maxrss_kb = ru.ru_maxrss;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* One `--once` run; returns its exit status. */
-static int drain_once(void)
-{
-	pid_t pid = drainer_spawn((const char *const[]){"--once", NULL});
-
-	return drainer_wait(pid, 60000, NULL);
-}
-
 static pid_t follow_start(void)
 {
-	pid_t pid = drainer_spawn((const char *const[]){"--follow", NULL});
+	pid_t pid = it_drainer_spawn(drainer_log, (const char *const[]){"--follow", NULL});
 
 	it_sleep_ms(300); /* connected and listening */
 	return pid;
-}
-
-/* SIGTERM, then the exit status must be 0. */
-static void follow_stop(pid_t pid)
-{
-	int rc;
-
-	kill(pid, SIGTERM);
-	rc = drainer_wait(pid, 30000, NULL);
-	CHECK(rc == 0, "--follow drainer exit status after SIGTERM: %d", rc);
 }
 
 /* Attempt rows of the calls whose target is LIKE pattern. */
@@ -224,24 +113,7 @@ static long attempts_of_like(const char *pattern)
 			   1, p);
 }
 
-static long attempts_of(const char *id)
-{
-	const char *p[1] = {id};
-
-	return it_sql_long("SELECT count(*) FROM attempts WHERE call_id = $1::uuid", 1, p);
-}
-
 /* ---- the tests ---- */
-
-/* What earlier test programs left in the queue (targets that are never meant to be called)
- * must not be sent: cancel it. */
-static void t_clean_queue(void)
-{
-	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		    "WHERE state IN ('queued', 'retrying', 'in_flight')",
-		    0, NULL);
-	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
-}
 
 /* JSON body, headers and query arrive intact with the Async-* headers; a binary body is
  * byte-identical. */
@@ -263,7 +135,7 @@ static void t_intact(void)
 		 "\"body\":{\"k\":[1,2.5,\"\\u00fc\",null,{\"n\":true}]},"
 		 "\"correlation_id\":\"corr-%s\"}",
 		 target, tg, tg);
-	id = enqueue(body);
+	id = it_enqueue(url, body, NULL);
 	snprintf(idc, sizeof(idc), "%s", id);
 	for (int i = 0; i < 256; i++)
 		bin[i] = (unsigned char)i;
@@ -271,11 +143,11 @@ static void t_intact(void)
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/bin/%s\",\"method\":\"PUT\",\"body_base64\":\"%s\"}", target, tg,
 		 b64);
-	id2 = enqueue(body);
-	CHECK(drain_once() == 0, "drainer --once failed");
+	id2 = it_enqueue(url, body, NULL);
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 
 	snprintf(path, sizeof(path), "/echo/%s", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	if (CHECK(json_object_array_length(h) == 1, "%zu hits on %s, want 1",
 		  json_object_array_length(h), path)) {
 		e = json_object_array_get_idx(h, 0);
@@ -301,7 +173,7 @@ static void t_intact(void)
 	it_field_is(idc, "attempts", "1");
 
 	snprintf(path, sizeof(path), "/bin/%s", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	if (CHECK(json_object_array_length(h) == 1, "%zu hits on %s", json_object_array_length(h),
 		  path)) {
 		e = json_object_array_get_idx(h, 0);
@@ -344,7 +216,7 @@ static void t_delay_follow(void)
 		      (double)(at_us - nb_us) / 1e6);
 	}
 	json_object_put(h);
-	follow_stop(pid);
+	it_drainer_stop(pid);
 }
 
 /* started_at of each attempt of id, in ms, oldest first; returns how many (at most max). */
@@ -376,15 +248,15 @@ static void t_retry_backoff(void)
 		 "{\"target\":\"%s/flaky/%s/2/503\",\"retry\":{\"max_attempts\":5,"
 		 "\"initial\":\"300ms\",\"max\":\"1s\"}}",
 		 target, tg);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/flaky/%sra/1/503?retry_after=2\",\"retry\":{\"max_attempts\":5,"
 		 "\"initial\":\"100ms\",\"max\":\"500ms\"}}",
 		 target, tg);
-	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	snprintf(id2, sizeof(id2), "%s", it_enqueue(url, body, NULL));
 	wait_state(id, "succeeded", 1, 10000);
 	wait_state(id2, "succeeded", 1, 10000);
-	follow_stop(pid);
+	it_drainer_stop(pid);
 
 	it_field_is(id, "attempts", "3");
 	it_field_is(id, "last_status", "200");
@@ -429,19 +301,19 @@ static void t_dead_failure_callback(void)
 		 "\"callback\":\"%s/cb-ok/%s\","
 		 "\"failure_callback\":{\"url\":\"%s/cb-fail/%s\",\"headers\":{\"X-Team\":\"b\"}}}",
 		 target, tg, target, tg, target, tg);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
-	CHECK(drain_once() == 0, "drainer --once failed");
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id, "state", "dead");
 	it_field_is(id, "attempts", "1");
 	it_field_is(id, "last_status", "400");
-	CHECK(attempts_of(id) == 1, "attempt rows: %ld", attempts_of(id));
+	CHECK(it_attempts_count(id) == 1, "attempt rows: %ld", it_attempts_count(id));
 
 	snprintf(path, sizeof(path), "/cb-ok/%s", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	CHECK(json_object_array_length(h) == 0, "the success callback was called");
 	json_object_put(h);
 	snprintf(path, sizeof(path), "/cb-fail/%s", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	if (CHECK(json_object_array_length(h) == 1, "%zu failure callbacks",
 		  json_object_array_length(h))) {
 		struct json_object *e = json_object_array_get_idx(h, 0);
@@ -494,16 +366,16 @@ static void t_timeout_and_reset(void)
 		 "{\"target\":\"%s/slow/8000/%s\",\"timeout\":\"1s\",\"retry\":{\"max_attempts\":2,"
 		 "\"initial\":\"100ms\",\"max\":\"200ms\"}}",
 		 target, tg);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/reset/%s\",\"retry\":{\"max_attempts\":2,"
 		 "\"initial\":\"100ms\",\"max\":\"200ms\"}}",
 		 target, tg);
-	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	snprintf(id2, sizeof(id2), "%s", it_enqueue(url, body, NULL));
 	pid = follow_start();
 	wait_state(id, "dead", 1, 10000);
 	wait_state(id2, "dead", 1, 10000);
-	follow_stop(pid);
+	it_drainer_stop(pid);
 	res = PQexecParams(it_db(),
 			   "SELECT attempt, duration_ms, status, error FROM attempts "
 			   "WHERE call_id = $1::uuid ORDER BY attempt",
@@ -545,10 +417,10 @@ static void t_big_response(void)
 	for (int i = 0; i < n; i++) {
 		snprintf(body, sizeof(body), "{\"target\":\"%s/big/10485760/%s/%d\"}", target, tg,
 			 i);
-		enqueue(body);
+		it_enqueue(url, body, NULL);
 	}
-	pid = drainer_spawn((const char *const[]){"--once", NULL});
-	CHECK(drainer_wait(pid, 60000, &rss_kb) == 0, "drainer --once failed");
+	pid = it_drainer_spawn(drainer_log, (const char *const[]){"--once", NULL});
+	CHECK(it_drainer_wait(pid, 60000, &rss_kb) == 0, "drainer --once failed");
 	printf("# %d x 10 MB answers: drainer peak RSS %ld KiB\n", n, rss_kb);
 	CHECK(rss_kb > 0 && rss_kb < 48 * 1024, "drainer peak RSS %ld KiB for %d x 10 MB", rss_kb,
 	      n);
@@ -576,13 +448,13 @@ static void t_kill9(void)
 	for (int i = 0; i < n; i++) {
 		snprintf(body, sizeof(body),
 			 "{\"target\":\"%s/slow/1500/%s/%d\",\"timeout\":\"3s\"}", target, tg, i);
-		enqueue(body);
+		it_enqueue(url, body, NULL);
 	}
 	snprintf(path, sizeof(path), "/slow/1500/%s/", tg);
 	a = follow_start();
 	json_object_put(wait_hits(path, n, 5000));
 	kill(a, SIGKILL);
-	drainer_wait(a, 5000, NULL);
+	it_drainer_wait(a, 5000, NULL);
 	snprintf(like, sizeof(like), "%%/slow/1500/%s/%%", tg);
 	/* leases as the dead drainer left them */
 	res = PQexecParams(it_db(),
@@ -592,9 +464,9 @@ static void t_kill9(void)
 	CHECK(PQntuples(res) == n, "%d of %d calls in flight at the kill", PQntuples(res), n);
 	b = follow_start();
 	wait_state(like, "succeeded", n, 20000);
-	follow_stop(b);
+	it_drainer_stop(b);
 
-	h = hits(path);
+	h = it_hits(tlog, path);
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *id = PQgetvalue(res, i, 0);
 		int seen = 0;
@@ -665,21 +537,23 @@ static void t_four_drainers(void)
 		it_hresp_free(&r);
 		buf_cleanup(&b);
 	}
-	t0 = now_ms();
+	t0 = it_now_ms();
 	f1 = follow_start();
-	o1 = drainer_spawn((const char *const[]){"--once", NULL});
-	f2 = drainer_spawn((const char *const[]){"--follow", NULL});
-	o2 = drainer_spawn((const char *const[]){"--once", "--concurrency", "16", NULL});
+	o1 = it_drainer_spawn(drainer_log, (const char *const[]){"--once", NULL});
+	f2 = it_drainer_spawn(drainer_log, (const char *const[]){"--follow", NULL});
+	o2 = it_drainer_spawn(drainer_log,
+			      (const char *const[]){"--once", "--concurrency", "16", NULL});
 	snprintf(like, sizeof(like), "%%/many/%s/%%", tg);
 	wait_state(like, "succeeded", total, 60000);
-	printf("# 4 drainers: %d calls delivered in %lld ms\n", total, (long long)(now_ms() - t0));
-	CHECK(drainer_wait(o1, 30000, NULL) == 0, "--once drainer 1 failed");
-	CHECK(drainer_wait(o2, 30000, NULL) == 0, "--once drainer 2 failed");
-	follow_stop(f1);
-	follow_stop(f2);
+	printf("# 4 drainers: %d calls delivered in %lld ms\n", total,
+	       (long long)(it_now_ms() - t0));
+	CHECK(it_drainer_wait(o1, 30000, NULL) == 0, "--once drainer 1 failed");
+	CHECK(it_drainer_wait(o2, 30000, NULL) == 0, "--once drainer 2 failed");
+	it_drainer_stop(f1);
+	it_drainer_stop(f2);
 
 	snprintf(path, sizeof(path), "/many/%s/", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	seen = json_object_new_object();
 	for (size_t k = 0; k < json_object_array_length(h); k++) {
 		const char *cid = it_jget(json_object_array_get_idx(h, k), "headers.async-call-id");
@@ -728,20 +602,20 @@ static void t_expiry(void)
 		 "{\"target\":\"%s/exp/%s\",\"expires_in\":\"1s\","
 		 "\"failure_callback\":\"%s/cb-exp/%s/a\"}",
 		 target, tg, target, tg);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/status/503?%s\",\"expires_in\":\"3s\","
 		 "\"retry\":{\"initial\":\"5s\",\"max\":\"10s\"},"
 		 "\"failure_callback\":\"%s/cb-exp/%s/b\"}",
 		 target, tg, target, tg);
 	it_sleep_ms(1300);
-	snprintf(id2, sizeof(id2), "%s", enqueue(body));
-	CHECK(drain_once() == 0, "drainer --once failed");
+	snprintf(id2, sizeof(id2), "%s", it_enqueue(url, body, NULL));
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id, "state", "expired");
 	it_field_is(id, "attempts", "0");
-	CHECK(attempts_of(id) == 0, "an expired call was attempted");
+	CHECK(it_attempts_count(id) == 0, "an expired call was attempted");
 	snprintf(path, sizeof(path), "/exp/%s", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	CHECK(json_object_array_length(h) == 0, "an expired call reached the target");
 	json_object_put(h);
 	it_field_is(id2, "state", "expired");
@@ -749,7 +623,7 @@ static void t_expiry(void)
 	it_field_is(id2, "last_status", "503");
 
 	snprintf(path, sizeof(path), "/cb-exp/%s/", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	if (CHECK(json_object_array_length(h) == 2, "%zu expiry callbacks",
 		  json_object_array_length(h))) {
 		for (size_t k = 0; k < 2; k++) {
@@ -789,16 +663,16 @@ static void t_sigterm(void)
 
 	for (int i = 0; i < n; i++) {
 		snprintf(body, sizeof(body), "{\"target\":\"%s/slow/1500/%s/a%d\"}", target, tg, i);
-		enqueue(body);
+		it_enqueue(url, body, NULL);
 	}
 	snprintf(path, sizeof(path), "/slow/1500/%s/a", tg);
 	pid = follow_start();
 	json_object_put(wait_hits(path, n, 5000));
-	t = now_ms();
+	t = it_now_ms();
 	kill(pid, SIGTERM);
-	rc = drainer_wait(pid, 10000, NULL);
+	rc = it_drainer_wait(pid, 10000, NULL);
 	printf("# SIGTERM: exit %d after %lld ms with %d calls in flight\n", rc,
-	       (long long)(now_ms() - t), n);
+	       (long long)(it_now_ms() - t), n);
 	CHECK(rc == 0, "exit status %d", rc);
 	snprintf(like, sizeof(like), "%%/slow/1500/%s/a%%", tg);
 	CHECK(count_state(like, "succeeded") == n, "in-flight calls not finished before exit");
@@ -807,7 +681,7 @@ static void t_sigterm(void)
 	 * listener that never accepts), so its request never left. */
 	for (int i = 0; i < n; i++) {
 		snprintf(body, sizeof(body), "{\"target\":\"%s/slow/4000/%s/b%d\"}", target, tg, i);
-		enqueue(body);
+		it_enqueue(url, body, NULL);
 	}
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	memset(&sa, 0, sizeof(sa));
@@ -820,18 +694,18 @@ static void t_sigterm(void)
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"https://127.0.0.1:%d/%s/c\",\"timeout\":\"20s\"}",
 		 ntohs(sa.sin_port), tg);
-	snprintf(unsent, sizeof(unsent), "%s", enqueue(body));
+	snprintf(unsent, sizeof(unsent), "%s", it_enqueue(url, body, NULL));
 	snprintf(path, sizeof(path), "/slow/4000/%s/b", tg);
 	pid = follow_start();
 	json_object_put(wait_hits(path, n, 5000));
-	t = now_ms();
+	t = it_now_ms();
 	kill(pid, SIGTERM);
 	it_sleep_ms(100);
 	kill(pid, SIGTERM);
-	rc = drainer_wait(pid, 10000, NULL);
-	printf("# SIGTERM twice: exit %d after %lld ms\n", rc, (long long)(now_ms() - t));
+	rc = it_drainer_wait(pid, 10000, NULL);
+	printf("# SIGTERM twice: exit %d after %lld ms\n", rc, (long long)(it_now_ms() - t));
 	CHECK(rc == 0, "exit status %d", rc);
-	CHECK(now_ms() - t < 3000, "a second SIGTERM did not stop it at once");
+	CHECK(it_now_ms() - t < 3000, "a second SIGTERM did not stop it at once");
 	snprintf(like, sizeof(like), "%%/slow/4000/%s/b%%", tg);
 	CHECK(it_sql_long("SELECT count(*) FROM calls c JOIN attempts a ON a.call_id = c.id "
 			  "WHERE c.target LIKE $1 AND c.state = 'retrying' AND c.attempts = 1 "
@@ -840,7 +714,7 @@ static void t_sigterm(void)
 	      "calls sent when the drainer stopped are not recorded as aborted attempts");
 	it_field_is(unsent, "state", "queued");
 	it_field_is(unsent, "attempts", "0");
-	CHECK(attempts_of(unsent) == 0, "an unsent call has an attempt row");
+	CHECK(it_attempts_count(unsent) == 0, "an unsent call has an attempt row");
 	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE id = $1::uuid AND lease_until IS NULL",
 			  1, (const char *const[]){unsent}) == 1,
 	      "the unsent call still holds a lease");
@@ -863,20 +737,20 @@ static void t_db_outage(void)
 
 	for (int i = 0; i < n; i++) {
 		snprintf(body, sizeof(body), "{\"target\":\"%s/slow/1000/%s/%d\"}", target, tg, i);
-		enqueue(body);
+		it_enqueue(url, body, NULL);
 	}
 	snprintf(path, sizeof(path), "/slow/1000/%s/", tg);
 	pid = follow_start();
 	json_object_put(wait_hits(path, n, 5000));
 	CHECK(it_pg_ctl("stop") == 0, "could not stop PostgreSQL");
 	it_sleep_ms(2500); /* the answers come back; their outcomes cannot be recorded */
-	rc = drain_once();
+	rc = it_drain_once(drainer_log);
 	CHECK(rc == 1, "--once without a database: exit %d, want 1", rc);
 	CHECK(it_pg_ctl("start") == 0, "could not start PostgreSQL");
 	snprintf(like, sizeof(like), "%%/slow/1000/%s/%%", tg);
 	wait_state(like, "succeeded", n, 15000);
-	follow_stop(pid);
-	h = hits(path);
+	it_drainer_stop(pid);
+	h = it_hits(tlog, path);
 	CHECK((int)json_object_array_length(h) == n, "%zu deliveries of %d calls",
 	      json_object_array_length(h), n);
 	json_object_put(h);
@@ -923,12 +797,13 @@ static void t_slow_settle(void)
 	stats0 = it_sql_long("SELECT coalesce(sum(n), 0) FROM attempt_stats", 0, NULL);
 	for (int i = 0; i < n; i++) {
 		snprintf(body, sizeof(body), "{\"target\":\"%s/settle/%s/%d\"}", target, tg, i);
-		enqueue(body);
+		it_enqueue(url, body, NULL);
 	}
 	snprintf(path, sizeof(path), "/settle/%s/", tg);
 	snprintf(like, sizeof(like), "%%/settle/%s/%%", tg);
 	/* two at a time: every call after the first two is claimed while a settle waits */
-	pid = drainer_spawn((const char *const[]){"--once", "--concurrency", "2", NULL});
+	pid = it_drainer_spawn(drainer_log,
+			       (const char *const[]){"--once", "--concurrency", "2", NULL});
 	h = wait_hits(path, n, 30000);
 	CHECK((int)json_object_array_length(h) == n,
 	      "%zu of %d calls reached the target while the settles waited",
@@ -956,7 +831,7 @@ static void t_slow_settle(void)
 	res = PQexec(locker, "ROLLBACK");
 	PQclear(res);
 	PQfinish(locker);
-	rc = drainer_wait(pid, 60000, NULL);
+	rc = it_drainer_wait(pid, 60000, NULL);
 	CHECK(rc == 0, "--once exit status %d", rc);
 	CHECK(count_state(like, "succeeded") == n, "%ld of %d succeeded",
 	      count_state(like, "succeeded"), n);
@@ -983,13 +858,13 @@ static void t_drain_endpoint(void)
 
 	for (int i = 0; i < 3; i++) {
 		snprintf(body, sizeof(body), "{\"target\":\"%s/ping/%s/ok%d\"}", target, tg, i);
-		enqueue(body);
+		it_enqueue(url, body, NULL);
 	}
 	snprintf(body, sizeof(body), "{\"target\":\"%s/status/404?%s\"}", target, tg);
-	enqueue(body);
+	it_enqueue(url, body, NULL);
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/status/503?%s\",\"retry\":{\"max_attempts\":3}}", target, tg);
-	enqueue(body);
+	it_enqueue(url, body, NULL);
 	snprintf(like, sizeof(like), "%%%s%%", tg);
 
 	it_http("GET", url, "/v1/drain", NULL, NULL, 0,
@@ -1106,10 +981,10 @@ static void t_drain_budget(void)
 	fclose(in);
 	fclose(f);
 	snprintf(body, sizeof(body), "{\"target\":\"%s/slow/5000/%s\"}", target, tg);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
-	t = now_ms();
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
+	t = it_now_ms();
 	out = cgi_drain(conf);
-	t = now_ms() - t;
+	t = it_now_ms() - t;
 	json = out != NULL ? strstr(out, "\r\n\r\n") : NULL;
 	o = json != NULL ? json_tokener_parse(json + 4) : NULL;
 	printf("# /v1/drain with a 1 s budget and a 5 s target: %lld ms: %s\n", (long long)t,
@@ -1125,7 +1000,7 @@ static void t_drain_budget(void)
 	CHECK(err != NULL && strncmp(err, "aborted: the drain budget ran out", 33) == 0,
 	      "last_error: %s", err ? err : "(null)");
 	free(err);
-	CHECK(attempts_of(id) == 1, "attempt rows: %ld", attempts_of(id));
+	CHECK(it_attempts_count(id) == 1, "attempt rows: %ld", it_attempts_count(id));
 	json_object_put(o);
 	free(out);
 	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now() "
@@ -1147,17 +1022,17 @@ static void t_signature(void)
 		    4, (const char *const[]){fn, target, secret, bad});
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/verify/%s\",\"body\":{\"order\":1234}}", fn, tg);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/verify/%s/bad\",\"body\":{\"order\":1}}", bad,
 		 tg);
-	snprintf(id2, sizeof(id2), "%s", enqueue(body));
-	CHECK(drain_once() == 0, "drainer --once failed");
+	snprintf(id2, sizeof(id2), "%s", it_enqueue(url, body, NULL));
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id, "state", "succeeded");
 	it_field_is(id2, "state", "dead");
 	it_field_is(id2, "last_status", "401");
 	snprintf(path, sizeof(path), "/verify/%s", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	CHECK(json_object_array_length(h) == 2, "%zu hits", json_object_array_length(h));
 	for (size_t k = 0; k < json_object_array_length(h); k++) {
 		struct json_object *e = json_object_array_get_idx(h, k);
@@ -1183,8 +1058,8 @@ static void t_refused_address(void)
 	it_sql_exec("INSERT INTO functions (name, base_url) VALUES ($1, $2)", 2,
 		    (const char *const[]){fn, base});
 	snprintf(body, sizeof(body), "{\"function\":\"%s\",\"path\":\"/x\"}", fn);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
-	CHECK(drain_once() == 0, "drainer --once failed");
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id, "state", "dead");
 	err = it_field(id, "last_error");
 	CHECK(err != NULL && strstr(err, "loopback") != NULL, "error: %s", err ? err : "(null)");
@@ -1206,11 +1081,11 @@ static void t_default_headers(void)
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/dh/%s\",\"headers\":{\"x-over\":\"call\"}}", fn,
 		 tg);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
-	CHECK(drain_once() == 0, "drainer --once failed");
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id, "state", "succeeded");
 	snprintf(path, sizeof(path), "/dh/%s", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	if (CHECK(json_object_array_length(h) == 1, "%zu hits", json_object_array_length(h))) {
 		struct json_object *e = json_object_array_get_idx(h, 0);
 
@@ -1290,8 +1165,9 @@ int main(void)
 		return 1;
 	}
 	snprintf(tmpdir, sizeof(tmpdir), "%s", t != NULL ? t : "/tmp");
+	snprintf(drainer_log, sizeof(drainer_log), "%s/drainer.log", tmpdir);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	it_run("drain: earlier tests' calls cancelled", t_clean_queue);
+	it_run("drain: earlier tests' calls cancelled", it_clean_queue);
 	it_run("drain: JSON body, headers, query and Async-* arrive intact; binary byte-identical",
 	       t_intact);
 	it_run("drain: delay 3s is delivered on time (within 1 s) by --follow", t_delay_follow);

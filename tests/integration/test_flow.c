@@ -20,13 +20,9 @@ static const char *tlog;    /* its request log */
 static const char *drainer; /* build/asyncgate-drainer */
 static const char *admin;   /* build/asyncgate-admin */
 static char tmpdir[512];
+static char drainer_log[600]; /* the drainers' stderr */
 
 #define JSON "application/json"
-
-static int64_t now_ms(void)
-{
-	return timeparse_now_us() / 1000;
-}
 
 /* ---- helpers ---- */
 
@@ -34,16 +30,9 @@ static int64_t now_ms(void)
 static void make_key(const char *args, char *out, size_t outsz)
 {
 	char cmd[1024], tok[160] = "";
-	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "%s key create %s 2>/dev/null", admin, args);
-	p = popen(cmd, "r");
-	if (p != NULL) {
-		if (fgets(tok, sizeof(tok), p) == NULL)
-			tok[0] = '\0';
-		pclose(p);
-	}
-	tok[strcspn(tok, "\r\n")] = '\0';
+	snprintf(cmd, sizeof(cmd), "key create %s", args);
+	it_admin(cmd, tok, sizeof(tok));
 	snprintf(out, outsz, "Authorization: Bearer %s", tok);
 }
 
@@ -97,89 +86,12 @@ static long put_function(const char *name, const char *spec)
 	return st;
 }
 
-/* The target log entries whose path starts with prefix (caller puts), oldest first. */
-static struct json_object *hits(const char *prefix)
-{
-	struct json_object *arr = json_object_new_array();
-	FILE *f = fopen(tlog, "r");
-	char *line = NULL;
-	size_t cap = 0;
-
-	if (f == NULL)
-		return arr;
-	while (getline(&line, &cap, f) > 0) {
-		struct json_object *o = json_tokener_parse(line), *p;
-
-		if (o != NULL && json_object_object_get_ex(o, "path", &p) &&
-		    strncmp(json_object_get_string(p), prefix, strlen(prefix)) == 0)
-			json_object_array_add(arr, o);
-		else
-			json_object_put(o);
-	}
-	free(line);
-	fclose(f);
-	return arr;
-}
-
 static int64_t hit_us(struct json_object *arr, size_t i)
 {
 	struct json_object *v;
 
 	json_object_object_get_ex(json_object_array_get_idx(arr, i), "t_us", &v);
 	return json_object_get_int64(v);
-}
-
-static pid_t drainer_spawn(const char *const *args)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		char *argv[16];
-		int n = 0;
-		char logpath[600];
-		FILE *f;
-
-		snprintf(logpath, sizeof(logpath), "%s/drainer-flow.log", tmpdir);
-		f = freopen(logpath, "a", stderr);
-		(void)f;
-		argv[n++] = (char *)drainer;
-		for (int i = 0; args[i] != NULL && n < 15; i++)
-			argv[n++] = (char *)args[i];
-		argv[n] = NULL;
-		execv(drainer, argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int drainer_wait(pid_t pid, long timeout_ms)
-{
-	int64_t end = now_ms() + timeout_ms;
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			break;
-		if (now_ms() >= end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			CHECK(false, "drainer %d did not finish in %ld ms", (int)pid, timeout_ms);
-			return -1;
-		}
-		it_sleep_ms(20);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void follow_stop(pid_t pid)
-{
-	int rc;
-
-	kill(pid, SIGTERM);
-	rc = drainer_wait(pid, 30000);
-	CHECK(rc == 0, "--follow drainer exit status after SIGTERM: %d", rc);
 }
 
 /* Calls of function fn in state; all states when state is NULL. */
@@ -193,10 +105,10 @@ static long count_fn(const char *fn, const char *state)
 /* Waits until n calls of fn are in state (up to timeout_ms); true when they are. */
 static bool wait_fn(const char *fn, const char *state, long n, long timeout_ms)
 {
-	int64_t end = now_ms() + timeout_ms;
+	int64_t end = it_now_ms() + timeout_ms;
 	long have = -1;
 
-	while (now_ms() < end) {
+	while (it_now_ms() < end) {
 		have = count_fn(fn, state);
 		if (have >= n)
 			return true;
@@ -230,14 +142,6 @@ static bool enqueue_fn(const char *fn, const char *path, int count, const char *
 }
 
 /* ---- the tests ---- */
-
-static void t_clean_queue(void)
-{
-	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		    "WHERE state IN ('queued', 'retrying', 'in_flight')",
-		    0, NULL);
-	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
-}
 
 /* Create (201), replace (200), get, list, delete (204), then 404; secrets never shown. */
 static void t_functions_api(void)
@@ -542,11 +446,12 @@ static void t_priority(void)
 	      r.status, r.body);
 	it_hresp_free(&r);
 
-	pid = drainer_spawn((const char *const[]){"--once", "--concurrency", "1", NULL});
-	rc = drainer_wait(pid, 60000);
+	pid = it_drainer_spawn(drainer_log,
+			       (const char *const[]){"--once", "--concurrency", "1", NULL});
+	rc = it_drainer_wait(pid, 60000, NULL);
 	CHECK(rc == 0, "--once: %d", rc);
 	snprintf(path, sizeof(path), "/prio/%s/", tg);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	n = (int)json_object_array_length(h);
 	CHECK(n == 9, "hits: %d", n);
 	for (int i = 0; i < n; i++) {
@@ -575,8 +480,8 @@ static void t_held_no_attempt(void)
 	snprintf(path, sizeof(path), "/held/%s", name);
 	if (!enqueue_fn(name, path, 6, NULL))
 		return;
-	pid = drainer_spawn((const char *const[]){"--once", NULL});
-	CHECK(drainer_wait(pid, 60000) == 0, "--once");
+	pid = it_drainer_spawn(drainer_log, (const char *const[]){"--once", NULL});
+	CHECK(it_drainer_wait(pid, 60000, NULL) == 0, "--once");
 	held = it_sql_long("SELECT count(*) FROM calls WHERE function = $1 AND state = 'queued' "
 			   "AND held AND not_before > now() AND attempts = 0",
 			   1, (const char *const[]){name});
@@ -585,9 +490,9 @@ static void t_held_no_attempt(void)
 			  "WHERE c.function = $1 AND c.state = 'queued'",
 			  1, (const char *const[]){name}) == 0,
 	      "a held call has an attempt row");
-	pid = drainer_spawn((const char *const[]){"--follow", NULL});
+	pid = it_drainer_spawn(drainer_log, (const char *const[]){"--follow", NULL});
 	wait_fn(name, "succeeded", 6, 30000);
-	follow_stop(pid);
+	it_drainer_stop(pid);
 	bad = it_sql_long("SELECT count(*) FROM calls c WHERE c.function = $1 AND (c.attempts <> 1"
 			  " OR (SELECT count(*) FROM attempts a WHERE a.call_id = c.id) <> 1)",
 			  1, (const char *const[]){name});
@@ -624,7 +529,7 @@ static void t_429_slows(void)
 		CHECK(r.status == 202, "enqueue: %ld %s", r.status, r.body);
 		it_hresp_free(&r);
 	}
-	pid = drainer_spawn((const char *const[]){"--follow", NULL});
+	pid = it_drainer_spawn(drainer_log, (const char *const[]){"--follow", NULL});
 	/* wait for the 429 to be recorded */
 	for (int i = 0; i < 100 && it_sql_long("SELECT count(*) FROM calls WHERE function = $1 "
 					       "AND last_status = 429",
@@ -638,7 +543,7 @@ static void t_429_slows(void)
 	snprintf(path, sizeof(path), "/after429/%s", name);
 	enqueue_fn(name, path, 5, NULL);
 	wait_fn(name, "succeeded", 6, 30000);
-	follow_stop(pid);
+	it_drainer_stop(pid);
 	/* the first request (the 429) and the others: those came after the pause */
 	{
 		char p1[256];
@@ -646,11 +551,11 @@ static void t_429_slows(void)
 		int64_t t429;
 
 		snprintf(p1, sizeof(p1), "/flaky/%s/", name);
-		first = hits(p1);
+		first = it_hits(tlog, p1);
 		CHECK(json_object_array_length(first) == 2, "429 then 200: %zu",
 		      json_object_array_length(first));
 		t429 = json_object_array_length(first) > 0 ? hit_us(first, 0) : 0;
-		h = hits(path);
+		h = it_hits(tlog, path);
 		n = (int)json_object_array_length(h);
 		CHECK(n == 5, "hits after the 429: %d", n);
 		for (int i = 0; i < n; i++)
@@ -691,19 +596,21 @@ static void t_host_limit(void)
 			  "'h:127.0.0.1'",
 			  1, (const char *const[]){key}) == 12,
 	      "calls carry the host key");
-	a = drainer_spawn((const char *const[]){"--follow", "--concurrency", "8", NULL});
-	b = drainer_spawn((const char *const[]){"--follow", "--concurrency", "8", NULL});
+	a = it_drainer_spawn(drainer_log,
+			     (const char *const[]){"--follow", "--concurrency", "8", NULL});
+	b = it_drainer_spawn(drainer_log,
+			     (const char *const[]){"--follow", "--concurrency", "8", NULL});
 	{
-		int64_t end = now_ms() + 30000;
+		int64_t end = it_now_ms() + 30000;
 
-		while (now_ms() < end &&
+		while (it_now_ms() < end &&
 		       it_sql_long("SELECT count(*) FROM calls WHERE target LIKE '%' || $1 AND "
 				   "state = 'succeeded'",
 				   1, (const char *const[]){key}) < 12)
 			it_sleep_ms(100);
 	}
-	follow_stop(a);
-	follow_stop(b);
+	it_drainer_stop(a);
+	it_drainer_stop(b);
 	{
 		char p[128];
 
@@ -748,16 +655,18 @@ static void t_rate_two_drainers(void)
 	for (int done = 0; done < ncalls; done += 500)
 		if (!enqueue_fn(name, path, ncalls - done < 500 ? ncalls - done : 500, NULL))
 			return;
-	t0 = now_ms();
-	a = drainer_spawn((const char *const[]){"--follow", "--concurrency", "10", NULL});
-	b = drainer_spawn((const char *const[]){"--follow", "--concurrency", "10", NULL});
+	t0 = it_now_ms();
+	a = it_drainer_spawn(drainer_log,
+			     (const char *const[]){"--follow", "--concurrency", "10", NULL});
+	b = it_drainer_spawn(drainer_log,
+			     (const char *const[]){"--follow", "--concurrency", "10", NULL});
 	wait_fn(name, "succeeded", ncalls, (long)ncalls * 50 * 2 + 30000);
-	follow_stop(a);
-	follow_stop(b);
-	printf("# %d calls drained in %.1f s\n", ncalls, (double)(now_ms() - t0) / 1000);
+	it_drainer_stop(a);
+	it_drainer_stop(b);
+	printf("# %d calls drained in %.1f s\n", ncalls, (double)(it_now_ms() - t0) / 1000);
 
 	snprintf(path, sizeof(path), "/conc/100/%s", key);
-	h = hits(path);
+	h = it_hits(tlog, path);
 	n = (int)json_object_array_length(h);
 	CHECK(n == ncalls, "the target saw %d requests, want %d", n, ncalls);
 	if (n < 2) {
@@ -809,8 +718,9 @@ int main(void)
 		return 1;
 	}
 	snprintf(tmpdir, sizeof(tmpdir), "%s", t != NULL ? t : "/tmp");
+	snprintf(drainer_log, sizeof(drainer_log), "%s/drainer-flow.log", tmpdir);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	it_run("flow: earlier tests' calls cancelled", t_clean_queue);
+	it_run("flow: earlier tests' calls cancelled", it_clean_queue);
 	it_run("functions: create 201, replace 200, get, list, delete 204; secret never shown",
 	       t_functions_api);
 	it_run("functions: delete cancels the function's queued calls", t_function_delete_cancels);

@@ -210,19 +210,6 @@ static bool drainer_log_has(const char *needle)
 	return found;
 }
 
-/* POSTs one instruction; returns the new id (static, until the next call) or "" (reported). */
-static const char *enqueue(const char *body)
-{
-	static char id[64];
-	struct hresp r;
-
-	it_http("POST", url, "/v1/calls", JSON, body, strlen(body), NULL, &r);
-	CHECK(r.status == 202, "enqueue %s: status %ld: %s", body, r.status, r.body ? r.body : "");
-	snprintf(id, sizeof(id), "%s", r.status == 202 ? it_jstr(&r, "id") : "");
-	it_hresp_free(&r);
-	return id;
-}
-
 static void add_function(const char *name, const char *base_url, bool follow)
 {
 	it_sql_exec("INSERT INTO functions (name, base_url, follow_redirects) VALUES ($1, $2, $3)",
@@ -306,15 +293,6 @@ static void fill(char *out, size_t n, const char *tmpl)
 }
 
 /* ---- the tests ---- */
-
-/* Earlier test programs' queued calls must not be sent by the drainers here. */
-static void t_clean_queue(void)
-{
-	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		    "WHERE state IN ('queued', 'retrying', 'in_flight')",
-		    0, NULL);
-	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
-}
 
 /* The listeners count: a connection of our own shows up, once. */
 static void t_listeners_count(void)
@@ -474,7 +452,7 @@ static void t_function_forbidden(void)
 		snprintf(body, sizeof(body),
 			 "{\"function\":\"%s\",\"path\":\"/x\",\"retry\":{\"max_attempts\":1}}",
 			 fn);
-		snprintf(ids[i], sizeof(ids[i]), "%s", enqueue(body));
+		snprintf(ids[i], sizeof(ids[i]), "%s", it_enqueue(url, body, NULL));
 	}
 	CHECK(drain_with(NULL, NULL) == 0, "drainer --once failed");
 	for (size_t i = 0; i < n && strcmp(bases[i].addr, "::1") != 0; i++) {
@@ -516,16 +494,16 @@ static void t_hostname_forbidden(void)
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"http://forbidden.test:%d/x\",\"retry\":{\"max_attempts\":1}}",
 		 fport);
-	snprintf(id1, sizeof(id1), "%s", enqueue(body));
+	snprintf(id1, sizeof(id1), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"http://v6.test:%d/x\",\"retry\":{\"max_attempts\":1}}", fport);
-	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	snprintf(id2, sizeof(id2), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/np/%s/ok\",\"callback\":\"http://forbidden.test:%d/cb\"}",
 		 target, tg, fport);
-	snprintf(id3, sizeof(id3), "%s", enqueue(body));
+	snprintf(id3, sizeof(id3), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body), "{\"target\":\"http://dual.test:%d/np/%s/dual\"}", tport, tg);
-	snprintf(id4, sizeof(id4), "%s", enqueue(body));
+	snprintf(id4, sizeof(id4), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_with(NULL, NULL) == 0, "drainer --once failed");
 	refused_on_connect(id1, "loopback", "127.0.0.2", "forbidden.test");
 	if (have_v6)
@@ -575,27 +553,27 @@ static void t_redirects(void)
 			 "{\"function\":\"%s\",\"path\":\"/redirect/%s/%zu\",\"query\":{\"to\":"
 			 "\"%s\",\"code\":\"%d\"},\"retry\":{\"max_attempts\":1}}",
 			 fn, tg, i, loc, i % 2 == 0 ? 302 : 307);
-		snprintf(ids[i], sizeof(ids[i]), "%s", enqueue(body));
+		snprintf(ids[i], sizeof(ids[i]), "%s", it_enqueue(url, body, NULL));
 	}
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/redirect/%s/ftp\",\"query\":{\"to\":"
 		 "\"ftp://127.0.0.1:%d/x\"},\"retry\":{\"max_attempts\":1}}",
 		 fn, tg, tport);
-	snprintf(id_ftp, sizeof(id_ftp), "%s", enqueue(body));
+	snprintf(id_ftp, sizeof(id_ftp), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/redirect/%s/ok\",\"query\":{\"to\":"
 		 "\"%s/np/%s/landed\"}}",
 		 fn, tg, target, tg);
-	snprintf(id_ok, sizeof(id_ok), "%s", enqueue(body));
+	snprintf(id_ok, sizeof(id_ok), "%s", it_enqueue(url, body, NULL));
 	snprintf(loc, sizeof(loc), "http://127.0.0.2:%d/x", fport);
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/redirect/%s/no\",\"query\":{\"to\":\"%s\"}}",
 		 fn_no, tg, loc);
-	snprintf(id_no, sizeof(id_no), "%s", enqueue(body));
+	snprintf(id_no, sizeof(id_no), "%s", it_enqueue(url, body, NULL));
 	enc = pct_encode(loc);
 	snprintf(body, sizeof(body), "{\"target\":\"%s/redirect/%s/raw?to=%s\"}", target, tg, enc);
 	free(enc);
-	snprintf(id_raw, sizeof(id_raw), "%s", enqueue(body));
+	snprintf(id_raw, sizeof(id_raw), "%s", it_enqueue(url, body, NULL));
 
 	CHECK(drain_with(NULL, NULL) == 0, "drainer --once failed");
 	for (size_t i = 0; i < n; i++) {
@@ -642,17 +620,17 @@ static void t_host_rule_reaches(void)
 		 "{\"target\":\"http://named.test:%d/x\",\"timeout\":\"1s\","
 		 "\"retry\":{\"max_attempts\":1}}",
 		 fport);
-	snprintf(id1, sizeof(id1), "%s", enqueue(body));
+	snprintf(id1, sizeof(id1), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/redirect/%s/named\",\"query\":{\"to\":"
 		 "\"http://named.test:%d/x\"},\"timeout\":\"1s\",\"retry\":{\"max_attempts\":1}}",
 		 fn, tg, fport);
-	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	snprintf(id2, sizeof(id2), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"function\":\"%s\",\"path\":\"/redirect/%s/addr\",\"query\":{\"to\":"
 		 "\"http://127.0.0.2:%d/x\"},\"timeout\":\"1s\",\"retry\":{\"max_attempts\":1}}",
 		 fn, tg, fport);
-	snprintf(id3, sizeof(id3), "%s", enqueue(body));
+	snprintf(id3, sizeof(id3), "%s", it_enqueue(url, body, NULL));
 	snprintf(extra, sizeof(extra), "allow_targets = 127.0.0.1/32, named.test");
 	CHECK(drain_with(extra, NULL) == 0, "drainer --once failed");
 	for (int i = 0; i < 100 && connections() < 2; i++)
@@ -691,7 +669,7 @@ static void t_proxy(void)
 	envs[3] = "NO_PROXY=";
 	envs[4] = NULL;
 	snprintf(body, sizeof(body), "{\"target\":\"%s/np/%s/direct\"}", target, tg);
-	snprintf(id1, sizeof(id1), "%s", enqueue(body));
+	snprintf(id1, sizeof(id1), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_with(NULL, envs) == 0, "drainer --once failed");
 	it_field_is(id1, "state", "succeeded");
 	snprintf(path, sizeof(path), "\"path\":\"/np/%s/direct\"", tg);
@@ -704,7 +682,7 @@ static void t_proxy(void)
 	envs[1] = "no_proxy=*";
 	envs[2] = NULL;
 	snprintf(body, sizeof(body), "{\"target\":\"http://proxied.example/np/%s/via\"}", tg);
-	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	snprintf(id2, sizeof(id2), "%s", it_enqueue(url, body, NULL));
 	snprintf(extra, sizeof(extra), "outbound_proxy = %s", target);
 	CHECK(drain_with(extra, envs) == 0, "drainer --once failed");
 	it_field_is(id2, "state", "succeeded");
@@ -714,7 +692,7 @@ static void t_proxy(void)
 
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/np/%s/blocked\",\"retry\":{\"max_attempts\":1}}", target, tg);
-	snprintf(id3, sizeof(id3), "%s", enqueue(body));
+	snprintf(id3, sizeof(id3), "%s", it_enqueue(url, body, NULL));
 	snprintf(extra, sizeof(extra), "outbound_proxy = http://127.0.0.2:%d", fport);
 	CHECK(drain_with(extra, NULL) == 0, "drainer --once failed");
 	refused_on_connect(id3, "loopback", "127.0.0.2", "a proxy on 127.0.0.2");
@@ -797,9 +775,9 @@ static void t_no_decompression(void)
 	for (size_t i = 0; i < sizeof(gz); i++)
 		sprintf(hex + 2 * i, "%02x", gz[i]);
 	snprintf(body, sizeof(body), "{\"target\":\"http://127.0.0.1:%d/ce\"}", port);
-	snprintf(id_ce, sizeof(id_ce), "%s", enqueue(body));
+	snprintf(id_ce, sizeof(id_ce), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body), "{\"target\":\"http://127.0.0.1:%d/te\"}", port);
-	snprintf(id_te, sizeof(id_te), "%s", enqueue(body));
+	snprintf(id_te, sizeof(id_te), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_with(NULL, NULL) == 0, "drainer --once failed");
 	for (int i = 0; i < 2; i++) {
 		char *size = it_sql("SELECT response_size::text FROM attempts "
@@ -878,7 +856,7 @@ int main(void)
 		printf(" %s", lst[i].name);
 	printf("\n");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	it_run("netpolicy: earlier tests' calls cancelled", t_clean_queue);
+	it_run("netpolicy: earlier tests' calls cancelled", it_clean_queue);
 	it_run("netpolicy: the forbidden listeners count a connection", t_listeners_count);
 	it_run("netpolicy: 41 spellings of forbidden addresses refused at accept (target, "
 	       "callback, transparent mode): 400 problem+json, no row, no connection",

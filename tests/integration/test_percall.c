@@ -24,54 +24,10 @@ static const char *target;  /* the HTTP target */
 static const char *drainer; /* build/asyncgate-drainer */
 static const char *admin;   /* build/asyncgate-admin */
 static char tmpdir[512];
+static char drainer_log[600]; /* the drainers' stderr */
 
 #define JSON "application/json"
 #define DEBOUNCE_LOCK_CLASS "1633903714" /* ag_debounce's advisory lock class */
-
-/* POSTs one instruction (hdrs may be NULL); returns the new id (static, until the next call)
- * or "" (reported). */
-static const char *enqueue_h(const char *body, const char *const *hdrs)
-{
-	static char id[64];
-	struct hresp r;
-
-	it_http("POST", url, "/v1/calls", JSON, body, strlen(body), hdrs, &r);
-	CHECK(r.status == 202, "enqueue: status %ld: %s", r.status, r.body ? r.body : "");
-	snprintf(id, sizeof(id), "%s", r.status == 202 ? it_jstr(&r, "id") : "");
-	it_hresp_free(&r);
-	return id;
-}
-
-static const char *enqueue(const char *body)
-{
-	return enqueue_h(body, NULL);
-}
-
-/* One `asyncgate-drainer --once [arg]`; returns its exit status. */
-static int drain_once_arg(const char *arg, const char *val)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid == 0) {
-		char logpath[600];
-		FILE *f;
-
-		snprintf(logpath, sizeof(logpath), "%s/drainer-percall.log", tmpdir);
-		f = freopen(logpath, "a", stderr);
-		(void)f;
-		execl(drainer, drainer, "--once", arg, val, (char *)NULL);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int drain_once(void)
-{
-	return drain_once_arg(NULL, NULL);
-}
 
 /* Drains until the call has reached a final state (at most runs times); true when it has. */
 static bool drain_until_final(const char *id, int runs)
@@ -80,7 +36,7 @@ static bool drain_until_final(const char *id, int runs)
 		char *st;
 		bool final;
 
-		CHECK(drain_once() == 0, "drainer --once failed");
+		CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 		st = it_field(id, "state");
 		final = st != NULL && strcmp(st, "in_flight") != 0 && strcmp(st, "queued") != 0 &&
 			strcmp(st, "retrying") != 0;
@@ -90,12 +46,6 @@ static bool drain_until_final(const char *id, int runs)
 		it_sleep_ms(100);
 	}
 	return CHECK(false, "call %s did not finish in %d drainer runs", id, runs);
-}
-
-static long count_attempts(const char *id)
-{
-	return it_sql_long("SELECT count(*) FROM attempts WHERE call_id = $1::uuid", 1,
-			   (const char *const[]){id});
 }
 
 /* The header lines of r, in order, whose names (without case) are in names (NULL-terminated),
@@ -137,15 +87,6 @@ static char *pattern_b64(size_t n, unsigned char **raw)
 
 /* ---- the tests ---- */
 
-/* What earlier test programs left in the queue must not be sent. */
-static void t_clean_queue(void)
-{
-	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		    "WHERE state IN ('queued', 'retrying', 'in_flight')",
-		    0, NULL);
-	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
-}
-
 /* Before success: 409 with the state, and GET with Prefer answers the status document. After:
  * 303 to .../response, which answers status, headers (order, case, repeats) and binary body
  * byte for byte; HEAD the same without the body. */
@@ -162,7 +103,7 @@ static void t_response_verbatim(void)
 		 "{\"target\":\"%s/reply/201?ct=application/x-test\",\"method\":\"PUT\","
 		 "\"body_base64\":\"%s\"}",
 		 target, b64);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	snprintf(path, sizeof(path), "/v1/calls/%s", id);
 	snprintf(rpath, sizeof(rpath), "/v1/calls/%s/response", id);
 
@@ -258,7 +199,7 @@ static void t_response_truncated(void)
 	struct hresp r;
 
 	sprintf(body, "{\"target\":\"%s/reply/200\",\"body_base64\":\"%s\"}", target, b64);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_until_final(id, 3), "drained");
 	snprintf(rpath, sizeof(rpath), "/v1/calls/%s/response", id);
 	it_http("GET", url, rpath, NULL, NULL, 0, NULL, &r);
@@ -277,25 +218,6 @@ static void t_response_truncated(void)
 	free(raw);
 }
 
-static int run_admin(const char *args, char *out, size_t outsz)
-{
-	char cmd[1024];
-	FILE *f;
-	size_t n;
-	int st;
-
-	snprintf(cmd, sizeof(cmd), "%s 2>/dev/null %s", admin, args);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	n = fread(out, 1, outsz - 1, f);
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-		n--;
-	out[n] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* A dead call's last answer is offered, marked dead; expired and cancelled calls get 409; a
  * client sees only its own calls' responses, an admin every one. */
 static void t_response_states_scope(void)
@@ -304,7 +226,7 @@ static void t_response_states_scope(void)
 	struct hresp r;
 
 	snprintf(body, sizeof(body), "{\"target\":\"%s/status/404\"}", target);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_until_final(id, 3), "drained");
 	it_field_is(id, "state", "dead");
 	snprintf(rpath, sizeof(rpath), "/v1/calls/%s/response", id);
@@ -323,7 +245,7 @@ static void t_response_states_scope(void)
 	it_hresp_free(&r);
 
 	snprintf(body, sizeof(body), "{\"target\":\"%s/status/200\",\"delay\":\"1h\"}", target);
-	snprintf(id2, sizeof(id2), "%s", enqueue(body));
+	snprintf(id2, sizeof(id2), "%s", it_enqueue(url, body, NULL));
 	snprintf(rpath, sizeof(rpath), "/v1/calls/%s", id2);
 	it_http("DELETE", url, rpath, NULL, NULL, 0, NULL, &r);
 	CHECK(r.status == 200, "cancel: %ld", r.status);
@@ -338,13 +260,13 @@ static void t_response_states_scope(void)
 	it_hresp_free(&r);
 
 	snprintf(rpath, sizeof(rpath), "/v1/calls/%s/response", id);
-	CHECK(run_admin("key create percall-other --function '*' --url '*'", tok, sizeof(tok)) == 0,
+	CHECK(it_admin("key create percall-other --function '*' --url '*'", tok, sizeof(tok)) == 0,
 	      "key create");
 	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
 	it_http("GET", url, rpath, NULL, NULL, 0, (const char *[]){hdr, NULL}, &r);
 	CHECK(r.status == 404, "another client reads the response: %ld", r.status);
 	it_hresp_free(&r);
-	CHECK(run_admin("key create percall-admin --admin", tok, sizeof(tok)) == 0, "key create");
+	CHECK(it_admin("key create percall-admin --admin", tok, sizeof(tok)) == 0, "key create");
 	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
 	it_http("GET", url, rpath, NULL, NULL, 0, (const char *[]){hdr, NULL}, &r);
 	CHECK(r.status == 404 && strcmp(r.body, "status 404") == 0, "an admin reads it: %ld",
@@ -364,10 +286,11 @@ static void t_retry_lists(void)
 		 "{\"target\":\"%s/status/404\",\"retry\":{\"max_attempts\":3,\"initial\":0,"
 		 "\"max\":0,\"on\":[\"4XX\", 409]}}",
 		 target);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_until_final(id, 6), "drained");
 	it_field_is(id, "state", "dead");
-	CHECK(count_attempts(id) == 3, "404 in retry.on: %ld attempts, want 3", count_attempts(id));
+	CHECK(it_attempts_count(id) == 3, "404 in retry.on: %ld attempts, want 3",
+	      it_attempts_count(id));
 	snprintf(path, sizeof(path), "/v1/calls/%s", id);
 	it_http("GET", url, path, NULL, NULL, 0, NULL, &r);
 	o = it_json(&r);
@@ -384,21 +307,21 @@ static void t_retry_lists(void)
 		 "{\"target\":\"%s/status/503\",\"retry\":{\"max_attempts\":5,\"initial\":0,"
 		 "\"max\":0,\"give_up_on\":[503]}}",
 		 target);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_until_final(id, 3), "drained");
 	it_field_is(id, "state", "dead");
-	CHECK(count_attempts(id) == 1, "503 in give_up_on: %ld attempts, want 1",
-	      count_attempts(id));
+	CHECK(it_attempts_count(id) == 1, "503 in give_up_on: %ld attempts, want 1",
+	      it_attempts_count(id));
 
 	/* give_up_on wins over retry.on */
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/status/404\",\"retry\":{\"max_attempts\":5,\"initial\":0,"
 		 "\"max\":0,\"on\":[\"4xx\"],\"give_up_on\":[\"404\"]}}",
 		 target);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	CHECK(drain_until_final(id, 3), "drained");
-	CHECK(count_attempts(id) == 1, "404 in both lists: %ld attempts, want 1",
-	      count_attempts(id));
+	CHECK(it_attempts_count(id) == 1, "404 in both lists: %ld attempts, want 1",
+	      it_attempts_count(id));
 
 	/* transparent mode */
 	snprintf(a, sizeof(a), "/v1/async/%s/status/404", target);
@@ -410,8 +333,8 @@ static void t_retry_lists(void)
 	snprintf(id, sizeof(id), "%s", it_jstr(&r, "id"));
 	it_hresp_free(&r);
 	CHECK(drain_until_final(id, 5), "drained");
-	CHECK(count_attempts(id) == 2, "Async-Retry-On 404: %ld attempts, want 2",
-	      count_attempts(id));
+	CHECK(it_attempts_count(id) == 2, "Async-Retry-On 404: %ld attempts, want 2",
+	      it_attempts_count(id));
 	snprintf(a, sizeof(a), "/v1/async/%s/status/500", target);
 	it_http("POST", url, a, "text/plain", "x", 1,
 		(const char *[]){"Async-Give-Up-On: 5xx", "Async-Max-Attempts: 4", NULL}, &r);
@@ -419,8 +342,8 @@ static void t_retry_lists(void)
 	snprintf(id, sizeof(id), "%s", it_jstr(&r, "id"));
 	it_hresp_free(&r);
 	CHECK(drain_until_final(id, 3), "drained");
-	CHECK(count_attempts(id) == 1, "Async-Give-Up-On 5xx: %ld attempts, want 1",
-	      count_attempts(id));
+	CHECK(it_attempts_count(id) == 1, "Async-Give-Up-On 5xx: %ld attempts, want 1",
+	      it_attempts_count(id));
 }
 
 /* A listening socket whose accept queue is full (and never accepted): further SYNs are dropped,
@@ -461,7 +384,7 @@ static void t_connect_timeout(void)
 		 "{\"target\":\"http://127.0.0.1:%d/x\",\"connect_timeout\":\"200ms\","
 		 "\"timeout\":\"60s\",\"retry\":{\"max_attempts\":1}}",
 		 port);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	it_field_is(id, "connect_timeout_ms", "200");
 	CHECK(drain_until_final(id, 3), "drained");
 	it_field_is(id, "state", "dead");
@@ -476,13 +399,17 @@ static void t_connect_timeout(void)
 	/* One transfer at a time: the slow call reuses the fast one's connection, so the timeout
 	 * is told from the request having gone out, not from the connect time (0 on reuse). */
 	snprintf(body, sizeof(body), "{\"target\":\"%s/fast\"}", target);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/slow/4000\",\"connect_timeout\":\"500ms\",\"timeout\":\"1s\","
 		 "\"retry\":{\"max_attempts\":1}}",
 		 target);
-	snprintf(id, sizeof(id), "%s", enqueue(body));
-	CHECK(drain_once_arg("--concurrency", "1") == 0, "drainer --once --concurrency 1 failed");
+	snprintf(id, sizeof(id), "%s", it_enqueue(url, body, NULL));
+	CHECK(it_drainer_wait(
+		      it_drainer_spawn(drainer_log,
+				       (const char *const[]){"--once", "--concurrency", "1", NULL}),
+		      60000, NULL) == 0,
+	      "drainer --once --concurrency 1 failed");
 	CHECK(drain_until_final(id, 3), "drained");
 	err = it_field(id, "last_error");
 	CHECK(err != NULL && strncmp(err, "timeout (1000 ms): ", 19) == 0, "total timeout: %s",
@@ -520,12 +447,12 @@ static void t_debounce_sequential(void)
 		snprintf(body, sizeof(body),
 			 "{\"target\":\"%s/deb/%s\",\"delay\":\"1h\",\"debounce_key\":\"%s\"}",
 			 target, tg, key);
-		snprintf(ids[i], sizeof(ids[i]), "%s", enqueue(body));
+		snprintf(ids[i], sizeof(ids[i]), "%s", it_enqueue(url, body, NULL));
 	}
 	snprintf(body, sizeof(body),
 		 "{\"target\":\"%s/deb/%s\",\"delay\":\"1h\",\"debounce_key\":\"%s-other\"}",
 		 target, tg, key);
-	snprintf(other, sizeof(other), "%s", enqueue(body));
+	snprintf(other, sizeof(other), "%s", it_enqueue(url, body, NULL));
 	it_field_is(ids[0], "state", "cancelled");
 	it_field_is(ids[1], "state", "cancelled");
 	it_field_is(ids[2], "state", "queued");
@@ -545,7 +472,7 @@ static void t_debounce_sequential(void)
 		 "{\"target\":\"%s/deb/%s\",\"delay\":\"1h\",\"debounce_key\":\"%s\"}", target, tg,
 		 key);
 	snprintf(ids[0], sizeof(ids[0]), "%s",
-		 enqueue_h(body, (const char *[]){"Idempotency-Key: idem-deb-1", NULL}));
+		 it_enqueue(url, body, (const char *[]){"Idempotency-Key: idem-deb-1", NULL}));
 	it_field_is(inflight, "state", "in_flight");
 	it_field_is(ids[0], "state", "queued");
 	/* a replay of that request: the same id, nothing superseded */
@@ -676,8 +603,9 @@ int main(void)
 		return 1;
 	}
 	snprintf(tmpdir, sizeof(tmpdir), "%s", t != NULL ? t : "/tmp");
+	snprintf(drainer_log, sizeof(drainer_log), "%s/drainer-percall.log", tmpdir);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	it_run("percall: earlier tests' calls cancelled", t_clean_queue);
+	it_run("percall: earlier tests' calls cancelled", it_clean_queue);
 	it_run("percall: Prefer: return=response gives 303 once succeeded; the response is the "
 	       "target's status, header lines and binary body, verbatim; HEAD too",
 	       t_response_verbatim);

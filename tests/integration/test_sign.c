@@ -44,11 +44,6 @@ struct tgt {
 
 static struct tgt t_old, t_new, t_pka, t_pkb, t_both;
 
-static int64_t now_ms(void)
-{
-	return timeparse_now_us() / 1000;
-}
-
 /* "whsec_" + base64 of n random bytes into out. */
 static void new_whsec(char *out, size_t outsz, size_t n)
 {
@@ -80,37 +75,6 @@ static void enqueue(const char *fn, const char *path, char *id)
 	CHECK(r.status == 202, "enqueue %s: status %ld: %s", fn, r.status, r.body ? r.body : "");
 	snprintf(id, 64, "%s", r.status == 202 ? it_jstr(&r, "id") : "");
 	it_hresp_free(&r);
-}
-
-/* Runs `asyncgate-drainer --once` (stderr to drainer_log); returns its exit status. */
-static int drain_once(void)
-{
-	pid_t pid = fork();
-	int status;
-	int64_t end = now_ms() + 60000;
-
-	if (pid == 0) {
-		int fd = open(drainer_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd >= 0)
-			dup2(fd, 2);
-		execl(drainer, drainer, "--once", (char *)NULL);
-		_exit(127);
-	}
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			break;
-		if (now_ms() >= end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			CHECK(false, "drainer --once did not finish in 60 s");
-			return -1;
-		}
-		it_sleep_ms(20);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* Starts ag_target as name with the key flags args (NULL-terminated); false (reported) when it
@@ -149,8 +113,8 @@ static bool tgt_start(struct tgt *t, const char *name, const char *const *args)
 		_exit(127);
 	}
 	/* ready when it has written its port (not a timing assertion: it only bounds the wait) */
-	end = now_ms() + 10000;
-	while (now_ms() < end) {
+	end = it_now_ms() + 10000;
+	while (it_now_ms() < end) {
 		FILE *f = fopen(portfile, "r");
 		unsigned port = 0;
 
@@ -187,37 +151,13 @@ static int tgt_stop(struct tgt *t)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* The log entries of target log file whose path starts with prefix (caller puts). */
-static struct json_object *hits(const char *log, const char *prefix)
-{
-	struct json_object *arr = json_object_new_array();
-	FILE *f = fopen(log, "r");
-	char *line = NULL;
-	size_t cap = 0;
-
-	if (f == NULL)
-		return arr;
-	while (getline(&line, &cap, f) > 0) {
-		struct json_object *o = json_tokener_parse(line), *p;
-
-		if (o != NULL && json_object_object_get_ex(o, "path", &p) &&
-		    strncmp(json_object_get_string(p), prefix, strlen(prefix)) == 0)
-			json_object_array_add(arr, o);
-		else
-			json_object_put(o);
-	}
-	free(line);
-	fclose(f);
-	return arr;
-}
-
 /* The one request under path at target t must have carried call id with a valid signature
  * of the kinds want_kind; returns its webhook-signature (static, until the next call). */
 static const char *check_hit(const struct tgt *t, const char *path, const char *id,
 			     const char *want_kind)
 {
 	static char sig[512];
-	struct json_object *h = hits(t->log, path);
+	struct json_object *h = it_hits(t->log, path);
 
 	sig[0] = '\0';
 	if (CHECK(json_object_array_length(h) == 1, "%zu requests on %s, want 1",
@@ -252,15 +192,6 @@ static int count_entries(const char *s, const char *prefix)
 }
 
 /* ---- the tests ---- */
-
-/* What earlier test programs left in the queue must not be sent: cancel it. */
-static void t_clean_queue(void)
-{
-	it_sql_exec("UPDATE calls SET state = 'cancelled', finished_at = now(), lease_until = NULL "
-		    "WHERE state IN ('queued', 'retrying', 'in_flight')",
-		    0, NULL);
-	CHECK(it_sql_long("SELECT count(*) FROM calls_live", 0, NULL) == 0, "queue not empty");
-}
 
 /* Key pairs and targets: each target knows one key, or (t_both) one HMAC secret and one
  * public key. The public key of t_pka is derived from the private key by sign_public_key. */
@@ -306,7 +237,7 @@ static void t_both_kinds(void)
 	snprintf(path, sizeof(path), "/verify/%s", tg);
 	enqueue(fn, path, id);
 	enqueue(fn_pk, path, id_pk);
-	CHECK(drain_once() == 0, "drainer --once failed");
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id, "state", "succeeded");
 	it_field_is(id_pk, "state", "succeeded");
 	sig = check_hit(&t_both, path, id, "v1 v1a");
@@ -336,7 +267,7 @@ static void t_rotation(void)
 	enqueue(f_old, path, id_old);
 	enqueue(f_new, path, id_new);
 	enqueue(f_none, path, id_none);
-	CHECK(drain_once() == 0, "drainer --once failed");
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id_old, "state", "succeeded");
 	it_field_is(id_new, "state", "succeeded");
 	it_field_is(id_none, "state", "dead");
@@ -362,7 +293,7 @@ static void t_ed25519(void)
 	snprintf(path, sizeof(path), "/verify/%s", tg);
 	enqueue(f_a, path, id_a);
 	enqueue(f_b, path, id_b);
-	CHECK(drain_once() == 0, "drainer --once failed");
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	it_field_is(id_a, "state", "succeeded");
 	it_field_is(id_b, "state", "dead");
 	it_field_is(id_b, "last_status", "401");
@@ -455,7 +386,7 @@ static void t_no_leak(void)
 	enqueue(f_good, path, ids[nid++]);
 	enqueue(f_raw, path, ids[nid++]);
 	enqueue(f_bad, path, ids[nid++]);
-	CHECK(drain_once() == 0, "drainer --once failed");
+	CHECK(it_drain_once(drainer_log) == 0, "drainer --once failed");
 	/* through /v1/drain in the handler (the web server's error log) */
 	enqueue(f_good, path, ids[nid++]);
 	enqueue(f_raw, path, ids[nid++]);
@@ -580,7 +511,7 @@ int main(void)
 	snprintf(tmpdir, sizeof(tmpdir), "%s", t != NULL ? t : "/tmp");
 	snprintf(drainer_log, sizeof(drainer_log), "%s/sign-drainer.log", tmpdir);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	it_run("sign: earlier tests' calls cancelled", t_clean_queue);
+	it_run("sign: earlier tests' calls cancelled", it_clean_queue);
 	it_run("sign: key pairs made; targets with one key each started", t_setup);
 	it_run("sign: whsec_ + whsk_ gives v1 and v1a; each verifies with the function's secret / "
 	       "public key",

@@ -21,33 +21,7 @@
 #define T_2026_11_23_19 1795460400LL /* 2026-11-23T19:00:00Z */
 #define DAY_MS 86400000LL
 
-/* The gateway every test runs against: defaults, an empty allow list, and one allowing
- * 127.0.0.1. Tests that change a limit restore it. */
-static struct conf cf;
-static struct netpolicy np_none, np_lo;
-static struct call_env env, env_lo;
-
-static int setup(void **state)
-{
-	(void)state;
-	conf_defaults(&cf);
-	if (netpolicy_init(&np_none, "") != 0 || netpolicy_init(&np_lo, "127.0.0.1/32") != 0)
-		return -1;
-	env.cf = &cf;
-	env.np = &np_none;
-	env_lo.cf = &cf;
-	env_lo.np = &np_lo;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	netpolicy_cleanup(&np_none);
-	netpolicy_cleanup(&np_lo);
-	conf_cleanup(&cf);
-	return 0;
-}
+#include "callenv.c.inc"
 
 /* Parses json and runs call_from_json on it. The caller cleans c up. */
 static int from_json(struct call *c, const char *json, const struct call_env *e,

@@ -488,6 +488,7 @@ static void test_key_names(void **state)
 		"default_retry_max",
 		"retry_after_s",
 		"notify_interval",
+		"handler_threads",
 		"drain_concurrency",
 		"drain_lease_margin",
 		"drain_connect_timeout",

@@ -17,31 +17,7 @@
 #include "function.h"
 #include "netpolicy.h"
 
-static struct conf cf;
-static struct netpolicy np_none, np_lo;
-static struct call_env env, env_lo;
-
-static int setup(void **state)
-{
-	(void)state;
-	conf_defaults(&cf);
-	if (netpolicy_init(&np_none, "") != 0 || netpolicy_init(&np_lo, "127.0.0.1/32") != 0)
-		return -1;
-	env.cf = &cf;
-	env.np = &np_none;
-	env_lo.cf = &cf;
-	env_lo.np = &np_lo;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	netpolicy_cleanup(&np_none);
-	netpolicy_cleanup(&np_lo);
-	conf_cleanup(&cf);
-	return 0;
-}
+#include "callenv.c.inc"
 
 /* function_check on json under e: 0, or -1 with the field in *p. */
 static int check(const char *json, const struct call_env *e, struct problem *p)

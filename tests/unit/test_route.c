@@ -27,89 +27,45 @@ static int record(struct resp *rs, const char *name, const char *arg)
 	return 0;
 }
 
-int h_calls_post(const struct req *rq, struct resp *rs, struct app *app,
-	         const struct principal *who)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_calls_post", NULL);
-}
+/* Stubs with the handlers' signatures; each records its name, and its id, name or rest
+ * argument (STUB_ARG). */
+#define STUB_APP(fn)                                                                            \
+	int fn(const struct req *rq, struct resp *rs, struct app *app)                          \
+	{                                                                                        \
+		(void)rq;                                                                        \
+		(void)app;                                                                       \
+		return record(rs, #fn, NULL);                                                    \
+	}
+#define STUB_WHO(fn)                                                                            \
+	int fn(const struct req *rq, struct resp *rs, struct app *app,                          \
+	       const struct principal *who)                                                     \
+	{                                                                                        \
+		(void)rq;                                                                        \
+		(void)app;                                                                       \
+		(void)who;                                                                       \
+		return record(rs, #fn, NULL);                                                    \
+	}
+#define STUB_ARG(fn, argname)                                                                   \
+	int fn(const struct req *rq, struct resp *rs, struct app *app,                          \
+	       const struct principal *who, const char *argname)                                \
+	{                                                                                        \
+		(void)rq;                                                                        \
+		(void)app;                                                                       \
+		(void)who;                                                                       \
+		return record(rs, #fn, argname);                                                 \
+	}
 
-int h_async(const struct req *rq, struct resp *rs, struct app *app, const struct principal *who,
-	    const char *rest)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_async", rest);
-}
-
-int h_call_get(const struct req *rq, struct resp *rs, struct app *app,
-	       const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_call_get", id);
-}
-
-int h_calls_list(const struct req *rq, struct resp *rs, struct app *app,
-	         const struct principal *who)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_calls_list", NULL);
-}
-
-int h_call_delete(const struct req *rq, struct resp *rs, struct app *app,
-	          const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_call_delete", id);
-}
-
-int h_call_retry(const struct req *rq, struct resp *rs, struct app *app,
-	         const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_call_retry", id);
-}
-
-int h_call_response(const struct req *rq, struct resp *rs, struct app *app,
-		    const struct principal *who, const char *id)
-{
-	(void)rq;
-	(void)app;
-	(void)who;
-	return record(rs, "h_call_response", id);
-}
-
-int h_health(const struct req *rq, struct resp *rs, struct app *app)
-{
-	(void)rq;
-	(void)app;
-	return record(rs, "h_health", NULL);
-}
-
-int h_drain(const struct req *rq, struct resp *rs, struct app *app)
-{
-	(void)rq;
-	(void)app;
-	return record(rs, "h_drain", NULL);
-}
-
-int h_metrics(const struct req *rq, struct resp *rs, struct app *app)
-{
-	(void)rq;
-	(void)app;
-	return record(rs, "h_metrics", NULL);
-}
+/* The calls API (h_calls.c, h_response.c) and the unauthenticated endpoints. */
+STUB_WHO(h_calls_post)
+STUB_ARG(h_async, rest)
+STUB_ARG(h_call_get, id)
+STUB_WHO(h_calls_list)
+STUB_ARG(h_call_delete, id)
+STUB_ARG(h_call_retry, id)
+STUB_ARG(h_call_response, id)
+STUB_APP(h_health)
+STUB_APP(h_drain)
+STUB_APP(h_metrics)
 
 /* The functions API routes itself (h_functions.c): the stub claims its paths. */
 bool route_functions(const struct req *rq, struct resp *rs, struct app *app,
@@ -122,6 +78,16 @@ bool route_functions(const struct req *rq, struct resp *rs, struct app *app,
 	record(rs, "route_functions", rq->path);
 	return true;
 }
+
+/* The topics API (h_topics.c). */
+STUB_ARG(h_topic_put, name)
+STUB_ARG(h_topic_get, name)
+STUB_ARG(h_topic_delete, name)
+STUB_ARG(h_topic_publish, name)
+STUB_ARG(h_topic_async, rest)
+STUB_ARG(h_publication_get, id)
+STUB_WHO(h_topics_list)
+STUB_WHO(h_publications_list)
 
 /* The authentication stub: lets everyone in, unless deny_auth asks for a 401. */
 static bool deny_auth;
@@ -139,6 +105,21 @@ int h_authenticate(const struct req *rq, struct resp *rs, struct app *app, struc
 	}
 	who->client = xstrdup("stub");
 	return 0;
+}
+
+/* The schedules API (h_schedules.c). */
+STUB_WHO(h_schedules_post)
+STUB_WHO(h_schedules_list)
+STUB_ARG(h_schedule_get, id)
+STUB_ARG(h_schedule_delete, id)
+
+int h_schedule_pause(const struct req *rq, struct resp *rs, struct app *app,
+		     const struct principal *who, const char *id, bool pause)
+{
+	(void)rq;
+	(void)app;
+	(void)who;
+	return record(rs, pause ? "h_schedule_pause" : "h_schedule_resume", id);
 }
 
 #include "../../cgi-bin/route.c"
@@ -200,6 +181,19 @@ static void test_handlers(void **state)
 		{ "POST", "/v1/async/", "h_async", "" },
 		{ "GET", "/v1/functions", "route_functions", "/v1/functions" },
 		{ "PUT", "/v1/functions/resize", "route_functions", "/v1/functions/resize" },
+		{ "GET", "/v1/topics", "h_topics_list", "" },
+		{ "GET", "/v1/topics/", "h_topics_list", "" },
+		{ "PUT", "/v1/topics/orders", "h_topic_put", "orders" },
+		{ "GET", "/v1/topics/orders", "h_topic_get", "orders" },
+		{ "DELETE", "/v1/topics/orders", "h_topic_delete", "orders" },
+		{ "POST", "/v1/topics/orders/calls", "h_topic_publish", "orders" },
+		{ "POST", "/v1/async/topic:orders/a/b", "h_topic_async", "orders/a/b" },
+		{ "PUT", "/v1/async/topic:orders", "h_topic_async", "orders" },
+		{ "POST", "/v1/async/topic%3Aorders/x", "h_topic_async", "orders/x" },
+		{ "POST", "/v1/async/topic%3aorders", "h_topic_async", "orders" },
+		{ "GET", "/v1/async/topical/x", "h_async", "topical/x" },
+		{ "GET", "/v1/publications", "h_publications_list", "" },
+		{ "GET", "/v1/publications/" ID, "h_publication_get", ID },
 	};
 
 	(void)state;
@@ -215,6 +209,54 @@ static void test_handlers(void **state)
 				 called_arg, cases[i].arg);
 		assert_int_equal(ncalls, 1);
 		assert_int_equal(rs.status, 299);
+		resp_reset(&rs);
+	}
+}
+
+static void test_schedule_routes(void **state)
+{
+	static const struct {
+		const char *method, *path, *handler, *arg;
+	} cases[] = {
+		{ "POST", "/v1/schedules", "h_schedules_post", "" },
+		{ "POST", "/v1/schedules/", "h_schedules_post", "" },
+		{ "GET", "/v1/schedules", "h_schedules_list", "" },
+		{ "HEAD", "/v1/schedules", "h_schedules_list", "" },
+		{ "GET", "/v1/schedules/" ID, "h_schedule_get", ID },
+		{ "DELETE", "/v1/schedules/" ID, "h_schedule_delete", ID },
+		{ "POST", "/v1/schedules/" ID "/pause", "h_schedule_pause", ID },
+		{ "POST", "/v1/schedules/" ID "/resume", "h_schedule_resume", ID },
+	};
+	static const struct {
+		const char *method, *path;
+		int status;
+	} refused[] = {
+		{ "PUT", "/v1/schedules", 405 },
+		{ "POST", "/v1/schedules/" ID, 405 },
+		{ "GET", "/v1/schedules/" ID "/pause", 405 },
+		{ "POST", "/v1/schedules/" ID "/run", 404 },
+		{ "POST", "/v1/schedulesx", 404 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct resp rs;
+
+		do_route(cases[i].method, cases[i].path, &rs);
+		if (called == NULL || strcmp(called, cases[i].handler) != 0)
+			fail_msg("%s %s: routed to %s (status %d), want %s", cases[i].method,
+				 cases[i].path, called ? called : "nothing", rs.status, cases[i].handler);
+		assert_string_equal(called_arg, cases[i].arg);
+		assert_int_equal(rs.status, 299);
+		resp_reset(&rs);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		struct resp rs;
+
+		do_route(refused[i].method, refused[i].path, &rs);
+		if (called != NULL || rs.status != refused[i].status)
+			fail_msg("%s %s: %s / %d, want %d", refused[i].method, refused[i].path,
+				 called ? called : "no handler", rs.status, refused[i].status);
 		resp_reset(&rs);
 	}
 }
@@ -267,6 +309,11 @@ static void test_method_not_allowed(void **state)
 		{ "DELETE", "/v1/health", "GET, HEAD" },
 		{ "DELETE", "/v1/drain", "GET, POST" },
 		{ "POST", "/metrics", "GET, HEAD" },
+		{ "POST", "/v1/topics", "GET, HEAD" },
+		{ "POST", "/v1/topics/orders", "GET, HEAD, PUT, DELETE" },
+		{ "GET", "/v1/topics/orders/calls", "POST" },
+		{ "DELETE", "/v1/publications/" ID, "GET, HEAD" },
+		{ "POST", "/v1/publications", "GET, HEAD" },
 	};
 
 	(void)state;
@@ -313,6 +360,8 @@ static void test_not_found(void **state)
 		{ "DELETE", "/v1/calls/" ID ID "/retry", "id" },
 		{ "GET", "/v1/v1/calls", NULL },
 		{ "GET", "/calls", NULL },
+		{ "GET", "/v1/topics/orders/x", NULL },
+		{ "GET", "/v1/publications/" ID "/x", NULL },
 	};
 
 	(void)state;
@@ -384,7 +433,8 @@ static void test_auth_first(void **state)
 	static const char *const guarded[][2] = {
 		{ "POST", "/v1/calls" }, { "GET", "/v1/calls" }, { "GET", "/v1/calls/" ID },
 		{ "PUT", "/v1/calls/" ID }, { "GET", "/v1/calls/" ID "/nope" },
-		{ "POST", "/v1/async/fn/x" },
+		{ "POST", "/v1/async/fn/x" }, { "PUT", "/v1/topics/t" },
+		{ "POST", "/v1/async/topic:t" }, { "GET", "/v1/publications/" ID },
 	};
 	static const char *const open_paths[] = { "/v1/health", "/metrics", "/v1/drain" };
 	struct resp rs;
@@ -415,6 +465,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handlers),
+		cmocka_unit_test(test_schedule_routes),
 		cmocka_unit_test(test_auth_first),
 		cmocka_unit_test(test_method_not_allowed),
 		cmocka_unit_test(test_not_found),

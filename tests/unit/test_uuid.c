@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -71,7 +73,7 @@ static void test_v7_format(void **state)
 
 static void test_v7_many_valid_and_distinct(void **state)
 {
-	enum { N = 200 };
+	enum { N = 1500 }; /* more than one refill of the random pool (409 ids) */
 	static char ids[N][UUID_LEN];
 
 	(void)state;
@@ -84,6 +86,36 @@ static void test_v7_many_valid_and_distinct(void **state)
 			if (strcmp(ids[i], ids[j]) == 0)
 				fail_msg("duplicate id %s", ids[i]);
 	}
+}
+
+/* A forked child must not repeat the ids its parent makes next from the same random pool. */
+static void test_v7_fork_distinct(void **state)
+{
+	char first[UUID_LEN], mine[UUID_LEN], child[UUID_LEN] = "";
+	int fds[2];
+	pid_t pid;
+	int status;
+
+	(void)state;
+	assert_int_equal(uuid_v7(first), 0); /* the pool is filled now */
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char id[UUID_LEN];
+
+		close(fds[0]);
+		_exit(uuid_v7(id) == 0 && write(fds[1], id + 24, 12) == 12 ? 0 : 1);
+	}
+	close(fds[1]);
+	assert_int_equal(uuid_v7(mine), 0);
+	assert_int_equal(read(fds[0], child, 12), 12);
+	child[12] = '\0';
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the last 12 hex digits are random only */
+	assert_string_not_equal(mine + 24, child);
 }
 
 static void test_v7_two_in_a_row_distinct(void **state)
@@ -152,6 +184,7 @@ int main(void)
 		cmocka_unit_test(test_v7_format),
 		cmocka_unit_test(test_v7_many_valid_and_distinct),
 		cmocka_unit_test(test_v7_two_in_a_row_distinct),
+		cmocka_unit_test(test_v7_fork_distinct),
 		cmocka_unit_test(test_v7_sorts_by_time),
 		cmocka_unit_test(test_valid),
 	};
