@@ -799,7 +799,7 @@ static void settle_count(struct drain *d, struct json_object *rows, const PGresu
  * or -1 with nothing changed (the settle connection's error says why). */
 static int settle_rows(struct drain *d, struct json_object *rows, struct drain_stats *st)
 {
-	struct settle_args a;
+	struct settle_args a = {0};
 	PGresult *res;
 
 	settle_args(d, rows, &a);
@@ -947,7 +947,7 @@ static int settle_done(struct drain *d, PGresult *res, struct drain_stats *st)
  * it could not go out (as settle_done). */
 static int settle_send(struct drain *d, struct drain_stats *st)
 {
-	struct settle_args a;
+	struct settle_args a = {0};
 
 	size_t n = json_object_array_length(d->pending), k = n;
 
