@@ -213,6 +213,8 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.concurrency = (int)concurrency;
 	o.stop = &stop_flag;
+	o.settle_session = true;
+	o.claim_ahead = o.concurrency;
 	if (once) {
 		o.max_ms = max_seconds * 1000;
 		o.max_calls = max_calls;

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "dbq.h"
 #include "http.h"
 #include "log.h"
 #include "schedule.h"
@@ -34,8 +35,9 @@ _Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is need
 #define SETTLE_WAIT_MS 50	     /* longest an outcome waits for its batch */
 #define SETTLE_MAX_BYTES (32u << 20) /* stored response bytes per batch, about */
 #define POLL_MAX_MS 200		     /* longest wait, so a stop signal is seen soon */
-#define MAX_RESP_HEADERS 100	     /* response headers kept per attempt */
-#define MAX_RESP_HEADER 8192	     /* bytes of one response header kept */
+#define FOLLOW_STEP_MS 10    /* --follow: look again this soon after a claim that found calls */
+#define MAX_RESP_HEADERS 100 /* response headers kept per attempt */
+#define MAX_RESP_HEADER 8192 /* bytes of one response header kept */
 #define RETRY_AFTER_MAX_S (24LL * 86400)
 #define USER_AGENT "asyncgate/0.1"
 
@@ -71,6 +73,8 @@ enum claim_col {
 	CC_RETRY_ON,
 	CC_GIVE_UP_ON,
 	CC_HELD, /* a limited call flow control held back: only its id is set */
+	CC_PRIORITY,
+	CC_DUE, /* rows come in claim order: priority DESC, due, id */
 };
 
 /* Duration histogram bounds of /metrics (ms); a duration above the last one is bucket -1. */
@@ -128,6 +132,21 @@ struct drain {
 				   * PostgreSQL's 1 GB parameter limit) */
 	int64_t flush_retry_ms;	  /* monotonic: no settle attempt before this (after a failure) */
 	int64_t flush_backoff_ms; /* the current wait between failed settles */
+	/* Claims and settles go out without waiting (dbq), so transfers keep moving meanwhile:
+	 * claims on db, settles on sdb, a second connection of the drainer's own, when the run
+	 * asks for it (they then run at once in PostgreSQL too), else on db as well. */
+	struct db sdb;
+	struct dbq cq, sq;
+	struct json_object *settling; /* the rows of the settle out (owned), or NULL */
+	int claim_n;		      /* how many the claim out asked for */
+	/* Claimed calls not started yet (claim_ahead): rows ready_i.. of ready (owned), claimed
+	 * at ready_ms (monotonic). */
+	PGresult *ready;
+	int ready_i;
+	int64_t ready_ms;
+	int quiet;	  /* --follow: claims in a row that found nothing (at most 8) */
+	bool claim_final; /* it went out with nothing in flight or unsettled (--once ends when it
+			   * comes back short) */
 };
 
 static int64_t mono_ms(void)
@@ -704,35 +723,44 @@ static void settle_job(struct drain *d, struct job *j, const char *state, int64_
 	pending_add(d, r);
 }
 
-/* Runs Q_DRAIN_SETTLE over rows and counts what the database took. Returns 0, or -1 with
- * nothing changed (db->error says why). */
-static int settle_rows(struct drain *d, struct json_object *rows, struct drain_stats *st)
-{
-	size_t n = json_object_array_length(rows);
-	const struct conf *cf = d->cf;
+/* The parameters of Q_DRAIN_SETTLE over rows: a->p points into a and into rows' JSON text
+ * (valid while rows is unchanged). */
+struct settle_args {
 	char ma[24], ri[24], rm[24], to[24];
-	const char *text;
-	PGresult *res;
-	struct json_object *states;
+	const char *p[6];
+};
 
-	snprintf(ma, sizeof(ma), "%" PRId64, cf->default_max_attempts);
-	snprintf(ri, sizeof(ri), "%" PRId64, cf->default_retry_initial_ms);
-	snprintf(rm, sizeof(rm), "%" PRId64,
+static void settle_args(struct drain *d, struct json_object *rows, struct settle_args *a)
+{
+	const struct conf *cf = d->cf;
+
+	snprintf(a->ma, sizeof(a->ma), "%" PRId64, cf->default_max_attempts);
+	snprintf(a->ri, sizeof(a->ri), "%" PRId64, cf->default_retry_initial_ms);
+	snprintf(a->rm, sizeof(a->rm), "%" PRId64,
 		 cf->default_retry_max_ms > cf->default_retry_initial_ms
 			 ? cf->default_retry_max_ms
 			 : cf->default_retry_initial_ms);
-	snprintf(to, sizeof(to), "%" PRId64, cf->default_timeout_ms);
-	text = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN |
-							    JSON_C_TO_STRING_NOSLASHESCAPE);
-	res = db_exec(d->db, Q_DRAIN_SETTLE, (const char *[]){text, d->name, ma, ri, rm, to});
-	if (res == NULL)
-		return -1;
-	/* count by the state each row asked for, among those the database took */
-	states = json_object_new_object();
+	snprintf(a->to, sizeof(a->to), "%" PRId64, cf->default_timeout_ms);
+	a->p[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE);
+	a->p[1] = d->name;
+	a->p[2] = a->ma;
+	a->p[3] = a->ri;
+	a->p[4] = a->rm;
+	a->p[5] = a->to;
+}
+
+/* Counts what the database took of rows, by the state each row asked for (res: the answer of
+ * Q_DRAIN_SETTLE over rows, borrowed), and notes when what it made due falls due. */
+static void settle_count(struct drain *d, struct json_object *rows, const PGresult *res,
+			 struct drain_stats *st)
+{
+	size_t n = json_object_array_length(rows);
+	struct json_object *states = json_object_new_object();
+
 	for (int i = 0; i < PQntuples(res); i++)
 		json_object_object_add(states, PQgetvalue(res, i, 0),
 				       json_object_new_string(PQgetvalue(res, i, 1)));
-	PQclear(res);
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *r = json_object_array_get_idx(rows, i), *v;
 		const char *id = json_object_get_string(json_object_object_get(r, "id"));
@@ -765,6 +793,21 @@ static int settle_rows(struct drain *d, struct json_object *rows, struct drain_s
 			d->due_hint_ms = at;
 	}
 	json_object_put(states);
+}
+
+/* Runs Q_DRAIN_SETTLE over rows (waiting for it) and counts what the database took. Returns 0,
+ * or -1 with nothing changed (the settle connection's error says why). */
+static int settle_rows(struct drain *d, struct json_object *rows, struct drain_stats *st)
+{
+	struct settle_args a = {0};
+	PGresult *res;
+
+	settle_args(d, rows, &a);
+	res = db_exec(d->sq.db, Q_DRAIN_SETTLE, a.p);
+	if (res == NULL)
+		return -1;
+	settle_count(d, rows, res, st);
+	PQclear(res);
 	return 0;
 }
 
@@ -784,7 +827,7 @@ static int settle_singly(struct drain *d, struct drain_stats *st)
 		struct json_object *one = json_object_new_array();
 
 		json_object_array_add(one, json_object_get(r));
-		if (rc == 0 && settle_rows(d, one, st) != 0 && d->db->error == DB_QUERY) {
+		if (rc == 0 && settle_rows(d, one, st) != 0 && d->sq.db->error == DB_QUERY) {
 			/* Keep the outcome, drop what the database would not take (the answer's
 			 * headers and body, the callback). */
 			static const char *const keep[] = {"id",       "attempt",    "state",
@@ -794,7 +837,7 @@ static int settle_singly(struct drain *d, struct drain_stats *st)
 			char err[96];
 
 			snprintf(err, sizeof(err), "the answer could not be stored (sqlstate %s)",
-				 d->db->sqlstate);
+				 d->sq.db->sqlstate);
 			for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
 				if (json_object_object_get_ex(r, keep[k], &v))
 					json_object_object_add(lean, keep[k], json_object_get(v));
@@ -805,9 +848,9 @@ static int settle_singly(struct drain *d, struct drain_stats *st)
 			log_err("drain call=%s: outcome refused by the database (sqlstate %s); "
 				"recording it without the answer",
 				json_object_get_string(json_object_object_get(r, "id")),
-				d->db->sqlstate);
+				d->sq.db->sqlstate);
 			if (settle_rows(d, one, st) != 0) {
-				if (d->db->error == DB_QUERY) {
+				if (d->sq.db->error == DB_QUERY) {
 					log_err("drain call=%s: outcome not recorded; the call is "
 						"sent "
 						"again after its lease",
@@ -818,7 +861,7 @@ static int settle_singly(struct drain *d, struct drain_stats *st)
 					rc = -1;
 				}
 			}
-		} else if (rc == 0 && d->db->error != DB_OK) {
+		} else if (rc == 0 && d->sq.db->error != DB_OK) {
 			rc = -1;
 		}
 		if (rc != 0)
@@ -843,7 +886,7 @@ static int flush(struct drain *d, struct drain_stats *st)
 	if (rc == 0) {
 		json_object_put(d->pending);
 		d->pending = json_object_new_array();
-	} else if (d->db->error == DB_QUERY) {
+	} else if (d->sq.db->error == DB_QUERY) {
 		rc = settle_singly(d, st);
 	}
 	d->pending_bytes = 0;
@@ -856,6 +899,79 @@ static int flush(struct drain *d, struct drain_stats *st)
 	}
 	d->flush_backoff_ms = 0;
 	d->flush_retry_ms = 0;
+	return 0;
+}
+
+/* The settle out came back: res is its answer (taken), or NULL when it failed (the settle
+ * connection's error says why; its rows go back to pending, settled one by one when the
+ * database refused the batch itself). Returns 0, or -1 (logged; retried after a back-off). */
+static int settle_done(struct drain *d, PGresult *res, struct drain_stats *st)
+{
+	struct json_object *rows = d->settling;
+	int rc = 0;
+
+	d->settling = NULL;
+	if (res != NULL) {
+		settle_count(d, rows, res, st);
+		PQclear(res);
+		json_object_put(rows);
+		d->flush_backoff_ms = 0;
+		d->flush_retry_ms = 0;
+		return 0;
+	}
+	/* back in front of what finished since */
+	for (size_t i = 0; i < json_object_array_length(d->pending); i++)
+		json_object_array_add(rows,
+				      json_object_get(json_object_array_get_idx(d->pending, i)));
+	json_object_put(d->pending);
+	d->pending = rows;
+	d->pending_since_ms = mono_ms();
+	if (d->sq.db->error == DB_QUERY)
+		rc = settle_singly(d, st);
+	else
+		rc = -1;
+	d->pending_bytes = 0;
+	if (rc != 0) {
+		d->flush_backoff_ms = d->flush_backoff_ms == 0 ? 200 : d->flush_backoff_ms * 2;
+		if (d->flush_backoff_ms > 5000)
+			d->flush_backoff_ms = 5000;
+		d->flush_retry_ms = mono_ms() + d->flush_backoff_ms;
+		return -1;
+	}
+	d->flush_backoff_ms = 0;
+	d->flush_retry_ms = 0;
+	return 0;
+}
+
+/* Sends the pending outcomes in one statement without waiting for it. Returns 0, or -1 when
+ * it could not go out (as settle_done). */
+static int settle_send(struct drain *d, struct drain_stats *st)
+{
+	struct settle_args a = {0};
+
+	size_t n = json_object_array_length(d->pending), k = n;
+
+	if (n == 0)
+		return 0;
+	if (k > SETTLE_MAX)
+		k = SETTLE_MAX; /* the rest goes with the next one */
+	if (k == n) {
+		d->settling = d->pending;
+		d->pending = json_object_new_array();
+		d->pending_bytes = 0;
+	} else {
+		d->settling = json_object_new_array_ext((int)k);
+		for (size_t i = 0; i < k; i++)
+			json_object_array_add(
+				d->settling,
+				json_object_get(json_object_array_get_idx(d->pending, i)));
+		json_object_array_del_idx(d->pending, 0, k);
+		d->pending_bytes = 0; /* about: the next batch goes soon anyway */
+		d->pending_since_ms = 0;
+	}
+	settle_args(d, d->settling, &a);
+	if (dbq_send(&d->sq, Q_DRAIN_SETTLE, a.p) != 0)
+		return settle_done(d, NULL, st);
 	return 0;
 }
 
@@ -1079,36 +1195,71 @@ static struct job *free_slot(struct drain *d)
 	return NULL;
 }
 
-/* Claims up to n calls and starts them. Returns the number of rows the claim looked at (those
- * started, and those flow control held back for later, which still make a full batch), or -1
- * (logged). */
-static int claim(struct drain *d, int n, struct drain_stats *st)
+/* Sends a claim of up to n calls without waiting for it. Returns 0, or -1 (logged). */
+static int claim_send(struct drain *d, int n)
 {
 	char nb[16], margin[24];
-	PGresult *res;
-	int rows;
 
 	snprintf(nb, sizeof(nb), "%d", n);
 	snprintf(margin, sizeof(margin), "%" PRId64, d->cf->drain_lease_margin_ms);
-	res = db_exec(d->db, Q_DRAIN_CLAIM, (const char *[]){nb, d->name, margin});
+	d->claim_n = n;
+	d->claim_final =
+		d->active == 0 && json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq);
+	return dbq_send(&d->cq, Q_DRAIN_CLAIM, (const char *[]){nb, d->name, margin});
+}
+
+/* Starts claimed calls that are ready while there are free slots. */
+static void start_ready(struct drain *d, struct drain_stats *st)
+{
+	while (d->ready != NULL) {
+		struct job *j;
+
+		if (d->ready_i >= PQntuples(d->ready)) {
+			PQclear(d->ready);
+			d->ready = NULL;
+			break;
+		}
+		if (col_bool(d->ready, d->ready_i, CC_HELD)) {
+			d->ready_i++; /* rescheduled by the claim itself; no attempt was counted */
+			continue;
+		}
+		j = free_slot(d);
+		if (j == NULL)
+			break;
+		st->claimed++;
+		job_start(d, j, d->ready, d->ready_i++);
+	}
+}
+
+/* The claim out came back with res (taken; NULL: it failed): starts the calls (those beyond
+ * the free slots as slots free). Returns the number of rows the claim looked at (those
+ * started, and those flow control held back for later, which still make a full batch), or
+ * -1. */
+static int claim_done(struct drain *d, PGresult *res, struct drain_stats *st)
+{
+	int rows;
+
 	if (res == NULL)
 		return -1;
 	rows = PQntuples(res);
-	for (int i = 0; i < rows; i++) {
-		struct job *j;
-
-		if (col_bool(res, i, CC_HELD))
-			continue; /* rescheduled by the claim itself; no attempt was counted */
-		j = free_slot(d);
-		if (j == NULL) { /* cannot happen: n <= free slots */
-			log_err("drain: no free slot for a claimed call");
-			break;
-		}
-		st->claimed++;
-		job_start(d, j, res, i);
-	}
-	PQclear(res);
+	PQclear(d->ready); /* empty: a claim goes out only when nothing is ready */
+	d->ready = res;	   /* start_ready clears it once every row has started */
+	d->ready_i = 0;
+	d->ready_ms = mono_ms();
+	start_ready(d, st);
 	return rows;
+}
+
+/* Whether a claim, or a settle, may go out now: nothing of its kind is out, nor anything at
+ * all when both share one connection. */
+static bool claim_free(const struct drain *d)
+{
+	return !dbq_busy(&d->cq) && (d->sq.db != d->cq.db || !dbq_busy(&d->sq));
+}
+
+static bool settle_free(const struct drain *d)
+{
+	return !dbq_busy(&d->sq) && (d->sq.db != d->cq.db || !dbq_busy(&d->cq));
 }
 
 /* Collects finished transfers. */
@@ -1138,6 +1289,65 @@ static void reap(struct drain *d)
 	}
 }
 
+/* Adds the claimed calls that never started to rows ({id, attempt}) and forgets them. One
+ * past expires_at was claimed without counting an attempt: it stays in flight, and is settled
+ * expired once its lease runs out. */
+static void ready_take(struct drain *d, struct json_object *rows, struct drain_stats *st)
+{
+	for (; d->ready != NULL && d->ready_i < PQntuples(d->ready); d->ready_i++) {
+		struct json_object *r;
+
+		if (col_bool(d->ready, d->ready_i, CC_HELD) ||
+		    col_bool(d->ready, d->ready_i, CC_EXPIRED))
+			continue;
+		st->claimed++;
+		r = json_object_new_object();
+		add_str(r, "id", col(d->ready, d->ready_i, CC_ID));
+		add_int(r, "attempt", col_i64(d->ready, d->ready_i, CC_ATTEMPT, 1));
+		json_object_array_add(rows, r);
+	}
+	PQclear(d->ready);
+	d->ready = NULL;
+}
+
+/* Gives the unsent calls in rows back to the queue, their attempt not counted (on the claim
+ * connection, which must be idle). */
+static void give_back(struct drain *d, struct json_object *rows, struct drain_stats *st)
+{
+	PGresult *res;
+
+	if (json_object_array_length(rows) == 0)
+		return;
+	res = db_exec(d->db, Q_DRAIN_RELEASE,
+		      (const char *[]){json_object_to_json_string(rows), d->name});
+	if (res != NULL) {
+		st->released += PQntuples(res);
+		PQclear(res);
+	} else {
+		st->unsettled += (int64_t)json_object_array_length(rows);
+	}
+}
+
+/* Gives back the claimed calls that have not started: the drainer stops claiming, or they
+ * waited for a slot so long that their lease would not cover a whole attempt any more. */
+static void release_ready(struct drain *d, struct drain_stats *st)
+{
+	struct json_object *rows;
+
+	if (d->ready == NULL)
+		return;
+	if (d->sq.db == d->cq.db && dbq_busy(&d->sq)) {
+		PGresult *res;
+		int r = dbq_wait(&d->sq, &res);
+
+		(void)settle_done(d, r > 0 ? res : NULL, st);
+	}
+	rows = json_object_new_array();
+	ready_take(d, rows, st);
+	give_back(d, rows, st);
+	json_object_put(rows);
+}
+
 /* Aborts every transfer in flight. A call whose request has not gone out yet goes back to
  * the queue as it was; one that may have reached the target counts as an attempt that failed
  * ("aborted"), retried with back-off like any other, so that a target slower than a /v1/drain
@@ -1145,7 +1355,6 @@ static void reap(struct drain *d)
 static void release_all(struct drain *d, struct drain_stats *st, const char *why)
 {
 	struct json_object *rows = json_object_new_array();
-	PGresult *res;
 
 	for (int i = 0; i < d->njobs; i++) {
 		struct job *j = &d->jobs[i];
@@ -1172,16 +1381,8 @@ static void release_all(struct drain *d, struct drain_stats *st, const char *why
 		d->active--;
 		job_reset(j);
 	}
-	if (json_object_array_length(rows) > 0) {
-		res = db_exec(d->db, Q_DRAIN_RELEASE,
-			      (const char *[]){json_object_to_json_string(rows), d->name});
-		if (res != NULL) {
-			st->released += PQntuples(res);
-			PQclear(res);
-		} else {
-			st->unsettled += (int64_t)json_object_array_length(rows);
-		}
-	}
+	ready_take(d, rows, st);
+	give_back(d, rows, st);
 	json_object_put(rows);
 }
 
@@ -1199,6 +1400,26 @@ static int64_t next_due_ms(struct drain *d, int64_t lo, int64_t hi)
 	if (ms > hi)
 		ms = hi;
 	return ms;
+}
+
+/* --follow, after a claim that came back short with got rows: how long until the next look.
+ * Calls arriving one by one (a NOTIFY is a hint, sent at most every notify_interval per
+ * handler process) are found within FOLLOW_STEP_MS while claims keep finding some; each empty
+ * claim doubles the wait up to drain_poll_interval, unless something falls due sooner. */
+static int64_t follow_wait_ms(struct drain *d, int got)
+{
+	int64_t step;
+
+	if (got > 0)
+		d->quiet = 0;
+	else if (d->quiet < 8)
+		d->quiet++;
+	step = (int64_t)FOLLOW_STEP_MS << d->quiet;
+	if (step > d->cf->drain_poll_interval_ms)
+		step = d->cf->drain_poll_interval_ms;
+	if (step <= FOLLOW_STEP_MS)
+		return step;
+	return next_due_ms(d, FOLLOW_STEP_MS, step);
 }
 
 static int ensure_slots(struct drain *d, int n)
@@ -1257,6 +1478,9 @@ struct drain *drain_new(const struct conf *cf, const struct netpolicy *np, struc
 	d->name = xstrdup(name);
 	d->resolve = resolve_list(cf->drain_resolve);
 	d->pending = json_object_new_array();
+	db_init(&d->sdb, db->conninfo);
+	dbq_init(&d->cq, db);
+	dbq_init(&d->sq, db);
 	d->multi = curl_multi_init();
 	if (d->multi == NULL) {
 		log_err("drain: curl_multi_init failed");
@@ -1280,23 +1504,70 @@ void drain_free(struct drain *d)
 	if (d->multi != NULL)
 		curl_multi_cleanup(d->multi);
 	curl_slist_free_all(d->resolve);
+	dbq_cleanup(&d->cq);
+	dbq_cleanup(&d->sq);
+	db_cleanup(&d->sdb);
+	json_object_put(d->settling);
 	json_object_put(d->pending);
 	free(d->name);
 	free(d);
 }
 
+/* Outcomes not recorded yet: waiting for their batch, or in the settle out. */
+static size_t unsettled(const struct drain *d)
+{
+	return json_object_array_length(d->pending) +
+	       (d->settling != NULL ? json_object_array_length(d->settling) : 0);
+}
+
 /* Whether a claim now makes sense: in bulk (a quarter of the slots at least) while calls keep
  * coming; otherwise on the timer or a NOTIFY (--follow), or once everything in hand is done
- * (--once: the queue may hold new callbacks and retries by then). */
+ * and settled (--once: the queue may hold new callbacks and retries by then). */
 static bool claim_ready(const struct drain *d, const struct drain_opts *o, int conc, bool more_due)
 {
 	int free_n = conc - d->active;
 
+	if (!claim_free(d) || d->ready != NULL || unsettled(d) >= (size_t)conc + 2 * SETTLE_MAX)
+		return false; /* the settles fall behind: wait for them (memory stays bounded) */
+	if (more_due && o->claim_ahead > 0 && o->max_calls <= 0)
+		return true; /* the next batch, to start as slots free */
 	if (free_n <= 0)
 		return false;
 	if (more_due)
 		return free_n >= (conc + 3) / 4 || d->active == 0;
-	return o->follow || d->active == 0;
+	if (o->follow)
+		return true;
+	return d->active == 0 && json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq);
+}
+
+/* Waits for the claim and the settle out, and takes their answers (a claim's calls start). */
+static void quiesce(struct drain *d, struct drain_stats *st)
+{
+	PGresult *res;
+
+	if (dbq_busy(&d->cq)) {
+		int r = dbq_wait(&d->cq, &res);
+
+		(void)claim_done(d, r > 0 ? res : NULL, st);
+	}
+	if (dbq_busy(&d->sq)) {
+		int r = dbq_wait(&d->sq, &res);
+
+		(void)settle_done(d, r > 0 ? res : NULL, st);
+	}
+}
+
+/* Adds x's connection to the descriptors curl_multi_poll waits on, while a statement is out. */
+static void wait_on(const struct dbq *x, struct curl_waitfd *wfd, unsigned *n)
+{
+	int fd = dbq_fd(x);
+
+	if (fd < 0)
+		return;
+	wfd[*n].fd = fd;
+	wfd[*n].events = dbq_wants_write(x) ? CURL_WAIT_POLLOUT : CURL_WAIT_POLLIN;
+	wfd[*n].revents = 0;
+	(*n)++;
 }
 
 int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *st)
@@ -1315,6 +1586,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 	curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)conc);
 	curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)conc);
 	d->due_hint_ms = INT64_MAX;
+	d->sq.db = o->settle_session ? &d->sdb : d->db;
 
 	for (;;) {
 		int64_t now = mono_ms();
@@ -1324,32 +1596,29 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		size_t npending;
 		int still;
 		long timeout;
-		struct curl_waitfd wfd[1];
+		struct curl_waitfd wfd[3];
 		unsigned nwfd = 0;
+		int wake_i = -1;
+		PGresult *res;
 		CURLMcode mc;
+		int r;
 
 		if (stop >= 2 || (o->hard_ms > 0 && now - t0 >= o->hard_ms)) {
+			quiesce(d, st);
 			release_all(d, st,
 				    stop >= 2 ? "the drainer was stopped"
 					      : "the drain budget ran out before the answer");
 			break;
 		}
-		if (d->due_hint_ms < next_claim) {
-			next_claim = d->due_hint_ms;
-			more_due = true;
-		}
-		d->due_hint_ms = INT64_MAX;
-		if (claiming && now >= next_claim && claim_ready(d, o, conc, more_due)) {
-			int n = conc - d->active;
-			int got = -1;
 
-			if (o->max_calls > 0 && o->max_calls - st->claimed < n)
-				n = (int)(o->max_calls - st->claimed);
-			if (flush(d, st) == 0) {
-				/* due schedule ticks become calls first, claimable at once */
-				(void)schedule_fire(d->db, d->name);
-				got = claim(d, n, st);
-			}
+		/* the answers of what is out */
+		r = dbq_poll(&d->sq, &res);
+		if (r != 0 && settle_done(d, r > 0 ? res : NULL, st) != 0 && !o->follow)
+			failed = true;
+		r = dbq_poll(&d->cq, &res);
+		if (r != 0) {
+			int got = claim_done(d, r > 0 ? res : NULL, st);
+
 			if (got < 0 && !o->follow) {
 				failed = true; /* finish what is in flight, then fail */
 			} else if (got < 0) {
@@ -1359,48 +1628,82 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 				next_claim = mono_ms() + db_backoff;
 			} else {
 				db_backoff = 0;
-				more_due = got == n;
-				if (!more_due && !o->follow && d->active == 0 &&
-				    json_object_array_length(d->pending) == 0)
+				more_due = got == d->claim_n;
+				if (!more_due && !o->follow && d->claim_final && d->active == 0 &&
+				    json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq))
 					break; /* --once: nothing more is due */
 				if (!more_due && o->follow)
-					next_claim =
-						mono_ms() +
-						next_due_ms(d, 50, d->cf->drain_poll_interval_ms);
+					next_claim = mono_ms() + follow_wait_ms(d, got);
 			}
-			continue; /* a claim takes time: look at the clock and the stop flag again
-				   */
 		}
-		if (!claiming && d->active == 0)
+
+		if (d->due_hint_ms < next_claim) {
+			next_claim = d->due_hint_ms;
+			more_due = true;
+		}
+		d->due_hint_ms = INT64_MAX;
+		now = mono_ms();
+		if (d->ready != NULL &&
+		    (!claiming || now - d->ready_ms > d->cf->drain_lease_margin_ms / 2))
+			release_ready(d, st);
+		if (claiming && now >= next_claim && claim_ready(d, o, conc, more_due)) {
+			int n = conc - d->active;
+
+			/* While calls keep coming, claim ahead: the next batch is at hand when
+			 * slots free, instead of a claim's round trip later. */
+			if (more_due && o->max_calls <= 0)
+				n += o->claim_ahead;
+			if (o->max_calls > 0 && o->max_calls - st->claimed < n)
+				n = (int)(o->max_calls - st->claimed);
+			/* due schedule ticks become calls first, claimable at once (on the claim
+			 * connection, idle now) */
+			(void)schedule_fire(d->db, d->name);
+			if (claim_send(d, n) != 0) {
+				if (!o->follow) {
+					failed = true;
+				} else {
+					db_backoff = db_backoff == 0 ? 500 : db_backoff * 2;
+					if (db_backoff > 10000)
+						db_backoff = 10000;
+					next_claim = mono_ms() + db_backoff;
+				}
+			}
+		}
+		if (!claiming && d->active == 0 && !dbq_busy(&d->cq))
 			break;
 
 		mc = curl_multi_perform(d->multi, &still);
 		if (mc != CURLM_OK) {
 			log_err("drain: curl_multi_perform: %s", curl_multi_strerror(mc));
+			quiesce(d, st);
 			release_all(d, st, "libcurl failed");
 			rc = -1;
 			break;
 		}
 		reap(d);
+		if (claiming)
+			start_ready(d, st);
 
 		now = mono_ms();
 		npending = json_object_array_length(d->pending);
-		if (now >= d->flush_retry_ms &&
+		if (settle_free(d) && now >= d->flush_retry_ms &&
 		    (npending >= SETTLE_MAX || d->pending_bytes >= SETTLE_MAX_BYTES ||
 		     (npending > 0 &&
 		      (now - d->pending_since_ms >= SETTLE_WAIT_MS || d->active == 0)))) {
-			if (flush(d, st) != 0 && !o->follow)
+			if (settle_send(d, st) != 0 && !o->follow)
 				failed = true;
 			continue;
 		}
-		if (!o->follow && failed && d->active == 0)
+		if (!o->follow && failed && d->active == 0 && !dbq_busy(&d->cq))
 			break; /* --once: the database is gone; the leases take over */
-		if (d->active == 0 && (!claiming || (!o->follow && !more_due)))
+		if (d->active == 0 && !dbq_busy(&d->cq) && !dbq_busy(&d->sq) &&
+		    (!claiming || (!o->follow && !more_due)))
 			continue; /* the top of the loop claims again or ends the run */
 
-		/* Sleep until a transfer needs us, a batch is due, the next claim, or a wake. */
+		/* Sleep until a transfer or the database needs us, a batch is due, the next
+		 * claim, or a wake. */
 		timeout = POLL_MAX_MS;
-		if (npending > 0) {
+		if (npending > 0 && settle_free(d)) {
 			int64_t at = d->pending_since_ms + SETTLE_WAIT_MS;
 
 			if (at < d->flush_retry_ms)
@@ -1412,24 +1715,29 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 			timeout = (long)(next_claim - now);
 		if (timeout < 0)
 			timeout = 0;
+		wait_on(&d->cq, wfd, &nwfd);
+		if (d->sq.db != d->cq.db)
+			wait_on(&d->sq, wfd, &nwfd);
 		if (o->follow && o->wake_fd != NULL) {
 			int fd = o->wake_fd(o->wake_arg);
 
 			if (fd >= 0) {
-				wfd[0].fd = fd;
-				wfd[0].events = CURL_WAIT_POLLIN;
-				wfd[0].revents = 0;
-				nwfd = 1;
+				wake_i = (int)nwfd;
+				wfd[nwfd].fd = fd;
+				wfd[nwfd].events = CURL_WAIT_POLLIN;
+				wfd[nwfd].revents = 0;
+				nwfd++;
 			}
 		}
 		mc = curl_multi_poll(d->multi, nwfd > 0 ? wfd : NULL, nwfd, (int)timeout, NULL);
 		if (mc != CURLM_OK) {
 			log_err("drain: curl_multi_poll: %s", curl_multi_strerror(mc));
+			quiesce(d, st);
 			release_all(d, st, "libcurl failed");
 			rc = -1;
 			break;
 		}
-		if (nwfd > 0 && (wfd[0].revents & CURL_WAIT_POLLIN) != 0) {
+		if (wake_i >= 0 && (wfd[wake_i].revents & CURL_WAIT_POLLIN) != 0) {
 			if (o->wake != NULL)
 				o->wake(o->wake_arg);
 			next_claim = mono_ms();
@@ -1438,6 +1746,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 	}
 
 	/* What is left to record: a few tries, then the leases take over. */
+	quiesce(d, st);
 	for (int i = 0; i < 3 && json_object_array_length(d->pending) > 0; i++) {
 		d->flush_retry_ms = 0;
 		if (flush(d, st) == 0)

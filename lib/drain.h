@@ -20,6 +20,12 @@ struct drain_opts {
 	int64_t hard_ms;   /* then abort what is still in flight and release it; 0 = never */
 	int64_t max_calls; /* stop claiming after this many claims; 0 = no limit */
 	bool follow;	   /* keep running when nothing is due, until *stop */
+	/* settle on a second connection of the drainer's own, so that claims and settles run at
+	 * once (asyncgate-drainer); false: both on db, one after the other (/v1/drain) */
+	bool settle_session;
+	/* calls claimed beyond the free slots while calls keep coming, started as slots free (or
+	 * given back if that takes longer than half of drain_lease_margin); 0: none */
+	int claim_ahead;
 	/* Set by a signal handler: 1 = stop claiming, finish what is in flight; 2 or more = also
 	 * abort and release what is in flight. NULL: never. */
 	const volatile sig_atomic_t *stop;

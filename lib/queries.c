@@ -384,14 +384,17 @@ const struct query queries[Q__COUNT] = {
 		" (EXTRACT(epoch FROM now()) * 1000)::bigint,"
 		" f.signing_secret, COALESCE(f.follow_redirects, false),"
 		" u.callback_url IS NOT NULL, u.failure_callback_url IS NOT NULL, u.callback_of,"
-		" u.connect_timeout_ms, u.retry_on, u.give_up_on, false AS held "
+		" u.connect_timeout_ms, u.retry_on, u.give_up_on, false AS held,"
+		" u.priority AS priority, u.not_before AS due "
 		"FROM u "
 		"LEFT JOIN functions f ON f.name = u.function "
 		"UNION ALL "
 		"SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
 		" NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-		" NULL, NULL, NULL, true "
-		"FROM hu",
+		" NULL, NULL, NULL, true, NULL, NULL "
+		"FROM hu "
+		/* claim order: a drainer that claimed ahead starts them in this order */
+		"ORDER BY held, priority DESC, due, id",
 		3, false },
 
 	/* Settle a batch of finished attempts: $1 jsonb array of outcomes (made by drain.c),
@@ -403,8 +406,15 @@ const struct query queries[Q__COUNT] = {
 	 * after a lost connection it finds the calls no longer in flight and does nothing.
 	 * Returns the id and new state of each call settled. */
 	[Q_DRAIN_SETTLE] = { "drain_settle",
-		"WITH r AS MATERIALIZED ("
-		" SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
+		/* The commit does not wait for the WAL flush (set_config(..., true): this
+		 * transaction only). Lost in a server crash, a settle leaves its calls in flight
+		 * under a lease whose claim was committed durably; they are claimed again when it
+		 * runs out, the lost attempt recorded as "lease expired" and the call sent again:
+		 * at-least-once, and no attempt goes unrecorded. */
+		"WITH sc AS MATERIALIZED ("
+		" SELECT set_config('synchronous_commit', 'off', true)"
+		"), r AS MATERIALIZED ("
+		" SELECT x.* FROM sc, jsonb_to_recordset($1::jsonb) AS x("
 		"  id uuid, attempt integer, state text, delay_ms bigint, started_us bigint,"
 		"  duration_ms integer, status integer, error text, response_headers jsonb,"
 		"  response_body text, response_size bigint, outcome text, bucket_ms integer,"

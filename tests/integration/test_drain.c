@@ -103,6 +103,16 @@ static pid_t follow_start(void)
 	return pid;
 }
 
+/* Attempt rows of the calls whose target is LIKE pattern. */
+static long attempts_of_like(const char *pattern)
+{
+	const char *p[1] = {pattern};
+
+	return it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
+			   "WHERE c.target LIKE $1",
+			   1, p);
+}
+
 /* ---- the tests ---- */
 
 /* JSON body, headers and query arrive intact with the Async-* headers; a binary body is
@@ -750,6 +760,93 @@ static void t_db_outage(void)
 	      "attempts recorded after the outage");
 }
 
+/* The settle sessions of drainers that wait for a lock, as a count. */
+static long settles_waiting(void)
+{
+	return it_sql_long("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+			   "AND query LIKE '%jsonb_to_recordset%'",
+			   0, NULL);
+}
+
+/* A settle that waits (here for a lock on attempt_stats, which every settle writes to) does
+ * not stop the drainer: its transfers go on and further claims are sent meanwhile. A settle
+ * whose connection breaks while it is out is sent again on a new one and recorded once. */
+static void t_slow_settle(void)
+{
+	const char *tg = it_tag('t');
+	char body[512], path[128], like[128];
+	struct json_object *h;
+	PGconn *locker = PQconnectdb("");
+	PGresult *res;
+	long stats0, waiting = 0;
+	int n = 12, rc;
+	pid_t pid;
+
+	CHECK(PQstatus(locker) == CONNECTION_OK, "second connection: %s", PQerrorMessage(locker));
+	/* Row locks on every success counter the settles add to (a table lock would stop the
+	 * PREPAREs of new connections too). Rows made here count 0 and go at the end. */
+	it_sql_exec(
+		"INSERT INTO attempt_stats (outcome, bucket_ms, n, sum_ms) "
+		"SELECT 'success', b, 0, 0 FROM unnest(ARRAY[5, 10, 25, 50, 100, 250, 500, 1000, "
+		"2500, 5000, 10000, 30000, 60000, -1]) AS b ON CONFLICT DO NOTHING",
+		0, NULL);
+	res = PQexec(locker, "BEGIN; SELECT * FROM attempt_stats WHERE outcome = 'success' "
+			     "FOR UPDATE");
+	CHECK(PQresultStatus(res) == PGRES_TUPLES_OK, "lock: %s", PQerrorMessage(locker));
+	PQclear(res);
+	stats0 = it_sql_long("SELECT coalesce(sum(n), 0) FROM attempt_stats", 0, NULL);
+	for (int i = 0; i < n; i++) {
+		snprintf(body, sizeof(body), "{\"target\":\"%s/settle/%s/%d\"}", target, tg, i);
+		it_enqueue(url, body, NULL);
+	}
+	snprintf(path, sizeof(path), "/settle/%s/", tg);
+	snprintf(like, sizeof(like), "%%/settle/%s/%%", tg);
+	/* two at a time: every call after the first two is claimed while a settle waits */
+	pid = it_drainer_spawn(drainer_log,
+			       (const char *const[]){"--once", "--concurrency", "2", NULL});
+	h = wait_hits(path, n, 30000);
+	CHECK((int)json_object_array_length(h) == n,
+	      "%zu of %d calls reached the target while the settles waited",
+	      json_object_array_length(h), n);
+	json_object_put(h);
+	CHECK(attempts_of_like(like) == 0, "attempts recorded while attempt_stats was locked");
+	for (int i = 0; i < 1500 && waiting == 0; i++) {
+		waiting = settles_waiting();
+		if (waiting == 0)
+			it_sleep_ms(20);
+	}
+	CHECK(waiting == 1, "%ld settles wait for the lock, want 1", waiting);
+	/* break the settle's connection; it is sent again, and waits again */
+	CHECK(it_sql_long("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+			  "WHERE wait_event_type = 'Lock' AND query LIKE '%jsonb_to_recordset%'",
+			  0, NULL) == 1,
+	      "no settle to break");
+	waiting = 0;
+	for (int i = 0; i < 1500 && waiting == 0; i++) {
+		waiting = settles_waiting();
+		if (waiting == 0)
+			it_sleep_ms(20);
+	}
+	CHECK(waiting == 1, "the settle was not sent again (%ld waiting)", waiting);
+	res = PQexec(locker, "ROLLBACK");
+	PQclear(res);
+	PQfinish(locker);
+	rc = it_drainer_wait(pid, 60000, NULL);
+	CHECK(rc == 0, "--once exit status %d", rc);
+	CHECK(count_state(like, "succeeded") == n, "%ld of %d succeeded",
+	      count_state(like, "succeeded"), n);
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id "
+			  "WHERE c.target LIKE $1 AND a.attempt = 1 AND a.status = 200",
+			  1, (const char *const[]){like}) == n,
+	      "one attempt row per call");
+	CHECK(attempts_of_like(like) == n, "%ld attempt rows for %d calls", attempts_of_like(like),
+	      n);
+	CHECK(it_sql_long("SELECT coalesce(sum(n), 0) FROM attempt_stats", 0, NULL) - stats0 == n,
+	      "attempt_stats counted %ld, want %d",
+	      it_sql_long("SELECT coalesce(sum(n), 0) FROM attempt_stats", 0, NULL) - stats0, n);
+	it_sql_exec("DELETE FROM attempt_stats WHERE n = 0", 0, NULL);
+}
+
 /* /v1/drain: 401 without the right token and nothing claimed; with it, a summary that
  * matches the rows it changed. */
 static void t_drain_endpoint(void)
@@ -1092,6 +1189,9 @@ int main(void)
 	it_run("drain: PostgreSQL outage mid-flight: outcomes kept and recorded after; --once "
 	       "exits 1",
 	       t_db_outage);
+	it_run("drain: transfers and claims go on while a settle waits; a settle whose connection "
+	       "broke is sent again and recorded once",
+	       t_slow_settle);
 	it_run("drain: /v1/drain refuses a wrong token; its summary matches the rows",
 	       t_drain_endpoint);
 	it_run("drain: at the end of the /v1/drain budget a sent call counts as an aborted attempt",
