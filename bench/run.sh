@@ -27,6 +27,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
+# shellcheck source=scripts/net.sh
+source scripts/net.sh # port_used, free_port
 
 quick=${BENCH_QUICK:-0}
 only=,${BENCH_ONLY:-ceiling,accept,drain,latency,deferred,scale},
@@ -120,24 +122,7 @@ trap finish EXIT
 trap 'say interrupted; exit 130' INT HUP
 trap 'say "stopped: BENCH_TIMEOUT ($limit_s s) ran out"; exit 124' TERM
 
-port_used()
-{
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-	command -v ss >/dev/null 2>&1 && [[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]]
-}
 
-free_port()
-{
-	local p i
-	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		port_used "$p" || {
-			printf '%s\n' "$p"
-			return 0
-		}
-	done
-	return 1
-}
 
 http_code()
 {

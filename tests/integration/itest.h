@@ -35,6 +35,10 @@ PGconn *it_db(void);
 /* The first column of the first row of a query with text params, as a new string, or NULL. */
 char *it_sql(const char *sql, int nparams, const char *const *params);
 long it_sql_long(const char *sql, int nparams, const char *const *params);
+/* Polls it_sql_long(sql) every 50 ms until it is at least want (true) or timeout_ms has passed
+ * (false, a failed CHECK that names what and the last count). */
+bool it_wait_count(const char *what, const char *sql, int nparams, const char *const *params,
+		   long want, long timeout_ms);
 /* `SELECT expr FROM calls WHERE id = $1` as a new string (caller frees), or NULL. */
 char *it_field(const char *id, const char *expr);
 /* it_field equals want; a failed CHECK (reported) otherwise. */

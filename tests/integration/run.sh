@@ -19,6 +19,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
+# shellcheck source=scripts/net.sh
+source scripts/net.sh # port_used, free_port
 
 bin=$(realpath -m "${AG_BIN:-build/asyncgate.fcgi}")
 timeout_s=${AG_TEST_TIMEOUT:-300}
@@ -99,26 +101,7 @@ finish()
 trap finish EXIT
 trap 'not_ok "interrupted"; exit 130' INT TERM HUP
 
-port_used()
-{
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-	command -v ss >/dev/null 2>&1 && [[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]]
-}
 
-# free_port [EXCEPT]: print a loopback TCP port nothing uses (and not EXCEPT).
-free_port()
-{
-	local p i
-	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		[[ $p == "${1:-}" ]] && continue
-		port_used "$p" || {
-			printf '%s\n' "$p"
-			return 0
-		}
-	done
-	return 1
-}
 
 # http_code URL: the status code of GET URL, 000 if nothing answered.
 http_code()

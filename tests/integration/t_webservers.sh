@@ -29,6 +29,8 @@ set -uo pipefail
 repo=$AG_REPO
 # shellcheck source=scripts/pg.sh
 source "$repo/scripts/pg.sh" # ag_alive, ag_stop
+# shellcheck source=scripts/net.sh
+source "$repo/scripts/net.sh" # port_used, free_port
 
 failed=0
 pids=() # started here, stopped in reverse order
@@ -91,21 +93,6 @@ conf=$dir/asyncgate.conf
 } >"$conf"
 chmod 0644 "$conf"
 
-port_used() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-	command -v ss >/dev/null 2>&1 && [[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]]
-}
-free_port() {
-	local p i
-	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		port_used "$p" || {
-			printf '%s\n' "$p"
-			return 0
-		}
-	done
-	return 1
-}
 
 # wait_up PID URL: wait up to 10 s for URL to answer (any status) while PID lives.
 wait_up() {

@@ -33,28 +33,22 @@ static char drainer_log[600]; /* the drainers' stderr */
 #define JSON "application/json"
 
 /* How many calls whose id is match, or whose target is LIKE match, are in state. */
+#define COUNT_STATE_SQL                                                                            \
+	"SELECT count(*) FROM calls WHERE (id::text = $1 OR target LIKE $1) AND state = $2"
+
 static long count_state(const char *match, const char *state)
 {
-	return it_sql_long("SELECT count(*) FROM calls "
-			   "WHERE (id::text = $1 OR target LIKE $1) AND state = $2",
-			   2, (const char *const[]){match, state});
+	return it_sql_long(COUNT_STATE_SQL, 2, (const char *const[]){match, state});
 }
 
 /* Waits until count_state(match, state) reaches want; true when it did (reported if not). */
 static bool wait_state(const char *match, const char *state, long want, long timeout_ms)
 {
-	int64_t end = it_now_ms() + timeout_ms;
-	long n = -1;
+	char what[256];
 
-	while (it_now_ms() < end) {
-		n = count_state(match, state);
-		if (n >= want)
-			return true;
-		it_sleep_ms(50);
-	}
-	CHECK(false, "waited %ld ms for %ld calls %s in state %s, have %ld", timeout_ms, want,
-	      match, state, n);
-	return false;
+	snprintf(what, sizeof(what), "calls %s in state %s", match, state);
+	return it_wait_count(what, COUNT_STATE_SQL, 2, (const char *const[]){match, state}, want,
+			     timeout_ms);
 }
 
 /* Waits until at least n requests under prefix have reached the target (up to timeout_ms);

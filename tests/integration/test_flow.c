@@ -95,28 +95,22 @@ static int64_t hit_us(struct json_object *arr, size_t i)
 }
 
 /* Calls of function fn in state; all states when state is NULL. */
+#define COUNT_FN_SQL                                                                               \
+	"SELECT count(*) FROM calls WHERE function = $1 AND ($2::text IS NULL OR state = $2)"
+
 static long count_fn(const char *fn, const char *state)
 {
-	return it_sql_long("SELECT count(*) FROM calls WHERE function = $1"
-			   " AND ($2::text IS NULL OR state = $2)",
-			   2, (const char *const[]){fn, state});
+	return it_sql_long(COUNT_FN_SQL, 2, (const char *const[]){fn, state});
 }
 
 /* Waits until n calls of fn are in state (up to timeout_ms); true when they are. */
 static bool wait_fn(const char *fn, const char *state, long n, long timeout_ms)
 {
-	int64_t end = it_now_ms() + timeout_ms;
-	long have = -1;
+	char what[256];
 
-	while (it_now_ms() < end) {
-		have = count_fn(fn, state);
-		if (have >= n)
-			return true;
-		it_sleep_ms(100);
-	}
-	CHECK(false, "waited %ld ms for %ld calls of %s %s, have %ld", timeout_ms, n, fn, state,
-	      have);
-	return false;
+	snprintf(what, sizeof(what), "calls of %s %s", fn, state != NULL ? state : "(any state)");
+	return it_wait_count(what, COUNT_FN_SQL, 2, (const char *const[]){fn, state}, n,
+			     timeout_ms);
 }
 
 /* POSTs count calls of function fn at path (one batch); true when accepted. */
