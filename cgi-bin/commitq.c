@@ -13,7 +13,12 @@ struct commitq {
 	pthread_cond_t wake; /* the committer: something was queued, or stop */
 	struct cq_entry *head, *tail;
 	bool stop;
-	bool idle; /* the committer waits on wake (else it looks at the queue before it does) */
+	bool idle;	/* the committer waits on wake (else it looks at the queue before it does) */
+	bool gathering; /* the committer waits on wake for the requests still coming */
+	int coming;	/* requests being served that have not queued (commitq_arrive) */
+	size_t queued;	/* entries in the queue */
+	long gather_us; /* the longest a group waits for requests still coming */
+	uint64_t groups; /* statements run (tests) */
 	pthread_t thr;
 	struct db db; /* the committer's own connection */
 	int64_t notify_interval_ms;
@@ -211,9 +216,34 @@ static size_t take_group(struct commitq *q)
 		if (q->head == NULL)
 			q->tail = NULL;
 		q->group[m++] = e;
+		q->queued--;
 		calls += e->n;
 	}
 	return m;
+}
+
+/* Waits (q->mu held) while requests that were taken in are still being read and checked, up
+ * to gather_us (CQ_GATHER_US) after the first one queued: they then share the commit of the entries
+ * already queued, instead of each small group paying a statement and a WAL flush. Requests
+ * that need no insert depart without waiting for anything, so the wait ends early. */
+static void gather(struct commitq *q)
+{
+	struct timespec until;
+
+	if (q->coming <= 0 || q->queued >= CQ_MAX_ENTRIES || q->stop)
+		return;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += q->gather_us / 1000000;
+	until.tv_nsec += q->gather_us % 1000000 * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	q->gathering = true;
+	while (q->coming > 0 && q->queued < CQ_MAX_ENTRIES && !q->stop)
+		if (pthread_cond_timedwait(&q->wake, &q->mu, &until) != 0)
+			break; /* ETIMEDOUT */
+	q->gathering = false;
 }
 
 static void *committer(void *arg)
@@ -232,7 +262,9 @@ static void *committer(void *arg)
 		}
 		if (q->head == NULL)
 			break; /* stopping, and nothing left */
+		gather(q);
 		m = take_group(q);
+		q->groups++;
 		pthread_mutex_unlock(&q->mu);
 		commitq_run(&q->db, q->group, m);
 		for (size_t j = 0; j < m; j++)
@@ -267,6 +299,7 @@ struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms)
 	pthread_cond_init(&q->wake, NULL);
 	db_init(&q->db, conninfo);
 	q->notify_interval_ms = notify_interval_ms;
+	q->gather_us = CQ_GATHER_US;
 	err = pthread_create(&q->thr, NULL, committer, q);
 	if (err != 0) {
 		log_err("commitq: cannot start the committer thread: error %d", err);
@@ -294,7 +327,35 @@ void commitq_free(struct commitq *q)
 	free(q);
 }
 
-void commitq_submit(struct commitq *q, struct cq_entry *e)
+/* Called with q->mu held: wakes a gathering committer once nothing more is to come. */
+static void gathered(struct commitq *q)
+{
+	if (q->gathering && (q->coming <= 0 || q->queued >= CQ_MAX_ENTRIES))
+		pthread_cond_signal(&q->wake);
+}
+
+void commitq_arrive(struct commitq *q, bool *counted)
+{
+	if (*counted)
+		return;
+	pthread_mutex_lock(&q->mu);
+	q->coming++;
+	pthread_mutex_unlock(&q->mu);
+	*counted = true;
+}
+
+void commitq_depart(struct commitq *q, bool *counted)
+{
+	if (!*counted)
+		return;
+	pthread_mutex_lock(&q->mu);
+	q->coming--;
+	gathered(q);
+	pthread_mutex_unlock(&q->mu);
+	*counted = false;
+}
+
+void commitq_submit(struct commitq *q, struct cq_entry *e, bool *counted)
 {
 	sem_init(&e->done, 0, 0);
 	e->next = NULL;
@@ -304,8 +365,15 @@ void commitq_submit(struct commitq *q, struct cq_entry *e)
 	else
 		q->head = e;
 	q->tail = e;
+	q->queued++;
+	if (*counted) {
+		q->coming--;
+		*counted = false;
+	}
 	if (q->idle)
 		pthread_cond_signal(&q->wake);
+	else
+		gathered(q);
 	pthread_mutex_unlock(&q->mu);
 	/* sem_wait returns early on a signal (EINTR): wait on. glibc lets the waiter destroy
 	 * the semaphore as soon as sem_wait returns, while sem_post may still be returning. */

@@ -16,6 +16,7 @@
 #define CQ_TS_LEN 32	   /* an ag_ts timestamp and its NUL */
 #define CQ_MAX_CALLS 1000  /* calls in one group statement (a bigger request goes alone) */
 #define CQ_MAX_ENTRIES 256 /* requests in one group statement */
+#define CQ_GATHER_US 1000  /* the longest a group waits for requests still being read */
 
 enum cq_result {
 	CQ_ACCEPTED,   /* the calls are committed: not_before and scheduled are set */
@@ -68,7 +69,15 @@ struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms) MU
 /* Runs what is still queued, stops the committer and frees q. NULL is a no-op. */
 void commitq_free(struct commitq *q);
 
-/* Queues e and returns once its group has run (e's out fields are set). Thread-safe. */
-void commitq_submit(struct commitq *q, struct cq_entry *e);
+/* A request was taken in that may queue an entry: the committer waits a little for it before
+ * it commits what is queued (*counted, the request's own flag, becomes true). Thread-safe. */
+void commitq_arrive(struct commitq *q, bool *counted);
+
+/* The request counted by commitq_arrive will not queue (any more): a no-op unless *counted. */
+void commitq_depart(struct commitq *q, bool *counted);
+
+/* Queues e and returns once its group has run (e's out fields are set); a request counted by
+ * commitq_arrive stops being awaited (*counted becomes false). Thread-safe. */
+void commitq_submit(struct commitq *q, struct cq_entry *e, bool *counted);
 
 #endif

@@ -479,7 +479,7 @@ int h_calls_enqueue(const struct req *rq, struct resp *rs, struct app *app,
 	e.scheduled = sched;
 	/* Under a threaded FastCGI process, the commit is shared with concurrent requests. */
 	if (app->cq != NULL)
-		commitq_submit(app->cq, &e);
+		commitq_submit(app->cq, &e, &app->cq_counted);
 	else
 		commitq_run(&app->db, &ep, 1);
 	if (e.result == CQ_FAILED) {

@@ -24,6 +24,7 @@ struct app {
 	struct h_keycache *keys; /* the process's API key cache (FastCGI), or NULL */
 	bool auth_fresh;	 /* this request: look the key up, never in keys */
 	bool auth_stale;	 /* this request: its cached key changed; route() runs it again */
+	bool cq_counted;	 /* this request is awaited by cq (commitq_arrive) */
 };
 
 /* A per-process cache of API keys (token hash -> principal and api_keys row version), shared

@@ -258,6 +258,14 @@ static int wait_turn(int listen_fd)
 	}
 }
 
+/* Whether a request may queue calls for the shared commit: anything but a read. */
+static bool may_insert(const struct req *rq)
+{
+	const char *m = req_param(rq, "REQUEST_METHOD");
+
+	return m != NULL && strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0;
+}
+
 static int run_fcgi(struct app *app, int listen_fd)
 {
 	FCGX_Request fr;
@@ -283,7 +291,11 @@ static int run_fcgi(struct app *app, int listen_fd)
 		if (acc <= 0)
 			break;
 		rq.params = copy_params(fr.envp);
+		if (app->cq != NULL && may_insert(&rq))
+			commitq_arrive(app->cq, &app->cq_counted);
 		serve(&rq, &rs, app, read_fcgi, fr.in, true);
+		if (app->cq != NULL)
+			commitq_depart(app->cq, &app->cq_counted);
 		out = render(&rq, &rs, &len);
 		FCGX_PutStr(out, (int)len, fr.out);
 		free(out);

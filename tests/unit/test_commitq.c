@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -55,6 +56,7 @@ static void queue(struct commitq *q, struct cq_entry *e)
 	else
 		q->head = e;
 	q->tail = e;
+	q->queued++;
 }
 
 static void test_take_group_all(void **state)
@@ -207,6 +209,7 @@ struct submitter {
 	struct commitq *q;
 	struct fixture f;
 	int failed;
+	bool counted;
 };
 
 static void *submit_many(void *arg)
@@ -216,7 +219,10 @@ static void *submit_many(void *arg)
 	for (int k = 0; k < 20; k++) {
 		entry(&s->f, 0, 1, "c", NULL);
 		s->f.e[0].result = CQ_ACCEPTED;
-		commitq_submit(s->q, &s->f.e[0]);
+		commitq_arrive(s->q, &s->counted);
+		commitq_submit(s->q, &s->f.e[0], &s->counted);
+		if (s->counted)
+			s->failed = -1000; /* submit must end the count */
 		if (s->f.e[0].result == CQ_FAILED && s->f.e[0].error == DB_UNAVAILABLE)
 			s->failed++;
 	}
@@ -246,6 +252,99 @@ static void test_submit_threads(void **state)
 	commitq_free(q);
 }
 
+static void *submit_one(void *arg)
+{
+	struct submitter *s = arg;
+
+	entry(&s->f, 0, 1, "c", NULL);
+	commitq_submit(s->q, &s->f.e[0], &s->counted);
+	return NULL;
+}
+
+static size_t queued_now(struct commitq *q)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q->mu);
+	n = q->queued;
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}
+
+/* Waits until the committer gathers (it is waiting for a counted request), or 10 s. */
+static bool wait_gathering(struct commitq *q)
+{
+	for (int i = 0; i < 10000; i++) {
+		bool g;
+
+		pthread_mutex_lock(&q->mu);
+		g = q->gathering;
+		pthread_mutex_unlock(&q->mu);
+		if (g)
+			return true;
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return false;
+}
+
+/* A request that was taken in (commitq_arrive) holds the group back: the entry queued before
+ * it waits for it, and both go in one statement. The wait is made long (60 s) so that only
+ * the arrival's own submit can end it. */
+static void test_gather_waits_for_arrival(void **state)
+{
+	static struct submitter a, b;
+	pthread_t ta, tb;
+	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100);
+
+	(void)state;
+	assert_non_null(q);
+	q->gather_us = 60L * 1000000;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.q = b.q = q;
+	commitq_arrive(q, &b.counted); /* b is being read */
+	assert_true(b.counted);
+	assert_int_equal(pthread_create(&ta, NULL, submit_one, &a), 0);
+	assert_true(wait_gathering(q)); /* a is queued; the committer waits for b */
+	assert_int_equal(queued_now(q), 1);
+	assert_int_equal(pthread_create(&tb, NULL, submit_one, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_false(b.counted);
+	assert_int_equal(q->groups, 1); /* one statement for both */
+	assert_int_equal(a.f.e[0].result, CQ_FAILED);
+	assert_int_equal(b.f.e[0].result, CQ_FAILED);
+	assert_int_equal(q->coming, 0);
+	commitq_free(q);
+}
+
+/* A counted request that inserts nothing (commitq_depart) ends the wait at once. */
+static void test_gather_depart(void **state)
+{
+	static struct submitter a;
+	bool other = false;
+	pthread_t ta;
+	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100);
+
+	(void)state;
+	assert_non_null(q);
+	q->gather_us = 60L * 1000000;
+	memset(&a, 0, sizeof(a));
+	a.q = q;
+	commitq_arrive(q, &other);
+	commitq_arrive(q, &other); /* counted once */
+	assert_int_equal(pthread_create(&ta, NULL, submit_one, &a), 0);
+	assert_true(wait_gathering(q));
+	commitq_depart(q, &other);
+	assert_false(other);
+	commitq_depart(q, &other); /* a no-op */
+	pthread_join(ta, NULL); /* returns well before the 60 s */
+	assert_int_equal(q->groups, 1);
+	assert_int_equal(a.f.e[0].result, CQ_FAILED);
+	assert_int_equal(q->coming, 0);
+	commitq_free(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +354,8 @@ int main(void)
 		cmocka_unit_test(test_join_params),
 		cmocka_unit_test(test_distribute),
 		cmocka_unit_test(test_submit_threads),
+		cmocka_unit_test(test_gather_waits_for_arrival),
+		cmocka_unit_test(test_gather_depart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
