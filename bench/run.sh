@@ -9,8 +9,8 @@
 #   BENCH_QUICK=1        every step with small sizes (~3 minutes), for development
 #   BENCH_ONLY=a,b       steps to run: ceiling, accept, drain, latency, deferred, scale
 #   BENCH_PROCS=N        FastCGI processes lighttpd spawns for the ceilings' responders (8)
-#   BENCH_AG_PROCS=N     FastCGI processes of asyncgate (2: fewer processes, bigger shared commits)
-#   BENCH_AG_THREADS=N   asyncgate's handler_threads (requests each process serves at once; 32)
+#   BENCH_AG_PROCS=N     FastCGI processes of asyncgate (1: one committer, the biggest shared commits)
+#   BENCH_AG_THREADS=N   asyncgate's handler_threads (requests each process serves at once; 64)
 #   BENCH_SECONDS=S      length of each wrk / pgbench run (20; quick 5)
 #   BENCH_TIMEOUT=S      stop (everything, cleanly) after S seconds (1800; quick 600)
 #   BENCH_KEEP=1         keep the temp directory (logs, nginx logs, PostgreSQL) afterwards
@@ -33,8 +33,8 @@ source scripts/net.sh # port_used, free_port
 quick=${BENCH_QUICK:-0}
 only=,${BENCH_ONLY:-ceiling,accept,drain,latency,deferred,scale},
 procs=${BENCH_PROCS:-8}
-ag_procs=${BENCH_AG_PROCS:-2}
-ag_threads=${BENCH_AG_THREADS:-32}
+ag_procs=${BENCH_AG_PROCS:-1}
+ag_threads=${BENCH_AG_THREADS:-64}
 conns=64
 if [[ $quick == 1 ]]; then
 	secs=${BENCH_SECONDS:-5}

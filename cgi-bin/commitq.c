@@ -18,6 +18,8 @@ struct commitq {
 	int coming;	/* requests being served that have not queued (commitq_arrive) */
 	size_t queued;	/* entries in the queue */
 	long gather_us; /* the longest a group waits for requests still coming */
+	long linger_us; /* under load, the least a group waits (commit_linger_us) */
+	size_t last_m;	/* requests in the last group: more than one = under load */
 	uint64_t groups; /* statements run (tests) */
 	pthread_t thr;
 	struct db db; /* the committer's own connection */
@@ -226,23 +228,43 @@ static size_t take_group(struct commitq *q)
  * to gather_us (CQ_GATHER_US) after the first one queued: they then share the commit of the entries
  * already queued, instead of each small group paying a statement and a WAL flush. Requests
  * that need no insert depart without waiting for anything, so the wait ends early. */
+static void deadline(struct timespec *t, long us)
+{
+	clock_gettime(CLOCK_REALTIME, t);
+	t->tv_sec += us / 1000000;
+	t->tv_nsec += us % 1000000 * 1000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool passed(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
 static void gather(struct commitq *q)
 {
-	struct timespec until;
+	bool linger = q->linger_us > 0 && q->last_m > 1;
+	struct timespec until, lin;
 
-	if (q->coming <= 0 || q->queued >= CQ_MAX_ENTRIES || q->stop)
+	if ((q->coming <= 0 && !linger) || q->queued >= CQ_MAX_ENTRIES || q->stop)
 		return;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += q->gather_us / 1000000;
-	until.tv_nsec += q->gather_us % 1000000 * 1000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	deadline(&until, q->gather_us);
+	deadline(&lin, q->linger_us);
 	q->gathering = true;
-	while (q->coming > 0 && q->queued < CQ_MAX_ENTRIES && !q->stop)
-		if (pthread_cond_timedwait(&q->wake, &q->mu, &until) != 0)
-			break; /* ETIMEDOUT */
+	while (q->queued < CQ_MAX_ENTRIES && !q->stop) {
+		if (linger && !passed(&lin))
+			pthread_cond_timedwait(&q->wake, &q->mu, &lin);
+		else if (q->coming > 0 && !passed(&until))
+			pthread_cond_timedwait(&q->wake, &q->mu, &until);
+		else
+			break;
+	}
 	q->gathering = false;
 }
 
@@ -264,6 +286,7 @@ static void *committer(void *arg)
 			break; /* stopping, and nothing left */
 		gather(q);
 		m = take_group(q);
+		q->last_m = m;
 		q->groups++;
 		pthread_mutex_unlock(&q->mu);
 		commitq_run(&q->db, q->group, m);
@@ -290,7 +313,7 @@ static void *committer(void *arg)
 	return NULL;
 }
 
-struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms)
+struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms, long linger_us)
 {
 	struct commitq *q = xcalloc(1, sizeof(*q));
 	int err;
@@ -300,6 +323,7 @@ struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms)
 	db_init(&q->db, conninfo);
 	q->notify_interval_ms = notify_interval_ms;
 	q->gather_us = CQ_GATHER_US;
+	q->linger_us = linger_us;
 	err = pthread_create(&q->thr, NULL, committer, q);
 	if (err != 0) {
 		log_err("commitq: cannot start the committer thread: error %d", err);

@@ -62,9 +62,11 @@ struct commitq;
 void commitq_run(struct db *db, struct cq_entry *const *e, size_t m);
 
 /* A queue with its committer thread and its own connection (conninfo, as db_init). NOTIFYs
- * the drainers of due calls at most once per notify_interval_ms. Returns NULL (logged) when the
- * thread cannot start. */
-struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms) MUSTCHECK;
+ * the drainers of due calls at most once per notify_interval_ms. When its last group held more
+ * than one request, a group waits linger_us for more before it is committed (0: never).
+ * Returns NULL (logged) when the thread cannot start. */
+struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms,
+			   long linger_us) MUSTCHECK;
 
 /* Runs what is still queued, stops the committer and frees q. NULL is a no-op. */
 void commitq_free(struct commitq *q);

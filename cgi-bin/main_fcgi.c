@@ -348,7 +348,8 @@ static int run_threads(struct app *app, int listen_fd)
 		log_err("pipe: %s", strerror(errno));
 		return 1;
 	}
-	app->cq = commitq_new(app->cf.database, app->cf.notify_interval_ms);
+	app->cq = commitq_new(app->cf.database, app->cf.notify_interval_ms,
+			      (long)app->cf.commit_linger_us);
 	if (app->cq == NULL)
 		return 1;
 	w = xcalloc(want, sizeof(*w));

@@ -66,6 +66,7 @@ static const struct conf_key keys[] = {
 	KEY("retry_after_s", retry_after_s, CONF_INT, "5", 1, 3600),
 	KEY("notify_interval", notify_interval_ms, CONF_DURATION, "100ms", 0, 60000),
 	KEY("handler_threads", handler_threads, CONF_INT, "16", 1, 256),
+	KEY("commit_linger_us", commit_linger_us, CONF_INT, "500", 0, 100000),
 	KEY("drain_concurrency", drain_concurrency, CONF_INT, "64", 1, 10000),
 	KEY("drain_lease_margin", drain_lease_margin_ms, CONF_DURATION, "30s", 1000, 3600000),
 	KEY("drain_connect_timeout", drain_connect_timeout_ms, CONF_DURATION, "10s", 100, 600000),

@@ -27,6 +27,7 @@ struct conf {
 	int64_t retry_after_s;	       /* Retry-After sent with 503 */
 	int64_t notify_interval_ms;    /* least time between two due-now NOTIFYs of one process */
 	int64_t handler_threads;       /* requests one FastCGI process serves at once */
+	int64_t commit_linger_us;      /* under load, the committer waits this long for more */
 	int64_t drain_concurrency;     /* transfers at once per drainer */
 	int64_t drain_lease_margin_ms; /* lease = call timeout + this */
 	int64_t drain_connect_timeout_ms; /* TCP+TLS connect, within the call's timeout */

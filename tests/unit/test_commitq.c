@@ -236,7 +236,7 @@ static void test_submit_threads(void **state)
 {
 	static struct submitter s[8];
 	pthread_t thr[8];
-	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100);
+	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100, 0);
 
 	(void)state;
 	assert_non_null(q);
@@ -294,7 +294,7 @@ static void test_gather_waits_for_arrival(void **state)
 {
 	static struct submitter a, b;
 	pthread_t ta, tb;
-	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100);
+	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100, 0);
 
 	(void)state;
 	assert_non_null(q);
@@ -324,7 +324,7 @@ static void test_gather_depart(void **state)
 	static struct submitter a;
 	bool other = false;
 	pthread_t ta;
-	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100);
+	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100, 0);
 
 	(void)state;
 	assert_non_null(q);
@@ -345,6 +345,35 @@ static void test_gather_depart(void **state)
 	commitq_free(q);
 }
 
+/* Under load (the last group held more than one request) a group waits commit_linger_us for
+ * requests that were not even taken in yet: a and b, queued one after the other with no
+ * arrival counted, still share one statement. */
+static void test_linger(void **state)
+{
+	static struct submitter a, b;
+	pthread_t ta, tb;
+	struct commitq *q = commitq_new("host=/nonexistent-asyncgate-test port=1", 100, 2000000);
+
+	(void)state;
+	assert_non_null(q);
+	pthread_mutex_lock(&q->mu);
+	q->last_m = 2; /* as after a group of two */
+	pthread_mutex_unlock(&q->mu);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.q = b.q = q;
+	assert_int_equal(pthread_create(&ta, NULL, submit_one, &a), 0);
+	assert_true(wait_gathering(q)); /* nothing is coming, and yet it waits */
+	assert_int_equal(queued_now(q), 1);
+	assert_int_equal(pthread_create(&tb, NULL, submit_one, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_int_equal(q->groups, 1);
+	assert_int_equal(a.f.e[0].result, CQ_FAILED);
+	assert_int_equal(b.f.e[0].result, CQ_FAILED);
+	commitq_free(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_submit_threads),
 		cmocka_unit_test(test_gather_waits_for_arrival),
 		cmocka_unit_test(test_gather_depart),
+		cmocka_unit_test(test_linger),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -489,6 +489,7 @@ static void test_key_names(void **state)
 		"retry_after_s",
 		"notify_interval",
 		"handler_threads",
+		"commit_linger_us",
 		"drain_concurrency",
 		"drain_lease_margin",
 		"drain_connect_timeout",
