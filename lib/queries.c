@@ -103,10 +103,14 @@ const struct query queries[Q__COUNT] = {
 		" r.max_attempts, r.retry_initial_ms, r.retry_max_ms, r.timeout_ms, r.ikey,"
 		" r.connect_timeout_ms, r.retry_on, r.give_up_on, r.debounce_key,"
 		" COALESCE(r.priority, 0),"
-		/* the flow-control key, when the function or the raw target's host is limited */
-		" (SELECT fk.key FROM flow_keys fk"
-		"  WHERE fk.key = CASE WHEN r.function IS NOT NULL THEN 'f:' || r.function"
-		"   ELSE 'h:' || ag_url_host(r.target) END) "
+		/* the flow-control key, when the function or the raw target's host is limited;
+		 * the host is cut out of the URL (two regular expressions) only when some host
+		 * has a limit at all (an InitPlan, once per statement) */
+		" CASE WHEN r.function IS NOT NULL THEN"
+		"  (SELECT fk.key FROM flow_keys fk WHERE fk.key = 'f:' || r.function)"
+		" WHEN EXISTS (SELECT 1 FROM flow_keys WHERE key LIKE 'h:%') THEN"
+		"  (SELECT fk.key FROM flow_keys fk WHERE fk.key = 'h:' || ag_url_host(r.target))"
+		" END "
 		/* d runs (debounce) before the first row goes in */
 		"FROM ok r CROSS JOIN (SELECT count(*) FROM d) dd "
 		"RETURNING id, ag_ts(not_before), not_before > now()",
