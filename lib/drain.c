@@ -41,7 +41,8 @@ _Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is need
 #define RETRY_AFTER_MAX_S (24LL * 86400)
 #define USER_AGENT "asyncgate/0.1"
 
-/* Columns of Q_DRAIN_CLAIM. */
+/* Columns of Q_DRAIN_CLAIM, read in binary format: all text but CC_BODY (raw bytes). Rows
+ * come in claim order. */
 enum claim_col {
 	CC_ID,
 	CC_ATTEMPT,
@@ -73,8 +74,6 @@ enum claim_col {
 	CC_RETRY_ON,
 	CC_GIVE_UP_ON,
 	CC_HELD, /* a limited call flow control held back: only its id is set */
-	CC_PRIORITY,
-	CC_DUE, /* rows come in claim order: priority DESC, due, id */
 };
 
 /* Duration histogram bounds of /metrics (ms); a duration above the last one is bucket -1. */
@@ -99,7 +98,7 @@ struct job {
 	int64_t timeout_ms, connect_timeout_ms; /* the limits this attempt runs under */
 	struct statuses retry_on, give_up_on;	/* the call's lists (empty: none) */
 	char *url;
-	unsigned char *body; /* PQunescapeBytea: PQfreemem */
+	unsigned char *body; /* owned */
 	size_t body_len;
 	struct curl_slist *headers;
 	/* the answer */
@@ -381,7 +380,7 @@ static void job_reset(struct job *j)
 	free(j->correlation_id);
 	free(j->callback_of);
 	free(j->url);
-	PQfreemem(j->body);
+	free(j->body);
 	curl_slist_free_all(j->headers);
 	buf_cleanup(&j->resp_body);
 	json_object_put(j->resp_headers);
@@ -1113,7 +1112,7 @@ static int job_statuses(struct job *j, const PGresult *res, int row)
 /* Starts claimed row `row`. On a setup failure the call is settled dead (or expired). */
 static void job_start(struct drain *d, struct job *j, const PGresult *res, int row)
 {
-	const char *body_hex = col(res, row, CC_BODY);
+	const char *body = col(res, row, CC_BODY);
 	const char *function = col(res, row, CC_FUNCTION);
 	const char *target = col(res, row, CC_TARGET);
 	const char *base_url = col(res, row, CC_BASE_URL);
@@ -1161,10 +1160,10 @@ static void job_start(struct drain *d, struct job *j, const PGresult *res, int r
 		return;
 	}
 	j->url = drain_url(target, base_url, col(res, row, CC_PATH), col(res, row, CC_QUERY));
-	if (body_hex != NULL) {
-		j->body = PQunescapeBytea((const unsigned char *)body_hex, &j->body_len);
-		if (j->body == NULL)
-			abort(); /* out of memory, as xmalloc */
+	if (body != NULL) {
+		j->body_len = (size_t)PQgetlength(res, row, CC_BODY);
+		j->body = xmalloc(j->body_len + 1);
+		memcpy(j->body, body, j->body_len);
 	}
 	if (job_headers(j, res, row, col(res, row, CC_BODY_TYPE)) != 0) {
 		job_fail(d, j, "the function's signing secret is malformed");
@@ -1205,7 +1204,7 @@ static int claim_send(struct drain *d, int n)
 	d->claim_n = n;
 	d->claim_final =
 		d->active == 0 && json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq);
-	return dbq_send(&d->cq, Q_DRAIN_CLAIM, (const char *[]){nb, d->name, margin});
+	return dbq_send_format(&d->cq, Q_DRAIN_CLAIM, (const char *[]){nb, d->name, margin}, 1);
 }
 
 /* Starts claimed calls that are ready while there are free slots. */
