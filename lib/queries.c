@@ -296,14 +296,16 @@ const struct query queries[Q__COUNT] = {
 	 * claimed rows come back after their lease). Columns: see enum claim_col in drain.c; the
 	 * drainer reads them in binary format. */
 	[Q_DRAIN_CLAIM] = { "drain_claim",
+		/* lost and due carry each row's ctid: u finds the rows they locked by it (a TID
+		 * scan) instead of a primary-key probe each; a locked row stays where it is */
 		"WITH lost AS MATERIALIZED ("
-		" SELECT id FROM calls_live"
+		" SELECT id, ctid AS tid FROM calls_live"
 		" WHERE state = 'in_flight' AND lease_until < now()"
 		" ORDER BY lease_until"
 		" LIMIT $1::integer"
 		" FOR UPDATE SKIP LOCKED"
 		"), due AS MATERIALIZED ("
-		" SELECT id, flow_key, priority, not_before FROM calls_live"
+		" SELECT id, ctid AS tid, flow_key, priority, not_before FROM calls_live"
 		" WHERE state IN ('queued', 'retrying') AND not_before <= now()"
 		" ORDER BY priority DESC, not_before, id"
 		" LIMIT greatest($1::integer - (SELECT count(*) FROM lost), 0)"
@@ -371,10 +373,10 @@ const struct query queries[Q__COUNT] = {
 		"  attempts = c.attempts + CASE WHEN c.expires_at <= now() THEN 0 ELSE 1 END,"
 		"  lease_until = now() + make_interval(secs => (c.timeout_ms + $3::bigint) / 1000.0),"
 		"  leased_by = $2"
-		" FROM (SELECT id FROM lost UNION ALL"
-		"  SELECT id FROM due"
+		" FROM (SELECT tid FROM lost UNION ALL"
+		"  SELECT tid FROM due"
 		"  WHERE id NOT IN (SELECT id FROM dec WHERE NOT granted)) k"
-		" WHERE c.id = k.id"
+		" WHERE c.ctid = k.tid"
 		" RETURNING c.*, c.expires_at IS NOT NULL AND c.expires_at <= now() AS expired"
 		") "
 		/* Read in binary format (dbq_send_format): every column but the body is text, so
