@@ -28,6 +28,7 @@ static void forget(struct dbq *x)
 	x->serial = 0;
 	x->lost = false;
 	x->flushing = false;
+	x->format = 0;
 }
 
 void dbq_cleanup(struct dbq *x)
@@ -74,7 +75,7 @@ static int transmit(struct dbq *x)
 	}
 	if (PQsetnonblocking(db->conn, 1) != 0 ||
 	    PQsendQueryPrepared(db->conn, qq->name, qq->nparams, (const char *const *)x->params,
-				NULL, NULL, 0) != 1 ||
+				NULL, NULL, x->format) != 1 ||
 	    push(x) != 0) {
 		log_warn("db %s: could not send: %s", qq->name,
 			 log_flat(msg, sizeof(msg), PQerrorMessage(db->conn)));
@@ -91,8 +92,14 @@ static int transmit(struct dbq *x)
 
 int dbq_send(struct dbq *x, enum query_id q, const char *const *params)
 {
+	return dbq_send_format(x, q, params, 0);
+}
+
+int dbq_send_format(struct dbq *x, enum query_id q, const char *const *params, int format)
+{
 	forget(x);
 	x->q = (int)q;
+	x->format = format;
 	for (int i = 0; i < queries[q].nparams && i < DBQ_MAX_PARAMS; i++)
 		x->params[i] = params[i] != NULL ? xstrdup(params[i]) : NULL;
 	if (transmit(x) != 0) {

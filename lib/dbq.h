@@ -22,6 +22,7 @@ struct dbq {
 	int serial;		      /* serialization failures so far */
 	bool lost;		      /* the connection broke once during it */
 	bool flushing;		      /* part of it is still to be written (wait for POLLOUT) */
+	int format;		      /* of its result: 0 text, 1 binary (PQsendQueryPrepared) */
 	PGresult *res;		      /* owned: its answer, while libpq finishes the exchange */
 };
 
@@ -39,6 +40,10 @@ static inline bool dbq_busy(const struct dbq *x)
  * needed (blocking). x must not be busy, and nothing else may be out on its connection.
  * Returns 0, or -1 with x->db->error set (logged). */
 int dbq_send(struct dbq *x, enum query_id q, const char *const *params) MUSTCHECK;
+/* The same, with the result in format 0 (text) or 1 (binary: each column in its type's binary
+ * form; a text column is its bytes, a bytea column the raw bytes). */
+int dbq_send_format(struct dbq *x, enum query_id q, const char *const *params,
+		    int format) MUSTCHECK;
 
 /* The descriptor to wait on while x is busy (-1 when idle), and whether to wait for it to turn
  * writable (true) or readable. */

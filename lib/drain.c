@@ -41,7 +41,8 @@ _Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is need
 #define RETRY_AFTER_MAX_S (24LL * 86400)
 #define USER_AGENT "asyncgate/0.1"
 
-/* Columns of Q_DRAIN_CLAIM. */
+/* Columns of Q_DRAIN_CLAIM, read in binary format: all text but CC_BODY (raw bytes). Rows
+ * come in claim order. */
 enum claim_col {
 	CC_ID,
 	CC_ATTEMPT,
@@ -73,8 +74,6 @@ enum claim_col {
 	CC_RETRY_ON,
 	CC_GIVE_UP_ON,
 	CC_HELD, /* a limited call flow control held back: only its id is set */
-	CC_PRIORITY,
-	CC_DUE, /* rows come in claim order: priority DESC, due, id */
 };
 
 /* Duration histogram bounds of /metrics (ms); a duration above the last one is bucket -1. */
@@ -99,7 +98,7 @@ struct job {
 	int64_t timeout_ms, connect_timeout_ms; /* the limits this attempt runs under */
 	struct statuses retry_on, give_up_on;	/* the call's lists (empty: none) */
 	char *url;
-	unsigned char *body; /* PQunescapeBytea: PQfreemem */
+	unsigned char *body; /* owned */
 	size_t body_len;
 	struct curl_slist *headers;
 	/* the answer */
@@ -115,6 +114,27 @@ struct job {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+/* One finished call's outcome, for the settle: its row of Q_DRAIN_SETTLE's $1 as JSON text,
+ * and what the drainer itself needs of it. */
+struct outcome {
+	char id[UUID_LEN];
+	int attempt;
+	const char *state, *outcome; /* static text (outcome NULL when not attempted) */
+	int64_t delay_ms, started_us, duration_ms;
+	long status;
+	int bucket_ms;
+	bool attempted, has_cb;
+	size_t bytes; /* stored response and callback bytes in row */
+	char *row;    /* owned: the JSON object */
+	size_t row_len;
+};
+
+/* A list of outcomes (v owned, each row owned). */
+struct outs {
+	struct outcome *v;
+	size_t n, cap;
+};
+
 struct drain {
 	const struct conf *cf;
 	const struct netpolicy *np;
@@ -125,7 +145,7 @@ struct drain {
 	struct job *jobs; /* cf->drain_concurrency slots, or more when a run asks for more */
 	int njobs;
 	int active;
-	struct json_object *pending; /* settle rows waiting for their batch */
+	struct outs pending; /* outcomes waiting for their batch */
 	int64_t pending_since_ms;
 	int64_t due_hint_ms;	  /* monotonic: when something this drainer settled falls due */
 	size_t pending_bytes;	  /* stored response bytes in pending (a batch stays far below
@@ -137,8 +157,8 @@ struct drain {
 	 * asks for it (they then run at once in PostgreSQL too), else on db as well. */
 	struct db sdb;
 	struct dbq cq, sq;
-	struct json_object *settling; /* the rows of the settle out (owned), or NULL */
-	int claim_n;		      /* how many the claim out asked for */
+	struct outs settling; /* the outcomes of the settle out (none: n = 0) */
+	int claim_n;	      /* how many the claim out asked for */
 	/* Claimed calls not started yet (claim_ahead): rows ready_i.. of ready (owned), claimed
 	 * at ready_ms (monotonic). */
 	PGresult *ready;
@@ -381,7 +401,7 @@ static void job_reset(struct job *j)
 	free(j->correlation_id);
 	free(j->callback_of);
 	free(j->url);
-	PQfreemem(j->body);
+	free(j->body);
 	curl_slist_free_all(j->headers);
 	buf_cleanup(&j->resp_body);
 	json_object_put(j->resp_headers);
@@ -659,54 +679,142 @@ static char *envelope(const struct job *j, const char *outcome, long status, con
 	return text;
 }
 
-static void pending_add(struct drain *d, struct json_object *row)
-{
-	struct json_object *v;
+/* ---- outcomes: settle rows as JSON text ---- */
 
-	if (json_object_array_length(d->pending) == 0)
+/* Appends s as a JSON string (RFC 8259 7: quote, backslash and control characters escaped;
+ * other bytes as they are, as json-c writes them). */
+static void json_str(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+
+	buf_append(b, "\"", 1);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_append(b, s + run, i - run);
+		run = i + 1;
+		if (c == '"' || c == '\\') {
+			esc[1] = (char)c;
+			buf_append(b, esc, 2);
+		} else if (c == '\n') {
+			buf_append(b, "\\n", 2);
+		} else {
+			buf_append(b, esc, sizeof(esc));
+		}
+	}
+	buf_append(b, s + run, len - run);
+	buf_append(b, "\"", 1);
+}
+
+static void row_str(struct buf *b, const char *k, const char *v)
+{
+	if (v == NULL)
+		return;
+	buf_printf(b, ",\"%s\":", k);
+	json_str(b, v, strlen(v));
+}
+
+static void row_int(struct buf *b, const char *k, int64_t v)
+{
+	buf_printf(b, ",\"%s\":%" PRId64, k, v);
+}
+
+static void row_json(struct buf *b, const char *k, struct json_object *o)
+{
+	buf_printf(b, ",\"%s\":%s", k,
+		   json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* The row of Q_DRAIN_SETTLE's $1 for o with what every row has (no answer, no callback),
+ * into b: "{...", without the closing brace. */
+static void row_begin(struct buf *b, const struct outcome *o)
+{
+	buf_printf(b, "{\"id\":\"%s\"", o->id);
+	row_int(b, "attempt", o->attempt);
+	row_str(b, "state", o->state);
+	row_int(b, "delay_ms", o->delay_ms);
+	if (o->attempted) {
+		row_int(b, "started_us", o->started_us);
+		row_int(b, "duration_ms", o->duration_ms);
+		if (o->status > 0)
+			row_int(b, "status", o->status);
+		row_str(b, "outcome", o->outcome);
+		row_int(b, "bucket_ms", o->bucket_ms);
+	}
+}
+
+static void outs_push(struct outs *l, struct outcome *o)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap == 0 ? 64 : l->cap * 2;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = *o;
+	memset(o, 0, sizeof(*o));
+}
+
+/* Frees the rows of l and empties it (its storage is kept). */
+static void outs_clear(struct outs *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].row);
+	l->n = 0;
+}
+
+static void pending_add(struct drain *d, struct outcome *o)
+{
+	if (d->pending.n == 0)
 		d->pending_since_ms = mono_ms();
-	if (json_object_object_get_ex(row, "response_body", &v))
-		d->pending_bytes += (size_t)json_object_get_string_len(v);
-	if (json_object_object_get_ex(row, "cb_body", &v))
-		d->pending_bytes += (size_t)json_object_get_string_len(v);
-	json_object_array_add(d->pending, row);
+	d->pending_bytes += o->bytes;
+	outs_push(&d->pending, o);
 }
 
 /* Queues the outcome of job j for the next settle batch. state is the call's new state;
- * attempted false when no request was made (expired before sending). */
+ * attempted false when no request was made (expired before sending). state, outcome: static
+ * text. */
 static void settle_job(struct drain *d, struct job *j, const char *state, int64_t delay_ms,
 		       bool attempted, long status, const char *error, const char *outcome,
 		       int64_t duration_ms)
 {
-	struct json_object *r = json_object_new_object();
+	struct outcome o = {0};
 	bool final = strcmp(state, "retrying") != 0;
+	struct buf b;
 
-	add_str(r, "id", j->id);
-	add_int(r, "attempt", j->attempt);
-	add_str(r, "state", state);
-	add_int(r, "delay_ms", delay_ms);
+	snprintf(o.id, sizeof(o.id), "%s", j->id);
+	o.attempt = j->attempt;
+	o.state = state;
+	o.delay_ms = delay_ms;
+	o.attempted = attempted;
 	if (attempted) {
-		add_int(r, "started_us", j->started_us);
-		add_int(r, "duration_ms", duration_ms);
-		if (status > 0)
-			add_int(r, "status", status);
-		json_object_object_add(r, "response_headers", json_object_get(j->resp_headers));
-		json_object_object_add(r, "response_header_list",
-				       json_object_get(j->resp_header_list));
-		if (j->resp_body.len > 0) {
-			char *b = base64(j->resp_body.data, j->resp_body.len);
-
-			add_str(r, "response_body", b);
-			free(b);
-		}
-		add_int(r, "response_size", j->resp_size);
-		add_str(r, "outcome", outcome);
+		o.started_us = j->started_us;
+		o.duration_ms = duration_ms;
+		o.status = status;
+		o.outcome = outcome;
 		/* -2: no request was made (the call could not be sent as stored) */
-		add_int(r, "bucket_ms", j->t0_ms != 0 ? bucket_of(duration_ms) : -2);
+		o.bucket_ms = j->t0_ms != 0 ? bucket_of(duration_ms) : -2;
 	}
-	add_str(r, "error", error);
+	buf_init(&b);
+	row_begin(&b, &o);
+	if (attempted) {
+		row_json(&b, "response_headers", j->resp_headers);
+		row_json(&b, "response_header_list", j->resp_header_list);
+		if (j->resp_body.len > 0) {
+			char *b64 = base64(j->resp_body.data, j->resp_body.len);
+
+			row_str(&b, "response_body", b64);
+			o.bytes += strlen(b64);
+			free(b64);
+		}
+		row_int(&b, "response_size", j->resp_size);
+	}
+	row_str(&b, "error", error);
 	if (j->retry_after_ms > 0)
-		add_int(r, "retry_after_ms", j->retry_after_ms); /* flow control: 429 pauses */
+		row_int(&b, "retry_after_ms", j->retry_after_ms); /* flow control: 429 pauses */
 	if (final &&
 	    (strcmp(state, "succeeded") == 0 ? j->has_callback
 					     : (j->has_callback || j->has_failure_callback))) {
@@ -715,24 +823,30 @@ static void settle_job(struct drain *d, struct job *j, const char *state, int64_
 		if (uuid_v7(cb) == 0) {
 			char *body = envelope(j, state, status, error);
 
-			add_str(r, "cb_id", cb);
-			add_str(r, "cb_body", body);
+			row_str(&b, "cb_id", cb);
+			row_str(&b, "cb_body", body);
+			o.bytes += strlen(body);
+			o.has_cb = true;
 			free(body);
 		}
 	}
-	pending_add(d, r);
+	buf_append(&b, "}", 1);
+	o.row = buf_take(&b, &o.row_len);
+	pending_add(d, &o);
 }
 
-/* The parameters of Q_DRAIN_SETTLE over rows: a->p points into a and into rows' JSON text
- * (valid while rows is unchanged). */
+/* The parameters of Q_DRAIN_SETTLE over rows v[0..n-1]: a->p points into a (valid until
+ * settle_args_free). */
 struct settle_args {
 	char ma[24], ri[24], rm[24], to[24];
+	char *rows;
 	const char *p[6];
 };
 
-static void settle_args(struct drain *d, struct json_object *rows, struct settle_args *a)
+static void settle_args(struct drain *d, const struct outcome *v, size_t n, struct settle_args *a)
 {
 	const struct conf *cf = d->cf;
+	struct buf b;
 
 	snprintf(a->ma, sizeof(a->ma), "%" PRId64, cf->default_max_attempts);
 	snprintf(a->ri, sizeof(a->ri), "%" PRId64, cf->default_retry_initial_ms);
@@ -741,8 +855,16 @@ static void settle_args(struct drain *d, struct json_object *rows, struct settle
 			 ? cf->default_retry_max_ms
 			 : cf->default_retry_initial_ms);
 	snprintf(a->to, sizeof(a->to), "%" PRId64, cf->default_timeout_ms);
-	a->p[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE);
+	buf_init(&b);
+	buf_append(&b, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			buf_append(&b, ",", 1);
+		buf_append(&b, v[i].row, v[i].row_len);
+	}
+	buf_append(&b, "]", 1);
+	a->rows = buf_take(&b, NULL);
+	a->p[0] = a->rows;
 	a->p[1] = d->name;
 	a->p[2] = a->ma;
 	a->p[3] = a->ri;
@@ -750,31 +872,40 @@ static void settle_args(struct drain *d, struct json_object *rows, struct settle
 	a->p[5] = a->to;
 }
 
-/* Counts what the database took of rows, by the state each row asked for (res: the answer of
- * Q_DRAIN_SETTLE over rows, borrowed), and notes when what it made due falls due. */
-static void settle_count(struct drain *d, struct json_object *rows, const PGresult *res,
+static void settle_args_free(struct settle_args *a)
+{
+	free(a->rows);
+	a->rows = NULL;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Counts what the database took of rows v[0..n-1], by the state each row asked for (res: the
+ * answer of Q_DRAIN_SETTLE over them, borrowed), and notes when what it made due falls due. */
+static void settle_count(struct drain *d, const struct outcome *v, size_t n, const PGresult *res,
 			 struct drain_stats *st)
 {
-	size_t n = json_object_array_length(rows);
-	struct json_object *states = json_object_new_object();
+	int nr = PQntuples(res);
+	const char **taken = xmalloc(((size_t)nr + 1) * sizeof(*taken));
 
-	for (int i = 0; i < PQntuples(res); i++)
-		json_object_object_add(states, PQgetvalue(res, i, 0),
-				       json_object_new_string(PQgetvalue(res, i, 1)));
+	/* the ids settled, sorted (column 0), each followed by its state (column 1) */
+	for (int i = 0; i < nr; i++)
+		taken[i] = PQgetvalue(res, i, 0);
+	qsort(taken, (size_t)nr, sizeof(*taken), cmp_id);
 	for (size_t i = 0; i < n; i++) {
-		struct json_object *r = json_object_array_get_idx(rows, i), *v;
-		const char *id = json_object_get_string(json_object_object_get(r, "id"));
-		const char *state;
+		const char *id = v[i].id, *state = v[i].state;
 		int64_t at = INT64_MAX;
 
-		if (!json_object_object_get_ex(states, id, &v)) {
+		if (bsearch(&id, taken, (size_t)nr, sizeof(*taken), cmp_id) == NULL) {
 			st->lost++;
 			log_warn("drain call=%s: lease ran out before the outcome was recorded; "
 				 "another drainer has it",
 				 id);
 			continue;
 		}
-		state = json_object_get_string(v);
 		if (strcmp(state, "succeeded") == 0)
 			st->succeeded++;
 		else if (strcmp(state, "retrying") == 0)
@@ -784,29 +915,29 @@ static void settle_count(struct drain *d, struct json_object *rows, const PGresu
 		else if (strcmp(state, "expired") == 0)
 			st->expired++;
 		/* what this batch made due soon: callbacks now, retries after their delay */
-		if (json_object_object_get_ex(r, "cb_id", NULL))
+		if (v[i].has_cb)
 			at = mono_ms();
 		else if (strcmp(state, "retrying") == 0)
-			at = mono_ms() +
-			     json_object_get_int64(json_object_object_get(r, "delay_ms"));
+			at = mono_ms() + v[i].delay_ms;
 		if (at < d->due_hint_ms)
 			d->due_hint_ms = at;
 	}
-	json_object_put(states);
+	free(taken);
 }
 
-/* Runs Q_DRAIN_SETTLE over rows (waiting for it) and counts what the database took. Returns 0,
- * or -1 with nothing changed (the settle connection's error says why). */
-static int settle_rows(struct drain *d, struct json_object *rows, struct drain_stats *st)
+/* Runs Q_DRAIN_SETTLE over rows v[0..n-1] (waiting for it) and counts what the database took.
+ * Returns 0, or -1 with nothing changed (the settle connection's error says why). */
+static int settle_rows(struct drain *d, const struct outcome *v, size_t n, struct drain_stats *st)
 {
 	struct settle_args a = {0};
 	PGresult *res;
 
-	settle_args(d, rows, &a);
+	settle_args(d, v, n, &a);
 	res = db_exec(d->sq.db, Q_DRAIN_SETTLE, a.p);
+	settle_args_free(&a);
 	if (res == NULL)
 		return -1;
-	settle_count(d, rows, res, st);
+	settle_count(d, v, n, res, st);
 	PQclear(res);
 	return 0;
 }
@@ -817,58 +948,51 @@ static int settle_rows(struct drain *d, struct json_object *rows, struct drain_s
  * not yet settled stay pending). */
 static int settle_singly(struct drain *d, struct drain_stats *st)
 {
-	struct json_object *all = d->pending;
-	size_t n = json_object_array_length(all);
+	struct outs all = d->pending;
 	int rc = 0;
 
-	d->pending = json_object_new_array();
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *r = json_object_array_get_idx(all, i);
-		struct json_object *one = json_object_new_array();
+	memset(&d->pending, 0, sizeof(d->pending));
+	d->pending_bytes = 0;
+	for (size_t i = 0; i < all.n; i++) {
+		struct outcome *r = &all.v[i];
 
-		json_object_array_add(one, json_object_get(r));
-		if (rc == 0 && settle_rows(d, one, st) != 0 && d->sq.db->error == DB_QUERY) {
+		if (rc == 0 && settle_rows(d, r, 1, st) != 0 && d->sq.db->error == DB_QUERY) {
 			/* Keep the outcome, drop what the database would not take (the answer's
 			 * headers and body, the callback). */
-			static const char *const keep[] = {"id",       "attempt",    "state",
-							   "delay_ms", "started_us", "duration_ms",
-							   "status",   "outcome",    "bucket_ms"};
-			struct json_object *lean = json_object_new_object(), *v;
+			struct outcome lean = *r;
 			char err[96];
+			struct buf b;
 
 			snprintf(err, sizeof(err), "the answer could not be stored (sqlstate %s)",
 				 d->sq.db->sqlstate);
-			for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-				if (json_object_object_get_ex(r, keep[k], &v))
-					json_object_object_add(lean, keep[k], json_object_get(v));
-			add_str(lean, "error", err);
-			json_object_put(one);
-			one = json_object_new_array();
-			json_object_array_add(one, lean);
+			buf_init(&b);
+			row_begin(&b, r);
+			row_str(&b, "error", err);
+			buf_append(&b, "}", 1);
+			lean.row = buf_take(&b, &lean.row_len);
+			lean.has_cb = false;
 			log_err("drain call=%s: outcome refused by the database (sqlstate %s); "
 				"recording it without the answer",
-				json_object_get_string(json_object_object_get(r, "id")),
-				d->sq.db->sqlstate);
-			if (settle_rows(d, one, st) != 0) {
+				r->id, d->sq.db->sqlstate);
+			if (settle_rows(d, &lean, 1, st) != 0) {
 				if (d->sq.db->error == DB_QUERY) {
 					log_err("drain call=%s: outcome not recorded; the call is "
-						"sent "
-						"again after its lease",
-						json_object_get_string(
-							json_object_object_get(r, "id")));
+						"sent again after its lease",
+						r->id);
 					st->unsettled++;
 				} else {
 					rc = -1;
 				}
 			}
+			free(lean.row);
 		} else if (rc == 0 && d->sq.db->error != DB_OK) {
 			rc = -1;
 		}
 		if (rc != 0)
-			pending_add(d, json_object_get(r));
-		json_object_put(one);
+			pending_add(d, r); /* takes r's row */
 	}
-	json_object_put(all);
+	outs_clear(&all);
+	free(all.v);
 	return rc;
 }
 
@@ -878,18 +1002,17 @@ static int flush(struct drain *d, struct drain_stats *st)
 {
 	int rc;
 
-	if (json_object_array_length(d->pending) == 0)
+	if (d->pending.n == 0)
 		return 0;
 	if (mono_ms() < d->flush_retry_ms)
 		return -1; /* the database failed a moment ago: do not hammer it */
-	rc = settle_rows(d, d->pending, st);
+	rc = settle_rows(d, d->pending.v, d->pending.n, st);
 	if (rc == 0) {
-		json_object_put(d->pending);
-		d->pending = json_object_new_array();
+		outs_clear(&d->pending);
+		d->pending_bytes = 0;
 	} else if (d->sq.db->error == DB_QUERY) {
 		rc = settle_singly(d, st);
 	}
-	d->pending_bytes = 0;
 	if (rc != 0) {
 		d->flush_backoff_ms = d->flush_backoff_ms == 0 ? 200 : d->flush_backoff_ms * 2;
 		if (d->flush_backoff_ms > 5000)
@@ -907,30 +1030,32 @@ static int flush(struct drain *d, struct drain_stats *st)
  * database refused the batch itself). Returns 0, or -1 (logged; retried after a back-off). */
 static int settle_done(struct drain *d, PGresult *res, struct drain_stats *st)
 {
-	struct json_object *rows = d->settling;
+	struct outs rows = d->settling;
 	int rc = 0;
 
-	d->settling = NULL;
+	memset(&d->settling, 0, sizeof(d->settling));
 	if (res != NULL) {
-		settle_count(d, rows, res, st);
+		settle_count(d, rows.v, rows.n, res, st);
 		PQclear(res);
-		json_object_put(rows);
+		outs_clear(&rows);
+		free(rows.v);
 		d->flush_backoff_ms = 0;
 		d->flush_retry_ms = 0;
 		return 0;
 	}
 	/* back in front of what finished since */
-	for (size_t i = 0; i < json_object_array_length(d->pending); i++)
-		json_object_array_add(rows,
-				      json_object_get(json_object_array_get_idx(d->pending, i)));
-	json_object_put(d->pending);
+	for (size_t i = 0; i < d->pending.n; i++)
+		outs_push(&rows, &d->pending.v[i]);
+	free(d->pending.v);
 	d->pending = rows;
 	d->pending_since_ms = mono_ms();
+	d->pending_bytes = 0;
+	for (size_t i = 0; i < d->pending.n; i++)
+		d->pending_bytes += d->pending.v[i].bytes;
 	if (d->sq.db->error == DB_QUERY)
 		rc = settle_singly(d, st);
 	else
 		rc = -1;
-	d->pending_bytes = 0;
 	if (rc != 0) {
 		d->flush_backoff_ms = d->flush_backoff_ms == 0 ? 200 : d->flush_backoff_ms * 2;
 		if (d->flush_backoff_ms > 5000)
@@ -943,34 +1068,32 @@ static int settle_done(struct drain *d, PGresult *res, struct drain_stats *st)
 	return 0;
 }
 
-/* Sends the pending outcomes in one statement without waiting for it. Returns 0, or -1 when
- * it could not go out (as settle_done). */
+/* Sends the pending outcomes (SETTLE_MAX at most; the rest goes with the next one) in one
+ * statement without waiting for it. Returns 0, or -1 when it could not go out (as
+ * settle_done). */
 static int settle_send(struct drain *d, struct drain_stats *st)
 {
 	struct settle_args a = {0};
-
-	size_t n = json_object_array_length(d->pending), k = n;
+	size_t n = d->pending.n, k = n < SETTLE_MAX ? n : SETTLE_MAX;
+	int r;
 
 	if (n == 0)
 		return 0;
-	if (k > SETTLE_MAX)
-		k = SETTLE_MAX; /* the rest goes with the next one */
 	if (k == n) {
 		d->settling = d->pending;
-		d->pending = json_object_new_array();
-		d->pending_bytes = 0;
+		memset(&d->pending, 0, sizeof(d->pending));
 	} else {
-		d->settling = json_object_new_array_ext((int)k);
 		for (size_t i = 0; i < k; i++)
-			json_object_array_add(
-				d->settling,
-				json_object_get(json_object_array_get_idx(d->pending, i)));
-		json_object_array_del_idx(d->pending, 0, k);
-		d->pending_bytes = 0; /* about: the next batch goes soon anyway */
+			outs_push(&d->settling, &d->pending.v[i]);
+		memmove(d->pending.v, d->pending.v + k, (n - k) * sizeof(*d->pending.v));
+		d->pending.n = n - k;
 		d->pending_since_ms = 0;
 	}
-	settle_args(d, d->settling, &a);
-	if (dbq_send(&d->sq, Q_DRAIN_SETTLE, a.p) != 0)
+	d->pending_bytes = 0; /* about: the next batch goes soon anyway */
+	settle_args(d, d->settling.v, d->settling.n, &a);
+	r = dbq_send(&d->sq, Q_DRAIN_SETTLE, a.p);
+	settle_args_free(&a);
+	if (r != 0)
 		return settle_done(d, NULL, st);
 	return 0;
 }
@@ -1113,7 +1236,7 @@ static int job_statuses(struct job *j, const PGresult *res, int row)
 /* Starts claimed row `row`. On a setup failure the call is settled dead (or expired). */
 static void job_start(struct drain *d, struct job *j, const PGresult *res, int row)
 {
-	const char *body_hex = col(res, row, CC_BODY);
+	const char *body = col(res, row, CC_BODY);
 	const char *function = col(res, row, CC_FUNCTION);
 	const char *target = col(res, row, CC_TARGET);
 	const char *base_url = col(res, row, CC_BASE_URL);
@@ -1161,10 +1284,10 @@ static void job_start(struct drain *d, struct job *j, const PGresult *res, int r
 		return;
 	}
 	j->url = drain_url(target, base_url, col(res, row, CC_PATH), col(res, row, CC_QUERY));
-	if (body_hex != NULL) {
-		j->body = PQunescapeBytea((const unsigned char *)body_hex, &j->body_len);
-		if (j->body == NULL)
-			abort(); /* out of memory, as xmalloc */
+	if (body != NULL) {
+		j->body_len = (size_t)PQgetlength(res, row, CC_BODY);
+		j->body = xmalloc(j->body_len + 1);
+		memcpy(j->body, body, j->body_len);
 	}
 	if (job_headers(j, res, row, col(res, row, CC_BODY_TYPE)) != 0) {
 		job_fail(d, j, "the function's signing secret is malformed");
@@ -1203,9 +1326,8 @@ static int claim_send(struct drain *d, int n)
 	snprintf(nb, sizeof(nb), "%d", n);
 	snprintf(margin, sizeof(margin), "%" PRId64, d->cf->drain_lease_margin_ms);
 	d->claim_n = n;
-	d->claim_final =
-		d->active == 0 && json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq);
-	return dbq_send(&d->cq, Q_DRAIN_CLAIM, (const char *[]){nb, d->name, margin});
+	d->claim_final = d->active == 0 && d->pending.n == 0 && !dbq_busy(&d->sq);
+	return dbq_send_format(&d->cq, Q_DRAIN_CLAIM, (const char *[]){nb, d->name, margin}, 1);
 }
 
 /* Starts claimed calls that are ready while there are free slots. */
@@ -1477,7 +1599,6 @@ struct drain *drain_new(const struct conf *cf, const struct netpolicy *np, struc
 	d->db = db;
 	d->name = xstrdup(name);
 	d->resolve = resolve_list(cf->drain_resolve);
-	d->pending = json_object_new_array();
 	db_init(&d->sdb, db->conninfo);
 	dbq_init(&d->cq, db);
 	dbq_init(&d->sq, db);
@@ -1507,8 +1628,10 @@ void drain_free(struct drain *d)
 	dbq_cleanup(&d->cq);
 	dbq_cleanup(&d->sq);
 	db_cleanup(&d->sdb);
-	json_object_put(d->settling);
-	json_object_put(d->pending);
+	outs_clear(&d->settling);
+	free(d->settling.v);
+	outs_clear(&d->pending);
+	free(d->pending.v);
 	free(d->name);
 	free(d);
 }
@@ -1516,8 +1639,7 @@ void drain_free(struct drain *d)
 /* Outcomes not recorded yet: waiting for their batch, or in the settle out. */
 static size_t unsettled(const struct drain *d)
 {
-	return json_object_array_length(d->pending) +
-	       (d->settling != NULL ? json_object_array_length(d->settling) : 0);
+	return d->pending.n + d->settling.n;
 }
 
 /* Whether a claim now makes sense: in bulk (a quarter of the slots at least) while calls keep
@@ -1537,7 +1659,7 @@ static bool claim_ready(const struct drain *d, const struct drain_opts *o, int c
 		return free_n >= (conc + 3) / 4 || d->active == 0;
 	if (o->follow)
 		return true;
-	return d->active == 0 && json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq);
+	return d->active == 0 && d->pending.n == 0 && !dbq_busy(&d->sq);
 }
 
 /* Waits for the claim and the settle out, and takes their answers (a claim's calls start). */
@@ -1630,7 +1752,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 				db_backoff = 0;
 				more_due = got == d->claim_n;
 				if (!more_due && !o->follow && d->claim_final && d->active == 0 &&
-				    json_object_array_length(d->pending) == 0 && !dbq_busy(&d->sq))
+				    d->pending.n == 0 && !dbq_busy(&d->sq))
 					break; /* --once: nothing more is due */
 				if (!more_due && o->follow)
 					next_claim = mono_ms() + follow_wait_ms(d, got);
@@ -1685,7 +1807,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 			start_ready(d, st);
 
 		now = mono_ms();
-		npending = json_object_array_length(d->pending);
+		npending = d->pending.n;
 		if (settle_free(d) && now >= d->flush_retry_ms &&
 		    (npending >= SETTLE_MAX || d->pending_bytes >= SETTLE_MAX_BYTES ||
 		     (npending > 0 &&
@@ -1747,19 +1869,18 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 
 	/* What is left to record: a few tries, then the leases take over. */
 	quiesce(d, st);
-	for (int i = 0; i < 3 && json_object_array_length(d->pending) > 0; i++) {
+	for (int i = 0; i < 3 && d->pending.n > 0; i++) {
 		d->flush_retry_ms = 0;
 		if (flush(d, st) == 0)
 			break;
 		nanosleep(&(struct timespec){0, 200000000L * (i + 1)}, NULL);
 	}
-	if (json_object_array_length(d->pending) > 0) {
-		st->unsettled += (int64_t)json_object_array_length(d->pending);
+	if (d->pending.n > 0) {
+		st->unsettled += (int64_t)d->pending.n;
 		log_err("drain: %zu outcomes not recorded (database unreachable); their calls are "
 			"sent again after their lease",
-			json_object_array_length(d->pending));
-		json_object_put(d->pending);
-		d->pending = json_object_new_array();
+			d->pending.n);
+		outs_clear(&d->pending);
 		rc = -1;
 	}
 	if (failed)

@@ -297,16 +297,19 @@ const struct query queries[Q__COUNT] = {
 	 * expires_at is claimed with expired = true and no attempt counted, for the drainer to
 	 * settle as expired without sending it. One short statement; nothing stays open across
 	 * HTTP. Not idempotent: sent twice it would claim twice (db_exec answers DB_LOST; the
-	 * claimed rows come back after their lease). Columns: see enum claim_col in drain.c. */
+	 * claimed rows come back after their lease). Columns: see enum claim_col in drain.c; the
+	 * drainer reads them in binary format. */
 	[Q_DRAIN_CLAIM] = { "drain_claim",
+		/* lost and due carry each row's ctid: u finds the rows they locked by it (a TID
+		 * scan) instead of a primary-key probe each; a locked row stays where it is */
 		"WITH lost AS MATERIALIZED ("
-		" SELECT id FROM calls_live"
+		" SELECT id, ctid AS tid FROM calls_live"
 		" WHERE state = 'in_flight' AND lease_until < now()"
 		" ORDER BY lease_until"
 		" LIMIT $1::integer"
 		" FOR UPDATE SKIP LOCKED"
 		"), due AS MATERIALIZED ("
-		" SELECT id, flow_key, priority, not_before FROM calls_live"
+		" SELECT id, ctid AS tid, flow_key, priority, not_before FROM calls_live"
 		" WHERE state IN ('queued', 'retrying') AND not_before <= now()"
 		" ORDER BY priority DESC, not_before, id"
 		" LIMIT greatest($1::integer - (SELECT count(*) FROM lost), 0)"
@@ -374,31 +377,43 @@ const struct query queries[Q__COUNT] = {
 		"  attempts = c.attempts + CASE WHEN c.expires_at <= now() THEN 0 ELSE 1 END,"
 		"  lease_until = now() + make_interval(secs => (c.timeout_ms + $3::bigint) / 1000.0),"
 		"  leased_by = $2"
-		" FROM (SELECT id FROM lost UNION ALL"
-		"  SELECT id FROM due"
+		" FROM (SELECT tid FROM lost UNION ALL"
+		"  SELECT tid FROM due"
 		"  WHERE id NOT IN (SELECT id FROM dec WHERE NOT granted)) k"
-		" WHERE c.id = k.id"
+		" WHERE c.ctid = k.tid"
 		" RETURNING c.*, c.expires_at IS NOT NULL AND c.expires_at <= now() AS expired"
 		") "
-		"SELECT u.id, u.attempts, u.expired, u.method, u.target, u.function, f.base_url,"
-		" u.path, u.query, u.headers, f.default_headers, u.body, u.body_type,"
-		" u.correlation_id, u.timeout_ms, u.max_attempts, u.attempt_floor,"
-		" u.retry_initial_ms, u.retry_max_ms,"
-		" (EXTRACT(epoch FROM u.expires_at) * 1000)::bigint,"
-		" (EXTRACT(epoch FROM now()) * 1000)::bigint,"
-		" f.signing_secret, COALESCE(f.follow_redirects, false),"
-		" u.callback_url IS NOT NULL, u.failure_callback_url IS NOT NULL, u.callback_of,"
-		" u.connect_timeout_ms, u.retry_on, u.give_up_on, false AS held,"
-		" u.priority AS priority, u.not_before AS due "
-		"FROM u "
-		"LEFT JOIN functions f ON f.name = u.function "
-		"UNION ALL "
-		"SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-		" NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-		" NULL, NULL, NULL, true, NULL, NULL "
-		"FROM hu "
+		/* Read in binary format (dbq_send_format): every column but the body is text, so
+		 * its binary form is its text; the body comes as its raw bytes, not hex. */
+		"SELECT k.id::text, k.attempts::text, k.expired::text, k.method, k.target,"
+		" k.function, k.base_url, k.path, k.query, k.headers::text,"
+		" k.default_headers::text, k.body, k.body_type, k.correlation_id,"
+		" k.timeout_ms::text, k.max_attempts::text, k.attempt_floor::text,"
+		" k.retry_initial_ms::text, k.retry_max_ms::text, k.expires_ms::text,"
+		" k.now_ms::text, k.signing_secret, k.follow_redirects::text, k.has_cb::text,"
+		" k.has_fcb::text, k.callback_of::text, k.connect_timeout_ms::text,"
+		" k.retry_on::text, k.give_up_on::text, k.held::text "
+		"FROM ("
+		" SELECT u.id, u.attempts, u.expired, u.method, u.target, u.function, f.base_url,"
+		"  u.path, u.query, u.headers, f.default_headers, u.body, u.body_type,"
+		"  u.correlation_id, u.timeout_ms, u.max_attempts, u.attempt_floor,"
+		"  u.retry_initial_ms, u.retry_max_ms,"
+		"  (EXTRACT(epoch FROM u.expires_at) * 1000)::bigint AS expires_ms,"
+		"  (EXTRACT(epoch FROM now()) * 1000)::bigint AS now_ms,"
+		"  f.signing_secret, COALESCE(f.follow_redirects, false) AS follow_redirects,"
+		"  u.callback_url IS NOT NULL AS has_cb, u.failure_callback_url IS NOT NULL AS has_fcb,"
+		"  u.callback_of, u.connect_timeout_ms, u.retry_on, u.give_up_on, false AS held,"
+		"  u.priority AS priority, u.not_before AS due"
+		" FROM u"
+		" LEFT JOIN functions f ON f.name = u.function"
+		" UNION ALL"
+		" SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+		"  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+		"  NULL, NULL, NULL, true, NULL, NULL"
+		" FROM hu"
+		") k "
 		/* claim order: a drainer that claimed ahead starts them in this order */
-		"ORDER BY held, priority DESC, due, id",
+		"ORDER BY k.held, k.priority DESC, k.due, k.id",
 		3, false },
 
 	/* Settle a batch of finished attempts: $1 jsonb array of outcomes (made by drain.c),
