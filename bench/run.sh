@@ -17,8 +17,9 @@
 #   BENCH_PERF=DIR       record perf profiles into DIR: system-wide (perf record -a -g) during the
 #                        accept run (auth = none), and of the drainer at concurrency 256 (dwarf
 #                        call graphs; its RSS figure is then perf's)
-#   BENCH_PGSS=1         load pg_stat_statements and write the top statements (planning and
-#                        execution time) of each asyncgate step to the log directory, and show them
+#   BENCH_PGSS=1         load pg_stat_statements and write the top statements (calls, planning and
+#                        execution time, shared blocks read from outside shared_buffers) of each
+#                        asyncgate step to the log directory, and show them
 #   BENCH_OUT=FILE       also write the figure lines to FILE (default build/bench/results.txt;
 #                        results-quick.txt with BENCH_QUICK=1; -only.txt with BENCH_ONLY)
 set -euo pipefail
@@ -488,6 +489,7 @@ pgss()
 	sql "SELECT calls, plans, round(mean_plan_time::numeric, 3) AS plan_ms,
 			round(mean_exec_time::numeric, 3) AS exec_ms,
 			round((total_plan_time + total_exec_time)::numeric) AS total_ms,
+			shared_blks_read AS blks_read,
 			regexp_replace(left(query, 90), '\s+', ' ', 'g')
 		FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT 8" \
 		>"$tmp/log/pgss-$1.txt"
