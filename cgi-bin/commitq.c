@@ -13,13 +13,14 @@ struct commitq {
 	pthread_cond_t wake; /* the committer: something was queued, or stop */
 	struct cq_entry *head, *tail;
 	bool stop;
-	bool idle;	/* the committer waits on wake (else it looks at the queue before it does) */
-	bool gathering; /* the committer waits on wake for the requests still coming */
-	int coming;	/* requests being served that have not queued (commitq_arrive) */
-	size_t queued;	/* entries in the queue */
-	long gather_us; /* the longest a group waits for requests still coming */
-	long linger_us; /* under load, the least a group waits (commit_linger_us) */
-	size_t last_m;	/* requests in the last group: more than one = under load */
+	bool idle; /* the committer waits on wake (else it looks at the queue before it does) */
+	bool gathering;	 /* the committer waits on wake for the requests still coming */
+	bool lingering;	 /* ... and, under load, for commit_linger_us whatever comes */
+	int coming;	 /* requests being served that have not queued (commitq_arrive) */
+	size_t queued;	 /* entries in the queue */
+	long gather_us;	 /* the longest a group waits for requests still coming */
+	long linger_us;	 /* under load, the least a group waits (commit_linger_us) */
+	size_t last_m;	 /* requests in the last group: more than one = under load */
 	uint64_t groups; /* statements run (tests) */
 	pthread_t thr;
 	struct db db; /* the committer's own connection */
@@ -258,7 +259,8 @@ static void gather(struct commitq *q)
 	deadline(&lin, q->linger_us);
 	q->gathering = true;
 	while (q->queued < CQ_MAX_ENTRIES && !q->stop) {
-		if (linger && !passed(&lin))
+		q->lingering = linger && !passed(&lin);
+		if (q->lingering)
 			pthread_cond_timedwait(&q->wake, &q->mu, &lin);
 		else if (q->coming > 0 && !passed(&until))
 			pthread_cond_timedwait(&q->wake, &q->mu, &until);
@@ -266,6 +268,7 @@ static void gather(struct commitq *q)
 			break;
 	}
 	q->gathering = false;
+	q->lingering = false;
 }
 
 static void *committer(void *arg)
@@ -351,10 +354,11 @@ void commitq_free(struct commitq *q)
 	free(q);
 }
 
-/* Called with q->mu held: wakes a gathering committer once nothing more is to come. */
+/* Called with q->mu held: wakes a gathering committer once nothing more is to come (a
+ * lingering one only when the group is full: it waits out its time anyway). */
 static void gathered(struct commitq *q)
 {
-	if (q->gathering && (q->coming <= 0 || q->queued >= CQ_MAX_ENTRIES))
+	if (q->gathering && (q->queued >= CQ_MAX_ENTRIES || (!q->lingering && q->coming <= 0)))
 		pthread_cond_signal(&q->wake);
 }
 

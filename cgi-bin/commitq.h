@@ -66,7 +66,7 @@ void commitq_run(struct db *db, struct cq_entry *const *e, size_t m);
  * than one request, a group waits linger_us for more before it is committed (0: never).
  * Returns NULL (logged) when the thread cannot start. */
 struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms,
-			   long linger_us) MUSTCHECK;
+			    long linger_us) MUSTCHECK;
 
 /* Runs what is still queued, stops the committer and frees q. NULL is a no-op. */
 void commitq_free(struct commitq *q);
