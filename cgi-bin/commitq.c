@@ -225,13 +225,10 @@ static size_t take_group(struct commitq *q)
 	return m;
 }
 
-/* Waits (q->mu held) while requests that were taken in are still being read and checked, up
- * to gather_us (CQ_GATHER_US) after the first one queued: they then share the commit of the entries
- * already queued, instead of each small group paying a statement and a WAL flush. Requests
- * that need no insert depart without waiting for anything, so the wait ends early. */
+/* t = now + us, on the monotonic clock of wake's timed waits. */
 static void deadline(struct timespec *t, long us)
 {
-	clock_gettime(CLOCK_REALTIME, t);
+	clock_gettime(CLOCK_MONOTONIC, t);
 	t->tv_sec += us / 1000000;
 	t->tv_nsec += us % 1000000 * 1000L;
 	if (t->tv_nsec >= 1000000000L) {
@@ -240,14 +237,20 @@ static void deadline(struct timespec *t, long us)
 	}
 }
 
+/* Whether the monotonic clock has reached t. */
 static bool passed(const struct timespec *t)
 {
 	struct timespec now;
 
-	clock_gettime(CLOCK_REALTIME, &now);
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+/* Waits (q->mu held) while requests that were taken in are still being read and checked, at
+ * most gather_us (CQ_GATHER_US) from now: they then share the commit of the entries already
+ * queued, instead of each small group paying a statement and a WAL flush. Requests that need
+ * no insert depart, so the wait ends early. Under load (the last group held more than one
+ * request) it first waits linger_us (commit_linger_us) for whatever comes. */
 static void gather(struct commitq *q)
 {
 	bool linger = q->linger_us > 0 && q->last_m > 1;
@@ -319,10 +322,16 @@ static void *committer(void *arg)
 struct commitq *commitq_new(const char *conninfo, int64_t notify_interval_ms, long linger_us)
 {
 	struct commitq *q = xcalloc(1, sizeof(*q));
+	pthread_condattr_t ca;
 	int err;
 
 	pthread_mutex_init(&q->mu, NULL);
-	pthread_cond_init(&q->wake, NULL);
+	/* Timed waits on wake run on the monotonic clock: a step of the wall clock must not
+	 * stretch a group's wait. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	db_init(&q->db, conninfo);
 	q->notify_interval_ms = notify_interval_ms;
 	q->gather_us = CQ_GATHER_US;
