@@ -681,41 +681,18 @@ static char *envelope(const struct job *j, const char *outcome, long status, con
 
 /* ---- outcomes: settle rows as JSON text ---- */
 
-/* Appends s as a JSON string (RFC 8259 7: quote, backslash and control characters escaped;
- * other bytes as they are, as json-c writes them). */
-static void json_str(struct buf *b, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t run = 0;
-
-	buf_append(b, "\"", 1);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		buf_append(b, s + run, i - run);
-		run = i + 1;
-		if (c == '"' || c == '\\') {
-			esc[1] = (char)c;
-			buf_append(b, esc, 2);
-		} else if (c == '\n') {
-			buf_append(b, "\\n", 2);
-		} else {
-			buf_append(b, esc, sizeof(esc));
-		}
-	}
-	buf_append(b, s + run, len - run);
-	buf_append(b, "\"", 1);
-}
-
+/* Appends ,"k":"v" with v escaped by json-c; nothing when v is NULL. */
 static void row_str(struct buf *b, const char *k, const char *v)
 {
+	struct json_object *o;
+
 	if (v == NULL)
 		return;
-	buf_printf(b, ",\"%s\":", k);
-	json_str(b, v, strlen(v));
+	o = json_object_new_string(v);
+	buf_printf(b, ",\"%s\":%s", k,
+		   json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
 }
 
 static void row_int(struct buf *b, const char *k, int64_t v)
