@@ -392,17 +392,23 @@ void commitq_depart(struct commitq *q, bool *counted)
 	*counted = false;
 }
 
-void commitq_submit(struct commitq *q, struct cq_entry *e, bool *counted)
+/* Appends e to the queue (q->mu held). */
+static void enqueue(struct commitq *q, struct cq_entry *e)
 {
-	sem_init(&e->done, 0, 0);
 	e->next = NULL;
-	pthread_mutex_lock(&q->mu);
 	if (q->tail != NULL)
 		q->tail->next = e;
 	else
 		q->head = e;
 	q->tail = e;
 	q->queued++;
+}
+
+void commitq_submit(struct commitq *q, struct cq_entry *e, bool *counted)
+{
+	sem_init(&e->done, 0, 0);
+	pthread_mutex_lock(&q->mu);
+	enqueue(q, e);
 	if (*counted) {
 		q->coming--;
 		*counted = false;

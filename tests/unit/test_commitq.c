@@ -48,17 +48,6 @@ static void entry(struct fixture *f, size_t j, size_t n, const char *client, con
 	f->e[j].scheduled = f->sched[j];
 }
 
-static void queue(struct commitq *q, struct cq_entry *e)
-{
-	e->next = NULL;
-	if (q->tail != NULL)
-		q->tail->next = e;
-	else
-		q->head = e;
-	q->tail = e;
-	q->queued++;
-}
-
 static void test_take_group_all(void **state)
 {
 	static struct fixture f;
@@ -68,7 +57,7 @@ static void test_take_group_all(void **state)
 	memset(&q, 0, sizeof(q));
 	for (size_t j = 0; j < 4; j++) {
 		entry(&f, j, 2, "c", NULL);
-		queue(&q, &f.e[j]);
+		enqueue(&q, &f.e[j]);
 	}
 	assert_int_equal(take_group(&q), 4);
 	assert_ptr_equal(q.group[0], &f.e[0]);
@@ -91,7 +80,7 @@ static void test_take_group_key_twice(void **state)
 	entry(&f, 2, 1, "a", "k1");
 	entry(&f, 3, 1, "a", NULL);
 	for (size_t j = 0; j < 4; j++)
-		queue(&q, &f.e[j]);
+		enqueue(&q, &f.e[j]);
 	assert_int_equal(take_group(&q), 2);
 	assert_ptr_equal(q.head, &f.e[2]);
 	assert_int_equal(take_group(&q), 2);
@@ -115,7 +104,7 @@ static void test_take_group_cap(void **state)
 	f.e[1].n = 2;
 	f.e[2].n = CQ_MAX_CALLS + 5;
 	for (size_t j = 0; j < 3; j++)
-		queue(&q, &f.e[j]);
+		enqueue(&q, &f.e[j]);
 	assert_int_equal(take_group(&q), 1);
 	assert_int_equal(take_group(&q), 1);
 	assert_ptr_equal(q.group[0], &f.e[1]);
