@@ -18,11 +18,6 @@ void req_init(struct req *rq)
 
 void req_reset(struct req *rq)
 {
-	if (rq->params != NULL) {
-		for (char **p = rq->params; *p != NULL; p++)
-			free(*p);
-		free(rq->params);
-	}
 	free(rq->path);
 	free(rq->mount);
 	free(rq->query);

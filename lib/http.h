@@ -9,10 +9,11 @@
 
 struct json_object;
 
-/* One request, as the accept loop filled it. Everything is owned by the struct and released
- * by req_reset (the one release point per request). */
+/* One request, as the accept loop filled it. Everything but params is owned by the struct and
+ * released by req_reset (the one release point per request). */
 struct req {
-	char **params;	    /* CGI/FastCGI parameters, "NAME=value" strings, NULL-terminated */
+	char **params;	    /* CGI/FastCGI parameters, "NAME=value" strings, NULL-terminated;
+			     * borrowed: libfcgi's (valid until FCGX_Finish_r), or environ */
 	const char *method; /* REQUEST_METHOD; points into params */
 	char *path;	    /* route path, still percent-encoded ("/v1/calls/...") */
 	char *mount;	    /* prefix the web server mounted us under ("" at the root) */

@@ -2,36 +2,49 @@
 #include "uuid.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/rand.h>
 
 #include "log.h"
 
 /* Random bytes come from a per-thread pool that RAND_bytes refills 4 KiB at a time (one call
- * per id cost more than the rest of making it). The pool remembers the process it was filled
- * in: a forked child refills its own rather than repeat its parent's ids. */
+ * per id cost more than the rest of making it). A forked child empties the pool of the thread
+ * that forked (the only one it has), so it refills its own rather than repeat its parent's ids;
+ * a pthread_atfork handler does it, not a getpid() per id (a system call each). */
 #define POOL_BYTES 4096
 #define RAND_PER_ID 10 /* bytes 6..15; 0..5 are the time */
 
+static _Thread_local unsigned char pool[POOL_BYTES];
+static _Thread_local size_t left;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+	memset(pool, 0, sizeof(pool));
+	left = 0;
+}
+
+static void atfork_register(void)
+{
+	if (pthread_atfork(NULL, NULL, pool_forget) != 0)
+		abort(); /* out of memory, as xmalloc treats it */
+}
+
 static int take_random(unsigned char *dst, size_t n)
 {
-	static _Thread_local unsigned char pool[POOL_BYTES];
-	static _Thread_local size_t left;
-	static _Thread_local pid_t owner;
-	pid_t pid = getpid();
-
-	if (left < n || owner != pid) {
+	pthread_once(&atfork_once, atfork_register);
+	if (left < n) {
 		if (RAND_bytes(pool, sizeof(pool)) != 1) {
 			left = 0;
 			return -1;
 		}
 		left = sizeof(pool);
-		owner = pid;
 	}
 	memcpy(dst, pool + sizeof(pool) - left, n);
 	/* used bytes are not kept around */

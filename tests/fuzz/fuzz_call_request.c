@@ -134,6 +134,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_problem("fuzz_call_request", &prob);
 	}
 	call_cleanup(&c);
+	for (size_t i = 0; i < n; i++)
+		free(rq.params[i]);
+	free(rq.params); /* borrowed by rq: req_reset leaves it */
 	req_reset(&rq);
 	return 0;
 }
