@@ -86,6 +86,14 @@ void resp_json(struct resp *rs, int status, struct json_object *o)
 	set_body(rs, s, len);
 }
 
+void resp_json_text(struct resp *rs, int status, struct buf *b)
+{
+	free(rs->body);
+	rs->body = buf_take(b, &rs->body_len);
+	rs->status = status;
+	rs->content_type = "application/json";
+}
+
 /* Replaces, in place, each byte of s that does not begin a well-formed UTF-8 sequence by '?'. */
 static void utf8_scrub(char *s)
 {

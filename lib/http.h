@@ -44,6 +44,8 @@ void resp_header(struct resp *rs, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Sets status and a JSON body (the object is only read; the caller still owns it). */
 void resp_json(struct resp *rs, int status, struct json_object *o);
+/* Sets status and a JSON body already written as text: takes b's data (b is left empty). */
+void resp_json_text(struct resp *rs, int status, struct buf *b);
 /* Sets an RFC 9457 application/problem+json answer. field (may be NULL) names the offending
  * input and is also the "field" member; detail is printf-formatted. */
 void resp_problem(struct resp *rs, int status, const char *field, const char *fmt, ...)

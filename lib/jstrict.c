@@ -42,6 +42,13 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r'; /* RFC 8259 section 2 */
 }
 
+/* Printable ASCII other than the quote and the backslash: a byte that needs no look inside a
+ * string. */
+static bool plain_in_string(unsigned char c)
+{
+	return (unsigned char)(c - 0x20) < 0x60 && c != '"' && c != '\\';
+}
+
 /* Pass 1, on raw bytes of any shape: UTF-8 (RFC 8259 section 8.1), no NUL anywhere (json-c
  * would stop reading there), no unescaped control characters in strings (section 7, which
  * json-c lets through), and the nesting limit, counted on brackets outside strings. */
@@ -55,6 +62,14 @@ static int check_bytes(const char *s, size_t len, int max_depth, struct problem 
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = u[i];
 
+		if (in_str && !esc) {
+			/* The run of plain ASCII inside a string (most of a document's bytes):
+			 * nothing to check in it. */
+			while (plain_in_string(c) && i + 1 < len)
+				c = u[++i];
+			if (plain_in_string(c))
+				continue; /* the last byte */
+		}
 		if (c >= 0x80) {
 			size_t n = http_utf8_len(s + i, len - i);
 
@@ -368,9 +383,13 @@ static int scan_string(struct scan *sc, struct buf *out, bool is_key)
 			return 0;
 		}
 		if (c != '\\') {
+			size_t j = sc->i + 1; /* the run up to the next quote or escape */
+
+			while (j < sc->len && s[j] != '"' && s[j] != '\\')
+				j++;
 			if (out != NULL)
-				buf_append(out, &s[sc->i], 1);
-			sc->i++;
+				buf_append(out, &s[sc->i], j - sc->i);
+			sc->i = j;
 			continue;
 		}
 		if (sc->len - sc->i < 2)
