@@ -70,6 +70,39 @@ static void test_buf_grow(void **state)
 	buf_cleanup(&b);
 }
 
+/* Formatting writes into the room left and again only when it did not fit: strings longer
+ * than any first guess, at every offset near a capacity boundary, come out whole. */
+static void test_printf_long(void **state)
+{
+	char big[3000];
+	struct buf b;
+	char *s;
+
+	(void)state;
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (size_t k = 120; k < 140; k++) { /* around xasprintf's first guess */
+		s = xasprintf("%.*s|", (int)k, big);
+		assert_int_equal(strlen(s), k + 1);
+		assert_int_equal(s[k], '|');
+		free(s);
+	}
+	s = xasprintf("<%s>", big);
+	assert_int_equal(strlen(s), sizeof(big) + 1);
+	assert_int_equal(s[0], '<');
+	assert_int_equal(s[sizeof(big)], '>');
+	free(s);
+	for (size_t pre = 180; pre < 260; pre++) { /* buf's first capacity is 256 */
+		buf_init(&b);
+		buf_append(&b, big, pre);
+		buf_printf(&b, "%s|%d", big + 2000, 7);
+		assert_int_equal(b.len, pre + 999 + 2);
+		assert_int_equal(strlen(b.data), b.len);
+		assert_memory_equal(b.data + pre + 999, "|7", 3);
+		buf_cleanup(&b);
+	}
+}
+
 /* buf_take is documented "never NULL, NUL-terminated", also for a buffer nothing was put in. */
 static void test_buf_take_empty(void **state)
 {
@@ -104,6 +137,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_buf_grow),
+		cmocka_unit_test(test_printf_long),
 		cmocka_unit_test(test_buf_take_empty),
 	};
 
