@@ -1145,6 +1145,56 @@ static void t_settle_plan(void)
 	db_cleanup(&db);
 }
 
+/* sql/010_settle_indexes.sql: a settled call's attempt goes into one btree, the primary key
+ * (call_id, attempt), which still refuses an attempt recorded twice; calls_done.finished_at
+ * is a BRIN index, and ag_purge still finds old finished calls through it. */
+static void t_settle_indexes(void)
+{
+	static const char *ins = "INSERT INTO attempts (call_id, attempt, started_at, drainer)"
+				 " VALUES ('00000000-0000-7000-8000-00000000a010', 1, now(), 't')";
+	PGresult *res;
+
+	CHECK(it_sql_long("SELECT count(*) FROM pg_index i"
+			  " JOIN pg_class c ON c.oid = i.indexrelid"
+			  " JOIN pg_am a ON a.oid = c.relam"
+			  " WHERE i.indrelid = 'attempts'::regclass AND a.amname = 'btree'",
+			  0, NULL) == 1,
+	      "attempts has one btree index");
+	CHECK(it_sql_long("SELECT count(*) FROM pg_constraint WHERE conname = 'attempts_pkey'"
+			  " AND conrelid = 'attempts'::regclass AND contype = 'p'"
+			  " AND pg_get_constraintdef(oid) = 'PRIMARY KEY (call_id, attempt)'",
+			  0, NULL) == 1,
+	      "attempts' primary key is (call_id, attempt)");
+	CHECK(it_sql_long("SELECT count(*) FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
+			  " WHERE c.relname = 'calls_done_finished' AND a.amname = 'brin'",
+			  0, NULL) == 1,
+	      "calls_done_finished is a BRIN index");
+	CHECK(it_sql_exec(ins, 0, NULL), "first attempt row");
+	res = PQexec(it_db(), ins);
+	CHECK(PQresultStatus(res) == PGRES_FATAL_ERROR &&
+		      strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23505") == 0,
+	      "the same attempt twice: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	CHECK(it_sql_exec("DELETE FROM attempts WHERE drainer = 't'"
+			  " AND call_id = '00000000-0000-7000-8000-00000000a010'",
+			  0, NULL),
+	      "clean up");
+	/* a finished call of long ago, purged through the BRIN index */
+	CHECK(it_sql_exec("INSERT INTO calls (id, state, target, method, max_attempts,"
+			  " retry_initial_ms, retry_max_ms, timeout_ms, finished_at)"
+			  " VALUES ('00000000-0000-7000-8000-00000000b010', 'succeeded',"
+			  " 'http://127.0.0.1:9/', 'POST', 1, 0, 0, 1000,"
+			  " now() - interval '400 days')",
+			  0, NULL),
+	      "an old finished call");
+	CHECK(it_sql_exec("CALL ag_purge(interval '365 days', interval '365 days')", 0, NULL),
+	      "ag_purge");
+	CHECK(it_sql_long("SELECT count(*) FROM calls"
+			  " WHERE id = '00000000-0000-7000-8000-00000000b010'",
+			  0, NULL) == 0,
+	      "ag_purge removed the old finished call");
+}
+
 static void t_metrics_views(void)
 {
 	struct hresp r;
@@ -1247,6 +1297,8 @@ int main(void)
 	it_run("drain: the address policy applies to the address connected to", t_refused_address);
 	it_run("drain: function default headers under the call's; non-string values skipped",
 	       t_default_headers);
+	it_run("drain: a settle writes one btree of attempts; finished_at is BRIN (010)",
+	       t_settle_indexes);
 	it_run("drain: settles and releases find their calls by primary key, not the lease index",
 	       t_settle_plan);
 	it_run("drain: /metrics, /v1/health and the audit views agree with the attempts",
