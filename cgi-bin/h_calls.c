@@ -200,7 +200,7 @@ static void answer_accepted(const struct req *rq, struct resp *rs, const struct 
 		buf_puts(&out, ids[i]);
 		if (nb[i] != NULL) {
 			buf_puts(&out, sched[i] ? "\",\"state\":\"scheduled\",\"not_before\":\""
-					      : "\",\"state\":\"queued\",\"not_before\":\"");
+						: "\",\"state\":\"queued\",\"not_before\":\"");
 			buf_puts(&out, nb[i]);
 		}
 		buf_puts(&out, "\",\"status_url\":");

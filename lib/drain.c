@@ -495,8 +495,7 @@ static void add_headers(struct job *j, struct json_object *h, struct json_object
 /* Parses a JSON column the database wrote (jsonb as text) with tok, reset first: a tokener per
  * call was a big allocation each, and the malloc_consolidate it set off. NULL when the column
  * is NULL or not JSON. The caller owns the result. */
-static struct json_object *parse_col(struct json_tokener *tok, const PGresult *res, int row,
-				     int c)
+static struct json_object *parse_col(struct json_tokener *tok, const PGresult *res, int row, int c)
 {
 	const char *text = col(res, row, c);
 	struct json_object *o;
