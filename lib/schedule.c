@@ -138,9 +138,9 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* When this process looks at schedules next (monotonic ms); 0 = at once. One value per
- * process: a process has one database connection and runs one drain cycle at a time. */
-static int64_t check_at_ms;
+/* When this thread looks at schedules next (monotonic ms); 0 = at once. One value per thread:
+ * a thread runs one drain cycle at a time (the drainer's drain loops, the handler's threads). */
+static _Thread_local int64_t check_at_ms;
 
 static const char *val(const PGresult *res, int row, int col)
 {

@@ -585,6 +585,55 @@ static void t_four_drainers(void)
 	json_object_put(h);
 }
 
+/* --threads 2: one --once drainer runs two drain loops that share the calls, each under a
+ * name of its own, and every call is delivered and recorded once. */
+static void t_threads(void)
+{
+	const char *tg = it_tag('t');
+	int total = 2000, batch = 500;
+	char like[128], name[64], n1[80], n2[80];
+	struct buf b;
+	pid_t o;
+
+	for (int k = 0; k < total / batch; k++) {
+		struct hresp r;
+
+		buf_init(&b);
+		buf_puts(&b, "[");
+		for (int i = 0; i < batch; i++)
+			buf_printf(&b, "%s{\"target\":\"%s/threads/%s/%d\",\"body_text\":\"%d\"}",
+				   i ? "," : "", target, tg, k * batch + i, k * batch + i);
+		buf_puts(&b, "]");
+		it_http("POST", url, "/v1/calls", JSON, b.data, b.len, NULL, &r);
+		CHECK(r.status == 202, "batch %d: %ld", k, r.status);
+		it_hresp_free(&r);
+		buf_cleanup(&b);
+	}
+	snprintf(name, sizeof(name), "thr-%s", tg);
+	snprintf(n1, sizeof(n1), "%s/1", name);
+	snprintf(n2, sizeof(n2), "%s/2", name);
+	o = it_drainer_spawn(drainer_log,
+			     (const char *const[]){"--once", "--threads", "2", "--concurrency",
+						   "32", "--name", name, NULL});
+	CHECK(it_drainer_wait(o, 60000, NULL) == 0, "--once --threads 2 failed");
+	snprintf(like, sizeof(like), "%%/threads/%s/%%", tg);
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'"
+			  " AND attempts = 1",
+			  1, (const char *const[]){like}) == total,
+	      "not every call succeeded at its first attempt");
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id"
+			  " WHERE c.target LIKE $1",
+			  1, (const char *const[]){like}) == total,
+	      "attempt rows: want one per call");
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id"
+			  " WHERE c.target LIKE $1 AND a.drainer = $2",
+			  2, (const char *const[]){like, n1}) > 0 &&
+		      it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id"
+				  " WHERE c.target LIKE $1 AND a.drainer = $2",
+				  2, (const char *const[]){like, n2}) > 0,
+	      "both loops (%s, %s) should have delivered calls", n1, n2);
+}
+
 /* expires_in: a call past it when claimed ends expired unsent; a call whose next retry would
  * fall after it ends expired at once. Both get the failure callback with outcome "expired". */
 static void t_expiry(void)
@@ -1297,6 +1346,8 @@ int main(void)
 	it_run("drain: the address policy applies to the address connected to", t_refused_address);
 	it_run("drain: function default headers under the call's; non-string values skipped",
 	       t_default_headers);
+	it_run("drain: --threads 2 shares the calls between two loops, each delivered once",
+	       t_threads);
 	it_run("drain: a settle writes one btree of attempts; finished_at is BRIN (010)",
 	       t_settle_indexes);
 	it_run("drain: settles and releases find their calls by primary key, not the lease index",
