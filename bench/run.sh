@@ -169,13 +169,13 @@ fmt0()
 	awk -v v="$1" 'BEGIN { printf "%.0f", v }'
 }
 
-# pctl_file FILE: p50, p99 and max of the numbers in FILE (one a line), as "p50 p99 max n".
 # median V...: the middle value (the lower of the two middle ones for an even count).
 median()
 {
 	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
+# pctl_file FILE: p50, p99 and max of the numbers in FILE (one a line), as "p50 p99 max n".
 pctl_file()
 {
 	sort -g "$1" | awk '{ v[NR] = $1 } END {

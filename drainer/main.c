@@ -139,7 +139,6 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out)
  * handle and share of the concurrency; all of them see stop_flag. */
 struct worker {
 	pthread_t thr;
-	const struct conf *cf;
 	struct db db;
 	struct drain *d;
 	struct listener lis;
@@ -282,7 +281,6 @@ int main(int argc, char **argv)
 	for (int i = 0; i < threads; i++) {
 		struct worker *x = &w[i];
 
-		x->cf = &cf;
 		/* each loop holds leases under a name of its own: "name/1", "name/2", ... */
 		x->name = threads > 1 ? xasprintf("%s/%d", myname, i + 1) : xstrdup(myname);
 		db_init(&x->db, cf.database);
@@ -325,16 +323,7 @@ int main(int argc, char **argv)
 		pthread_join(w[i].thr, NULL);
 		if (w[i].rc != 0)
 			rc = 1;
-		st.claimed += w[i].st.claimed;
-		st.succeeded += w[i].st.succeeded;
-		st.retried += w[i].st.retried;
-		st.dead += w[i].st.dead;
-		st.expired += w[i].st.expired;
-		st.released += w[i].st.released;
-		st.lost += w[i].st.lost;
-		st.unsettled += w[i].st.unsettled;
-		if (w[i].st.ms > st.ms)
-			st.ms = w[i].st.ms; /* the run's wall time */
+		drain_stats_add(&st, &w[i].st);
 	}
 	if (once && started == threads) {
 		line = drain_stats_line(&st);

@@ -490,8 +490,6 @@ static void add_headers(struct job *j, struct json_object *h, struct json_object
 	}
 }
 
-/* The outbound headers: the function's defaults under the call's own, a Content-Type for the
- * body kind when none was given, the Async-* headers and, with a secret, the signature. */
 /* Parses a JSON column the database wrote (jsonb as text) with tok, reset first: a tokener per
  * call was a big allocation each, and the malloc_consolidate it set off. NULL when the column
  * is NULL or not JSON. The caller owns the result. */
@@ -511,6 +509,8 @@ static struct json_object *parse_col(struct json_tokener *tok, const PGresult *r
 	return o;
 }
 
+/* The outbound headers: the function's defaults under the call's own, a Content-Type for the
+ * body kind when none was given, the Async-* headers and, with a secret, the signature. */
 static int job_headers(struct json_tokener *tok, struct job *j, const PGresult *res, int row,
 		       const char *body_type)
 {
@@ -1935,6 +1935,19 @@ static const struct {
 static int64_t stat_value(const struct drain_stats *st, size_t i)
 {
 	return *(const int64_t *)(const void *)((const char *)st + stat_fields[i].offset);
+}
+
+void drain_stats_add(struct drain_stats *to, const struct drain_stats *from)
+{
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
+		int64_t *t = (int64_t *)(void *)((char *)to + stat_fields[i].offset);
+		int64_t v = stat_value(from, i);
+
+		if (stat_fields[i].offset == offsetof(struct drain_stats, ms))
+			*t = v > *t ? v : *t; /* runs side by side: the longest is the wall time */
+		else
+			*t += v;
+	}
 }
 
 char *drain_stats_json(const struct drain_stats *st)

@@ -71,6 +71,9 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
  * request was made). */
 const int *drain_buckets_ms(size_t *n);
 
+/* Adds the counters of from to to; ms becomes the larger of the two (runs side by side, as the
+ * drain loops of one drainer). */
+void drain_stats_add(struct drain_stats *to, const struct drain_stats *from);
 /* The stats as one JSON object text {"claimed":…,…,"ms":…}; caller frees. */
 char *drain_stats_json(const struct drain_stats *st) MUSTCHECK;
 /* The same as a log line's key=value pairs "claimed=… … ms=…"; caller frees. */

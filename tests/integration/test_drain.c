@@ -506,17 +506,10 @@ static void t_kill9(void)
 	      "calls.attempts and the attempts table disagree");
 }
 
-/* Four drainers (two --once, two --follow) on 5,000 calls. */
-static void t_four_drainers(void)
+/* Enqueues total calls to the target's /kind/tg/N (body "N"), in arrays of batch. */
+static void enqueue_many(const char *kind, const char *tg, int total, int batch)
 {
-	const char *tg = it_tag('t');
-	int total = 5000, batch = 1000;
-	char like[128], path[128];
 	struct buf b;
-	pid_t f1, f2, o1, o2;
-	int64_t t0;
-	struct json_object *h, *seen;
-	long dups = 0, expired_leases;
 
 	for (int k = 0; k < total / batch; k++) {
 		struct hresp r;
@@ -524,14 +517,28 @@ static void t_four_drainers(void)
 		buf_init(&b);
 		buf_puts(&b, "[");
 		for (int i = 0; i < batch; i++)
-			buf_printf(&b, "%s{\"target\":\"%s/many/%s/%d\",\"body_text\":\"%d\"}",
-				   i ? "," : "", target, tg, k * batch + i, k * batch + i);
+			buf_printf(&b, "%s{\"target\":\"%s/%s/%s/%d\",\"body_text\":\"%d\"}",
+				   i ? "," : "", target, kind, tg, k * batch + i, k * batch + i);
 		buf_puts(&b, "]");
 		it_http("POST", url, "/v1/calls", JSON, b.data, b.len, NULL, &r);
 		CHECK(r.status == 202, "batch %d: %ld", k, r.status);
 		it_hresp_free(&r);
 		buf_cleanup(&b);
 	}
+}
+
+/* Four drainers (two --once, two --follow) on 5,000 calls. */
+static void t_four_drainers(void)
+{
+	const char *tg = it_tag('t');
+	int total = 5000, batch = 1000;
+	char like[128], path[128];
+	pid_t f1, f2, o1, o2;
+	int64_t t0;
+	struct json_object *h, *seen;
+	long dups = 0, expired_leases;
+
+	enqueue_many("many", tg, total, batch);
 	t0 = it_now_ms();
 	f1 = follow_start();
 	o1 = it_drainer_spawn(drainer_log, (const char *const[]){"--once", NULL});
@@ -592,23 +599,9 @@ static void t_threads(void)
 	const char *tg = it_tag('t');
 	int total = 2000, batch = 500;
 	char like[128], name[64], n1[80], n2[80];
-	struct buf b;
 	pid_t o;
 
-	for (int k = 0; k < total / batch; k++) {
-		struct hresp r;
-
-		buf_init(&b);
-		buf_puts(&b, "[");
-		for (int i = 0; i < batch; i++)
-			buf_printf(&b, "%s{\"target\":\"%s/threads/%s/%d\",\"body_text\":\"%d\"}",
-				   i ? "," : "", target, tg, k * batch + i, k * batch + i);
-		buf_puts(&b, "]");
-		it_http("POST", url, "/v1/calls", JSON, b.data, b.len, NULL, &r);
-		CHECK(r.status == 202, "batch %d: %ld", k, r.status);
-		it_hresp_free(&r);
-		buf_cleanup(&b);
-	}
+	enqueue_many("threads", tg, total, batch);
 	snprintf(name, sizeof(name), "thr-%s", tg);
 	snprintf(n1, sizeof(n1), "%s/1", name);
 	snprintf(n2, sizeof(n2), "%s/2", name);

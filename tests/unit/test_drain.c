@@ -287,6 +287,28 @@ static void test_url(void **state)
 	check_url(NULL, "https://h:8443", NULL, "q", "https://h:8443?q");
 }
 
+/* The drain loops of one drainer: counters add up, ms is the longest run (the wall time). */
+static void test_stats_add(void **state)
+{
+	struct drain_stats a = {1, 2, 3, 4, 5, 6, 7, 8, 900};
+	struct drain_stats b = {10, 20, 30, 40, 50, 60, 70, 80, 1200};
+
+	(void)state;
+	drain_stats_add(&a, &b);
+	assert_int_equal(a.claimed, 11);
+	assert_int_equal(a.succeeded, 22);
+	assert_int_equal(a.retried, 33);
+	assert_int_equal(a.dead, 44);
+	assert_int_equal(a.expired, 55);
+	assert_int_equal(a.released, 66);
+	assert_int_equal(a.lost, 77);
+	assert_int_equal(a.unsettled, 88);
+	assert_int_equal(a.ms, 1200);
+	drain_stats_add(&a, &(struct drain_stats){.ms = 5});
+	assert_int_equal(a.ms, 1200);
+	assert_int_equal(a.claimed, 11);
+}
+
 static void test_stats_json(void **state)
 {
 	static const struct {
@@ -355,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_retry_after),
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_stats_json),
+		cmocka_unit_test(test_stats_add),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
