@@ -170,17 +170,21 @@ static int finish(struct dbq *x, PGresult **out)
 	snprintf(db->errcolumn, sizeof(db->errcolumn), "%s", code != NULL ? code : "");
 	PQclear(x->res);
 	x->res = NULL;
-	if ((strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0) &&
-	    x->serial++ < 3) {
-		/* rolled back whole (a concurrent move between calls_live and calls_done, or a
-		 * deadlock): look again, as db_exec does */
-		log_debug("db %s: serialization failure, running it again", qq->name);
-		if (transmit(x) == 0)
-			return 0;
-		forget(x);
-		return -1;
-	}
-	if (unavailable(db->sqlstate)) {
+	if (strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0) {
+		if (x->serial++ < 3) {
+			/* rolled back whole (a concurrent move between calls_live and calls_done,
+			 * or a deadlock): look again, as db_exec does */
+			log_debug("db %s: serialization failure, running it again", qq->name);
+			if (transmit(x) == 0)
+				return 0;
+			forget(x);
+			return -1;
+		}
+		/* still racing: the caller decides (the drainer claims again a moment later) */
+		log_warn("db %s: serialization failure %d times in a row: sqlstate=%s %s", qq->name,
+			 x->serial, db->sqlstate, log_flat(msg, sizeof(msg), db->errmsg));
+		db->error = DB_QUERY;
+	} else if (unavailable(db->sqlstate)) {
 		log_warn("db %s: server unavailable: sqlstate=%s %s", qq->name, db->sqlstate,
 			 log_flat(msg, sizeof(msg), db->errmsg));
 		db->error = DB_UNAVAILABLE;

@@ -35,9 +35,10 @@ _Static_assert(LIBCURL_VERSION_NUM >= 0x075500, "libcurl 7.85.0 or later is need
 #define SETTLE_WAIT_MS 50	     /* longest an outcome waits for its batch */
 #define SETTLE_MAX_BYTES (32u << 20) /* stored response bytes per batch, about */
 #define POLL_MAX_MS 200		     /* longest wait, so a stop signal is seen soon */
-#define FOLLOW_STEP_MS 10    /* --follow: look again this soon after a claim that found calls */
-#define MAX_RESP_HEADERS 100 /* response headers kept per attempt */
-#define MAX_RESP_HEADER 8192 /* bytes of one response header kept */
+#define FOLLOW_STEP_MS 10      /* --follow: look again this soon after a claim that found calls */
+#define CLAIM_CONFLICTS_MAX 40 /* claims in a row lost to races before --once gives up */
+#define MAX_RESP_HEADERS 100   /* response headers kept per attempt */
+#define MAX_RESP_HEADER 8192   /* bytes of one response header kept */
 #define RETRY_AFTER_MAX_S (24LL * 86400)
 #define USER_AGENT "asyncgate/0.1"
 
@@ -1394,6 +1395,19 @@ static int claim_done(struct drain *d, PGresult *res, struct drain_stats *st)
 	return rows;
 }
 
+/* Whether the claim that just failed lost a race with another drainer's claim and settle
+ * (a serialization failure: a row its snapshot still saw queued had been claimed and moved to
+ * calls_done since; or a deadlock) that dbq's own immediate retries did not get past. Such a
+ * claim rolled back whole, claiming nothing, and the other drainer made progress; looking
+ * again a moment later is all it takes. */
+static bool claim_conflict(const struct drain *d)
+{
+	const struct db *db = d->cq.db;
+
+	return db->error == DB_QUERY &&
+	       (strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0);
+}
+
 /* Whether a claim, or a settle, may go out now: nothing of its kind is out, nor anything at
  * all when both share one connection. */
 static bool claim_free(const struct drain *d)
@@ -1724,6 +1738,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 	int64_t t0 = mono_ms();
 	int64_t next_claim = t0; /* when to look at the queue next */
 	int64_t db_backoff = 0;
+	int conflicts = 0;    /* claims in a row that lost a race (claim_conflict) */
 	bool more_due = true; /* the last claim came back full */
 	bool failed = false;
 	int conc = o->concurrency > 0 ? o->concurrency : 1;
@@ -1768,7 +1783,14 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 		if (r != 0) {
 			int got = claim_done(d, r > 0 ? res : NULL, st);
 
-			if (got < 0 && !o->follow) {
+			if (got < 0 && claim_conflict(d) && conflicts < CLAIM_CONFLICTS_MAX) {
+				/* not a failure: look again shortly, later each time in a row */
+				conflicts++;
+				next_claim = mono_ms() + (conflicts < 6 ? 5 << conflicts : 250);
+				log_debug("drain %s: the claim lost a race with another drainer "
+					  "(%d in a row); claiming again",
+					  d->name, conflicts);
+			} else if (got < 0 && !o->follow) {
 				failed = true; /* finish what is in flight, then fail */
 			} else if (got < 0) {
 				db_backoff = db_backoff == 0 ? 500 : db_backoff * 2;
@@ -1777,6 +1799,7 @@ int drain_run(struct drain *d, const struct drain_opts *o, struct drain_stats *s
 				next_claim = mono_ms() + db_backoff;
 			} else {
 				db_backoff = 0;
+				conflicts = 0;
 				more_due = got == d->claim_n;
 				if (!more_due && !o->follow && d->claim_final && d->active == 0 &&
 				    d->pending.n == 0 && !dbq_busy(&d->sq))

@@ -627,6 +627,61 @@ static void t_threads(void)
 	      "both loops (%s, %s) should have delivered calls", n1, n2);
 }
 
+/* A claim that loses a race with another drainer claims nothing and is made again. PostgreSQL
+ * reports the race as a serialization failure (40001: a row the claim's snapshot still saw
+ * queued was claimed and moved to calls_done meanwhile; seen in make bench with two drain
+ * loops). A trigger injects it: the first 8 claims of this test's calls fail with 40001, more
+ * than dbq's own three immediate retries of one statement. --once must still deliver every
+ * call once and exit 0. */
+static void t_claim_conflict(void)
+{
+	const char *tg = it_tag('t');
+	int total = 300;
+	char like[128], name[64];
+	pid_t o;
+
+	snprintf(like, sizeof(like), "%%/conflict/%s/%%", tg);
+	snprintf(name, sizeof(name), "conflict-%s", tg);
+	if (!it_sql_exec("CREATE SEQUENCE it_conflict_n", 0, NULL) ||
+	    !it_sql_exec("CREATE TABLE it_conflict (pattern text)", 0, NULL) ||
+	    !it_sql_exec("INSERT INTO it_conflict VALUES ($1)", 1, (const char *const[]){like}) ||
+	    !it_sql_exec("CREATE FUNCTION it_conflict_fail() RETURNS trigger LANGUAGE plpgsql AS $$"
+			 " BEGIN"
+			 "  IF NEW.state = 'in_flight' AND OLD.state <> 'in_flight'"
+			 "   AND NEW.target LIKE (SELECT pattern FROM it_conflict)"
+			 "   AND nextval('it_conflict_n') <= 8 THEN"
+			 "   RAISE EXCEPTION 'injected: could not serialize access'"
+			 "    USING ERRCODE = '40001';"
+			 "  END IF;"
+			 "  RETURN NEW;"
+			 " END $$",
+			 0, NULL) ||
+	    !it_sql_exec("CREATE TRIGGER it_conflict BEFORE UPDATE ON calls_live"
+			 " FOR EACH ROW EXECUTE FUNCTION it_conflict_fail()",
+			 0, NULL))
+		goto out;
+	enqueue_many("conflict", tg, total, 100);
+	o = it_drainer_spawn(drainer_log, (const char *const[]){"--once", "--concurrency", "16",
+								"--name", name, NULL});
+	CHECK(it_drainer_wait(o, 60000, NULL) == 0,
+	      "--once failed on claims that lost a race (see the drainer log)");
+	CHECK(it_sql_long("SELECT last_value FROM it_conflict_n", 0, NULL) >= 8,
+	      "the trigger did not fail 8 claims");
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'"
+			  " AND attempts = 1",
+			  1, (const char *const[]){like}) == total,
+	      "not every call succeeded at its first attempt");
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id"
+			  " WHERE c.target LIKE $1",
+			  1, (const char *const[]){like}) == total,
+	      "attempt rows: want one per call");
+out:
+	(void)it_sql_exec("DROP TRIGGER IF EXISTS it_conflict ON calls_live", 0, NULL);
+	(void)it_sql_exec("DROP FUNCTION IF EXISTS it_conflict_fail()", 0, NULL);
+	(void)it_sql_exec("DROP TABLE IF EXISTS it_conflict", 0, NULL);
+	(void)it_sql_exec("DROP SEQUENCE IF EXISTS it_conflict_n", 0, NULL);
+}
+
 /* expires_in: a call past it when claimed ends expired unsent; a call whose next retry would
  * fall after it ends expired at once. Both get the failure callback with outcome "expired". */
 static void t_expiry(void)
@@ -1341,6 +1396,8 @@ int main(void)
 	       t_default_headers);
 	it_run("drain: --threads 2 shares the calls between two loops, each delivered once",
 	       t_threads);
+	it_run("drain: a claim that loses a race (40001) is made again; --once delivers all",
+	       t_claim_conflict);
 	it_run("drain: a settle writes one btree of attempts; finished_at is BRIN (010)",
 	       t_settle_indexes);
 	it_run("drain: settles and releases find their calls by primary key, not the lease index",
