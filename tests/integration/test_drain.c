@@ -527,6 +527,20 @@ static void enqueue_many(const char *kind, const char *tg, int total, int batch)
 	}
 }
 
+/* Every one of the total calls whose target is LIKE like succeeded at its first attempt, with
+ * one attempt row each. */
+static void check_once(const char *like, int total)
+{
+	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'"
+			  " AND attempts = 1",
+			  1, (const char *const[]){like}) == total,
+	      "not every call succeeded at its first attempt");
+	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id"
+			  " WHERE c.target LIKE $1",
+			  1, (const char *const[]){like}) == total,
+	      "attempt rows: want one per call");
+}
+
 /* Four drainers (two --once, two --follow) on 5,000 calls. */
 static void t_four_drainers(void)
 {
@@ -610,14 +624,7 @@ static void t_threads(void)
 						   "32", "--name", name, NULL});
 	CHECK(it_drainer_wait(o, 60000, NULL) == 0, "--once --threads 2 failed");
 	snprintf(like, sizeof(like), "%%/threads/%s/%%", tg);
-	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'"
-			  " AND attempts = 1",
-			  1, (const char *const[]){like}) == total,
-	      "not every call succeeded at its first attempt");
-	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id"
-			  " WHERE c.target LIKE $1",
-			  1, (const char *const[]){like}) == total,
-	      "attempt rows: want one per call");
+	check_once(like, total);
 	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id"
 			  " WHERE c.target LIKE $1 AND a.drainer = $2",
 			  2, (const char *const[]){like, n1}) > 0 &&
@@ -667,14 +674,7 @@ static void t_claim_conflict(void)
 	      "--once failed on claims that lost a race (see the drainer log)");
 	CHECK(it_sql_long("SELECT last_value FROM it_conflict_n", 0, NULL) >= 8,
 	      "the trigger did not fail 8 claims");
-	CHECK(it_sql_long("SELECT count(*) FROM calls WHERE target LIKE $1 AND state = 'succeeded'"
-			  " AND attempts = 1",
-			  1, (const char *const[]){like}) == total,
-	      "not every call succeeded at its first attempt");
-	CHECK(it_sql_long("SELECT count(*) FROM attempts a JOIN calls c ON c.id = a.call_id"
-			  " WHERE c.target LIKE $1",
-			  1, (const char *const[]){like}) == total,
-	      "attempt rows: want one per call");
+	check_once(like, total);
 out:
 	(void)it_sql_exec("DROP TRIGGER IF EXISTS it_conflict ON calls_live", 0, NULL);
 	(void)it_sql_exec("DROP FUNCTION IF EXISTS it_conflict_fail()", 0, NULL);
