@@ -148,9 +148,12 @@ int db_connect(struct db *db)
 	return 0;
 }
 
-/* Errors that mean "not now" rather than "not this": the server is shutting down or
- * read-only (a standby after failover), out of connections, or the link failed. */
-static bool sqlstate_unavailable(const char *code)
+bool db_sqlstate_retry(const char *code)
+{
+	return strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0;
+}
+
+bool db_sqlstate_unavailable(const char *code)
 {
 	return strncmp(code, "08", 2) == 0 || strncmp(code, "57P0", 4) == 0 ||
 	       strcmp(code, "25006") == 0 || strcmp(code, "53300") == 0;
@@ -231,17 +234,14 @@ PGresult *db_exec(struct db *db, enum query_id q, const char *const *params)
 		}
 		code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", code != NULL ? code : "");
-		if ((strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0) &&
-		    serial++ < 3) {
-			/* Lost a race with a concurrent move of the same row between calls_live and
-			 * calls_done (or, rarely, a deadlock with an operator's SQL over
-			 * flow-control rows); the statement was rolled back whole. Look again. */
+		if (db_sqlstate_retry(db->sqlstate) && serial++ < 3) {
+			/* lost a race; the statement was rolled back whole: look again */
 			log_debug("db %s: serialization failure, running it again",
 				  queries[q].name);
 			PQclear(res);
 			continue;
 		}
-		if (sqlstate_unavailable(db->sqlstate)) {
+		if (db_sqlstate_unavailable(db->sqlstate)) {
 			log_warn("db %s: server unavailable: sqlstate=%s %s", queries[q].name,
 				 db->sqlstate, exec_error(msg, sizeof(msg), res));
 			PQclear(res);

@@ -39,6 +39,15 @@ void db_cleanup(struct db *db);
  * prepare (schema missing or drifted). */
 int db_connect(struct db *db) MUSTCHECK;
 
+/* SQLSTATE classes, for db_exec, dbq and their callers. A serialization failure or deadlock
+ * (40001, 40P01): the statement was rolled back whole after losing a race (a concurrent move of
+ * the same row between calls_live and calls_done, or, rarely, a deadlock with an operator's SQL
+ * over flow-control rows), and running it again is right. */
+bool db_sqlstate_retry(const char *code);
+/* "Not now" rather than "not this": the server is shutting down or read-only (a standby after
+ * failover), out of connections, or the link failed. */
+bool db_sqlstate_unavailable(const char *code);
+
 /* Runs a prepared statement with text parameters (NULL entries are SQL NULL).
  * - When the connection turns out to be broken, it reconnects; an idempotent statement (see
  *   struct query) is then sent once more, any other fails with DB_LOST.

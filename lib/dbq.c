@@ -121,13 +121,6 @@ bool dbq_wants_write(const struct dbq *x)
 	return dbq_busy(x) && x->flushing;
 }
 
-/* Errors that mean "not now" rather than "not this", as db.c judges them. */
-static bool unavailable(const char *code)
-{
-	return strncmp(code, "08", 2) == 0 || strncmp(code, "57P0", 4) == 0 ||
-	       strcmp(code, "25006") == 0 || strcmp(code, "53300") == 0;
-}
-
 /* The statement is over with x->res (NULL: the connection broke). Returns 1 (*out set), 0 (sent
  * again) or -1 (db->error set). */
 static int finish(struct dbq *x, PGresult **out)
@@ -170,7 +163,7 @@ static int finish(struct dbq *x, PGresult **out)
 	snprintf(db->errcolumn, sizeof(db->errcolumn), "%s", code != NULL ? code : "");
 	PQclear(x->res);
 	x->res = NULL;
-	if (strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0) {
+	if (db_sqlstate_retry(db->sqlstate)) {
 		if (x->serial++ < 3) {
 			/* rolled back whole (a concurrent move between calls_live and calls_done,
 			 * or a deadlock): look again, as db_exec does */
@@ -184,7 +177,7 @@ static int finish(struct dbq *x, PGresult **out)
 		log_warn("db %s: serialization failure %d times in a row: sqlstate=%s %s", qq->name,
 			 x->serial, db->sqlstate, log_flat(msg, sizeof(msg), db->errmsg));
 		db->error = DB_QUERY;
-	} else if (unavailable(db->sqlstate)) {
+	} else if (db_sqlstate_unavailable(db->sqlstate)) {
 		log_warn("db %s: server unavailable: sqlstate=%s %s", qq->name, db->sqlstate,
 			 log_flat(msg, sizeof(msg), db->errmsg));
 		db->error = DB_UNAVAILABLE;

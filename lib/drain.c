@@ -1402,10 +1402,7 @@ static int claim_done(struct drain *d, PGresult *res, struct drain_stats *st)
  * again a moment later is all it takes. */
 static bool claim_conflict(const struct drain *d)
 {
-	const struct db *db = d->cq.db;
-
-	return db->error == DB_QUERY &&
-	       (strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0);
+	return d->cq.db->error == DB_QUERY && db_sqlstate_retry(d->cq.db->sqlstate);
 }
 
 /* Whether a claim, or a settle, may go out now: nothing of its kind is out, nor anything at
